@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install Tether with its embedded local model and ask the retail support agent
+# a real question, offline, with no API key (the README's first command).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[local]"
+
+QUESTION=${1:-"DEMO_QUESTION_PLACEHOLDER"}
+exec .venv/bin/tether run examples/retail -m "$QUESTION"

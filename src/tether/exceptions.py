@@ -1,0 +1,162 @@
+"""Every exception Tether raises, in one place.
+
+The tree has three families, so callers can tell *who* has to act::
+
+    TetherError
+    ├── ToolSignal                 raised by tools to steer the runtime
+    │   ├── Retry                  "try this call again" (transient, tool-side)
+    │   └── ToolFailed             a clean, user-explainable failure
+    ├── ConfigError                a developer mistake: fix the code or config
+    │   ├── ToolDefinitionError    a @tool whose signature cannot become a schema
+    │   ├── AgentLoadError         an AGENT reference that cannot be imported
+    │   └── ModelSpecError         a model spec string that names no provider
+    └── RunError                   a run could not proceed; the session is intact
+        ├── ProviderError          a model API failed (status, retryable?)
+        │   └── ModelTimeout       no answer within the configured timeout
+        ├── SessionConflict        another process holds this session's lease
+        ├── SessionNotFound        no session has that id
+        ├── InvalidSessionState    the session cannot take this action now
+        ├── InputRejected          a user message the runtime will not accept
+        ├── ModelIntegrityError    a local model file failed its hash check
+        └── ScriptExhausted        a scripted test model was called once too often
+
+Every message says the likely cause and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentLoadError",
+    "ConfigError",
+    "InputRejected",
+    "InvalidSessionState",
+    "ModelIntegrityError",
+    "ModelSpecError",
+    "ModelTimeout",
+    "ProviderError",
+    "Retry",
+    "RunError",
+    "ScriptExhausted",
+    "SessionConflict",
+    "SessionNotFound",
+    "TetherError",
+    "ToolDefinitionError",
+    "ToolFailed",
+    "ToolSignal",
+]
+
+
+class TetherError(Exception):
+    """Base class of every error Tether raises on purpose."""
+
+
+# --- signals raised by tools -------------------------------------------------
+
+
+class ToolSignal(TetherError):
+    """Raised inside a tool to tell the runtime something about the call."""
+
+
+class Retry(ToolSignal):
+    """The tool hit a transient problem; the call may be tried again."""
+
+
+class ToolFailed(ToolSignal):
+    """The tool could not do what was asked, for a reason the user may be told.
+
+    The message is returned to the model as a structured error result; use it
+    for expected refusals ("order #W1 is not pending") rather than bugs.
+    """
+
+
+# --- developer mistakes ----------------------------------------------------
+
+
+class ConfigError(TetherError):
+    """The agent, tool or runtime is configured wrongly; fix the code or config."""
+
+
+class ToolDefinitionError(ConfigError):
+    """A function decorated with ``@tool`` cannot be described as a tool."""
+
+
+class AgentLoadError(ConfigError):
+    """An agent reference (``module:attr`` or a folder) could not be loaded."""
+
+
+class ModelSpecError(ConfigError):
+    """A model spec string (``anthropic:MODEL``, ``openai:MODEL``, ``local``...) is invalid."""
+
+
+# --- run failures ------------------------------------------------------------
+
+
+class RunError(TetherError):
+    """A run could not proceed. The stored session stays consistent and resumable."""
+
+
+class ProviderError(RunError):
+    """A model provider call failed.
+
+    ``status`` is the HTTP status when there was one; ``retryable`` says whether
+    the failure is transient (429, 5xx, timeouts, connection errors).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        model: str = "",
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.model = model
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class ModelTimeout(ProviderError):
+    """The model did not answer within its timeout."""
+
+    def __init__(self, message: str, *, provider: str = "", model: str = "") -> None:
+        super().__init__(message, provider=provider, model=model, retryable=True)
+
+
+class SessionConflict(RunError):
+    """Another process is advancing this session right now (it holds the lease).
+
+    ``holder`` names the lease holder (``host:pid:nonce``) when known, and
+    ``expires`` when its lease runs out (Unix time).
+    """
+
+    def __init__(
+        self, message: str, *, holder: str | None = None, expires: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.holder = holder
+        self.expires = expires
+
+
+class SessionNotFound(RunError):
+    """No stored session has this id."""
+
+
+class InvalidSessionState(RunError):
+    """The session's state does not allow this action (e.g. it already failed)."""
+
+
+class InputRejected(RunError):
+    """A user message was rejected before anything was stored (empty, too long...)."""
+
+
+class ModelIntegrityError(RunError):
+    """A local model file does not match its published sha256; it is not loaded."""
+
+
+class ScriptExhausted(RunError):
+    """A scripted model was called more times than it has scripted responses."""

@@ -1,0 +1,133 @@
+"""The ``SessionStore`` seam: what the runtime needs from persistence.
+
+DESIGN.md lists the protocol under ``store``; it lives here, in the layer
+that consumes it, so that the runtime never imports the store layer (lower
+layers never import higher ones). ``tether.store`` implements and
+re-exports it.
+
+A session is a row (:class:`SessionRecord`, a cache of state derived from
+the log) plus an append-only log of :class:`~tether.spec.events.Event`.
+Writers hold a *lease*: ``acquire`` takes it (or fails with
+``SessionConflict``), every ``commit`` checks it and renews it, ``release``
+gives it back. A commit is one transaction: the events and the row land
+together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tether.spec.events import Event
+from tether.spec.messages import Usage
+
+__all__ = ["SessionRecord", "SessionStatus", "SessionStore"]
+
+
+class SessionStatus:
+    """Session states. ``idle`` waits for the next user message."""
+
+    RUNNING = "running"
+    IDLE = "idle"
+    AWAITING_APPROVAL = "awaiting_approval"
+    AWAITING_USER = "awaiting_user"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+
+    ALL = frozenset(
+        {RUNNING, IDLE, AWAITING_APPROVAL, AWAITING_USER, COMPLETED, FAILED, BUDGET_EXHAUSTED}
+    )
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """The session row: identity plus a cache of state derived from its events.
+
+    ``event_count`` is the number of stored events (the next event's ``seq``
+    is ``event_count + 1``); ``step`` the step counter; ``last_error`` the
+    message of the failure that stopped the session, if any.
+    """
+
+    id: str
+    agent: str
+    agent_version: str
+    user_id: str | None
+    status: str
+    created_at: float
+    updated_at: float
+    step: int = 0
+    event_count: int = 0
+    usage: Usage = field(default_factory=Usage)
+    last_error: str | None = None
+    lease_owner: str | None = None
+    lease_expires: float | None = None
+
+
+class SessionStore(Protocol):
+    """Durable sessions. Implementations: in-memory, SQLAlchemy (SQLite, PostgreSQL)."""
+
+    async def create(
+        self, record: SessionRecord, events: Sequence[Event], *, owner: str, lease_ttl: float
+    ) -> None:
+        """Insert a new session holding the lease for ``owner``, with its first events.
+
+        Raises ``SessionConflict`` if the id exists.
+        """
+        ...
+
+    async def acquire(
+        self,
+        session_id: str,
+        *,
+        owner: str,
+        now: float,
+        lease_ttl: float,
+        replace: str | None = None,
+    ) -> tuple[SessionRecord, list[Event]]:
+        """Take the lease and load the session with all its stored events.
+
+        Succeeds if the lease is free, expired, already ``owner``'s, or held
+        by exactly ``replace`` (a holder the caller has proven dead). Raises
+        ``SessionNotFound`` or ``SessionConflict`` (with ``holder`` and
+        ``expires``).
+        """
+        ...
+
+    async def commit(
+        self, record: SessionRecord, events: Sequence[Event], *, owner: str, lease_ttl: float
+    ) -> None:
+        """Append ``events`` (their ``seq`` already set) and update the row, atomically.
+
+        Renews the lease to ``record.updated_at + lease_ttl``. Raises
+        ``SessionConflict`` if ``owner`` no longer holds the lease.
+        """
+        ...
+
+    async def release(self, session_id: str, *, owner: str) -> None:
+        """Give the lease back (no-op if ``owner`` does not hold it)."""
+        ...
+
+    async def get(self, session_id: str) -> SessionRecord:
+        """The session row. Raises ``SessionNotFound``."""
+        ...
+
+    async def events(self, session_id: str, *, after_seq: int = 0) -> list[Event]:
+        """Stored events with ``seq > after_seq``, in order."""
+        ...
+
+    async def list_sessions(
+        self,
+        *,
+        limit: int = 50,
+        status: str | None = None,
+        agent: str | None = None,
+        user_id: str | None = None,
+    ) -> list[SessionRecord]:
+        """Most recently updated sessions first."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections. The store is unusable afterwards."""
+        ...

@@ -1,0 +1,613 @@
+"""The runtime: drives sessions step by step and persists after every step.
+
+One *turn* is a user message followed by steps until the agent answers, a
+limit is reached or something fails. One *step* is one model call plus the
+tool calls it asked for. The session commits to its store after every step
+(and, before a tool that is not idempotent runs, commits the intent to run
+it), so a process killed at any point leaves a session that any other
+process can resume from its last committed step.
+
+Usage::
+
+    async with Runtime(store=await open_store()) as rt:
+        result = await rt.run(agent, "Where is my order #W123?")
+        print(result.output)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.exceptions import (
+    ConfigError,
+    InputRejected,
+    InvalidSessionState,
+    ProviderError,
+    RunError,
+    SessionConflict,
+)
+from tether.providers.registry import model_from_spec
+from tether.runtime import lease
+from tether.runtime.context import build_request, system_prompt
+from tether.runtime.execute import execute_tool, outcome_unknown
+from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
+from tether.runtime.state import SessionState
+from tether.spec.agent import Agent
+from tether.spec.events import Event, EventType
+from tether.spec.messages import Message, ToolCall, ToolResult, Usage
+from tether.spec.model import Model, ModelResponse, TextDelta, ToolSpec
+from tether.spec.tools import Tool
+
+__all__ = ["EventSink", "Runtime", "TurnResult"]
+
+log = logging.getLogger("tether.runtime")
+
+EventSink = Callable[[Event], None]
+
+_RESUMABLE = frozenset({SessionStatus.RUNNING, SessionStatus.FAILED})
+_ACCEPTS_MESSAGE = frozenset(
+    {SessionStatus.IDLE, SessionStatus.AWAITING_USER, SessionStatus.FAILED}
+)
+
+
+@dataclass(slots=True)
+class TurnResult:
+    """What one turn ended with.
+
+    ``status`` is the session's status after the turn (``idle`` when the
+    agent answered); ``output`` the final answer, if any; ``error`` a
+    message a person can act on when the turn failed; ``events`` every
+    event of the turn, streamed ones included.
+    """
+
+    session_id: str
+    status: str
+    output: str | None
+    usage: Usage
+    events: list[Event] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(slots=True)
+class _AgentServices:
+    """What the runtime built for one agent version: models, tools, deps."""
+
+    model: Model
+    tools: dict[str, Tool]
+    specs: tuple[ToolSpec, ...]
+    system: str
+    deps: Any
+
+
+class Runtime:
+    """Drives sessions of any agent against one store.
+
+    - ``store``: a :class:`~tether.runtime.ports.SessionStore`; ``None``
+      uses an in-memory store (nothing survives the process).
+    - ``clock``: returns Unix time; injected so tests control time.
+    - ``lease_ttl``: seconds a session's lease lasts without a commit.
+    - ``models``: extra :class:`Model` objects by spec string, used instead
+      of building a provider from the string (tests, custom providers).
+    - ``close_store``: whether :meth:`aclose` also closes the store.
+    """
+
+    def __init__(
+        self,
+        store: SessionStore | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        lease_ttl: float = 300.0,
+        models: dict[str, Model] | None = None,
+        close_store: bool = True,
+    ) -> None:
+        if store is None:
+            from tether.runtime.memory import InMemoryStore
+
+            store = InMemoryStore()
+        self.store = store
+        self.clock = clock
+        self.lease_ttl = lease_ttl
+        self.owner = lease.owner_id()
+        self._close_store = close_store
+        self._models: dict[str, Model] = dict(models or {})
+        self._services: dict[tuple[str, str, int], _AgentServices] = {}
+        self._deps: dict[int, Any] = {}
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close deps the agents built, the models, and (if owned) the store."""
+        for deps in self._deps.values():
+            closer = getattr(deps, "aclose", None) or getattr(deps, "close", None)
+            if closer is not None:
+                res = closer()
+                if asyncio.iscoroutine(res):
+                    await res
+        self._deps.clear()
+        for model in self._models.values():
+            aclose = getattr(model, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if self._close_store:
+            await self.store.aclose()
+
+    # --- public API -------------------------------------------------------
+
+    async def run(
+        self,
+        agent: Agent,
+        message: str,
+        *,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        on_event: EventSink | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> TurnResult:
+        """Send ``message`` to a session (a new one unless ``session_id``) and run the turn.
+
+        ``metadata`` (JSON-serialisable) is recorded when a new session is
+        created, e.g. the agent reference the CLI loaded, so ``tether resume``
+        can find the agent again.
+        """
+        text = self._check_input(agent, message)
+        events: list[Event] = []
+        sink = _tee(events, on_event)
+        turn = await self._open(
+            agent, session_id, user_id, sink, new_message=True, metadata=metadata
+        )
+        try:
+            await turn.add_user_message(text)
+            return await turn.run_steps(events)
+        finally:
+            await turn.close()
+
+    async def resume(
+        self, agent: Agent, session_id: str, *, on_event: EventSink | None = None
+    ) -> TurnResult:
+        """Continue a turn that was interrupted (crash, kill) or failed, from its last step."""
+        events: list[Event] = []
+        sink = _tee(events, on_event)
+        turn = await self._open(agent, session_id, None, sink, new_message=False)
+        try:
+            if turn.state.status not in _RESUMABLE:
+                raise InvalidSessionState(
+                    f"session {session_id} is {turn.state.status!r}; only a running "
+                    "(interrupted) or failed session can be resumed. Send it a new "
+                    "message instead."
+                )
+            turn.emit(
+                EventType.SESSION_RESUMED,
+                {"from_step": turn.state.step, "owner": self.owner},
+            )
+            if turn.state.status == SessionStatus.FAILED:
+                turn.emit(EventType.SESSION_STATUS, {"status": SessionStatus.RUNNING, "reason": "resumed"})
+            return await turn.run_steps(events)
+        finally:
+            await turn.close()
+
+    async def stream(
+        self,
+        agent: Agent,
+        message: str,
+        *,
+        session_id: str | None = None,
+        user_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> AsyncIterator[Event]:
+        """Like :meth:`run`, but yield every event as it happens (text deltas included)."""
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        task = asyncio.create_task(
+            self.run(
+                agent,
+                message,
+                session_id=session_id,
+                user_id=user_id,
+                on_event=queue.put_nowait,
+                metadata=metadata,
+            )
+        )
+        task.add_done_callback(lambda _t: queue.put_nowait(None))
+        try:
+            while (ev := await queue.get()) is not None:
+                yield ev
+            await task  # re-raise what the turn raised
+        finally:
+            if not task.done():
+                task.cancel()
+
+    async def load(self, session_id: str) -> SessionState:
+        """The current state of a stored session (read-only; no lease taken)."""
+        record = await self.store.get(session_id)
+        state = SessionState.from_events(session_id, await self.store.events(session_id))
+        state.status = record.status
+        return state
+
+    # --- internals --------------------------------------------------------
+
+    def _check_input(self, agent: Agent, message: str) -> str:
+        if not isinstance(message, str):
+            raise InputRejected(f"a user message must be text, got {type(message).__name__}")
+        text = message.strip()
+        if not text:
+            raise InputRejected("the message is empty; type what you need")
+        limit = agent.limits.max_input_chars
+        if len(text) > limit:
+            raise InputRejected(
+                f"the message has {len(text):,} characters; this agent accepts at most "
+                f"{limit:,}. Shorten it or attach the document through a tool."
+            )
+        return text
+
+    def _model(self, ref: str | Model, timeout: float) -> Model:
+        if not isinstance(ref, str):
+            return ref
+        model = self._models.get(ref)
+        if model is None:
+            model = model_from_spec(ref, timeout=timeout)
+            self._models[ref] = model
+        return model
+
+    def _services_for(self, agent: Agent) -> _AgentServices:
+        key = (agent.name, agent.version, id(agent))
+        svc = self._services.get(key)
+        if svc is None:
+            deps = None
+            if agent.deps is not None:
+                deps = self._deps.get(id(agent.deps))
+                if deps is None:
+                    deps = agent.deps()
+                    self._deps[id(agent.deps)] = deps
+            svc = _AgentServices(
+                model=self._model(agent.models[0], agent.limits.model_timeout),
+                tools={t.name: t for t in agent.tools},
+                specs=tuple(t.spec for t in agent.tools),
+                system=system_prompt(agent),
+                deps=deps,
+            )
+            self._services[key] = svc
+        return svc
+
+    async def _open(
+        self,
+        agent: Agent,
+        session_id: str | None,
+        user_id: str | None,
+        sink: EventSink,
+        *,
+        new_message: bool,
+        metadata: dict[str, Any] | None = None,
+    ) -> _Turn:
+        svc = self._services_for(agent)
+        now = self.clock()
+        if session_id is None:
+            sid = uuid.uuid4().hex
+            record = SessionRecord(
+                id=sid,
+                agent=agent.name,
+                agent_version=agent.version,
+                user_id=user_id,
+                status=SessionStatus.IDLE,
+                created_at=now,
+                updated_at=now,
+            )
+            state = SessionState(
+                session_id=sid, agent=agent.name, agent_version=agent.version, user_id=user_id
+            )
+            turn = _Turn(self, agent, svc, record, state, sink)
+            created: dict[str, Any] = {
+                "agent": agent.name,
+                "version": agent.version,
+                "user_id": user_id,
+                "models": [m if isinstance(m, str) else m.name for m in agent.models],
+            }
+            if metadata:
+                created["metadata"] = metadata
+            turn.emit(EventType.SESSION_CREATED, created)
+            await self.store.create(
+                record, turn.take_pending(), owner=self.owner, lease_ttl=self.lease_ttl
+            )
+            return turn
+        record, stored = await self._acquire(session_id, now)
+        try:
+            if record.agent != agent.name:
+                raise ConfigError(
+                    f"session {session_id} belongs to agent {record.agent!r}, not "
+                    f"{agent.name!r}; load the agent it was started with"
+                )
+            if record.agent_version != agent.version:
+                log.warning(
+                    "session %s started on %s v%s; continuing with v%s",
+                    session_id,
+                    record.agent,
+                    record.agent_version,
+                    agent.version,
+                )
+            state = SessionState.from_events(session_id, stored)
+            state.status = record.status
+            if new_message and record.status not in _ACCEPTS_MESSAGE:
+                hint = (
+                    f"it was interrupted mid-turn; run `tether resume {session_id}` first"
+                    if record.status == SessionStatus.RUNNING
+                    else "it has ended; start a new session"
+                )
+                raise InvalidSessionState(
+                    f"session {session_id} is {record.status!r} and cannot take a new message: {hint}"
+                )
+        except BaseException:
+            await self.store.release(session_id, owner=self.owner)
+            raise
+        return _Turn(self, agent, svc, record, state, sink)
+
+    async def _acquire(self, session_id: str, now: float) -> tuple[SessionRecord, list[Event]]:
+        try:
+            return await self.store.acquire(
+                session_id, owner=self.owner, now=now, lease_ttl=self.lease_ttl
+            )
+        except SessionConflict as exc:
+            if exc.holder and lease.holder_is_dead(exc.holder):
+                log.warning(
+                    "session %s: lease holder %s is no longer running; taking over",
+                    session_id,
+                    exc.holder,
+                )
+                return await self.store.acquire(
+                    session_id,
+                    owner=self.owner,
+                    now=now,
+                    lease_ttl=self.lease_ttl,
+                    replace=exc.holder,
+                )
+            raise
+
+
+def _tee(events: list[Event], on_event: EventSink | None) -> EventSink:
+    if on_event is None:
+        return events.append
+
+    def sink(ev: Event) -> None:
+        events.append(ev)
+        on_event(ev)
+
+    return sink
+
+
+class _Turn:
+    """One turn of one session, holding its lease. Not shared between tasks."""
+
+    __slots__ = ("agent", "latency_ms", "pending", "record", "rt", "sink", "state", "svc")
+
+    def __init__(
+        self,
+        rt: Runtime,
+        agent: Agent,
+        svc: _AgentServices,
+        record: SessionRecord,
+        state: SessionState,
+        sink: EventSink,
+    ) -> None:
+        self.rt = rt
+        self.agent = agent
+        self.svc = svc
+        self.record = record
+        self.state = state
+        self.sink = sink
+        self.pending: list[Event] = []
+        self.latency_ms = 0.0
+
+    # events ---------------------------------------------------------------
+
+    def emit(
+        self,
+        type_: str,
+        data: dict[str, Any],
+        usage: Usage | None = None,
+        message: Message | None = None,
+    ) -> Event:
+        """Create an event, fold it into the state, queue it for the next commit."""
+        st = self.state
+        st.event_count += 1
+        ev = Event(type_, st.session_id, st.step, self.rt.clock(), data, usage, st.event_count)
+        st.apply(ev, message)
+        self.pending.append(ev)
+        self.sink(ev)
+        return ev
+
+    def take_pending(self) -> list[Event]:
+        out, self.pending = self.pending, []
+        return out
+
+    async def commit(self) -> None:
+        """Write the queued events and the row in one transaction (renews the lease)."""
+        st, rec = self.state, self.record
+        rec.status = st.status
+        rec.step = st.step
+        rec.event_count = st.event_count
+        rec.usage = st.usage
+        rec.last_error = st.last_error
+        rec.updated_at = self.rt.clock()
+        await self.rt.store.commit(
+            rec, self.take_pending(), owner=self.rt.owner, lease_ttl=self.rt.lease_ttl
+        )
+
+    async def close(self) -> None:
+        """Commit anything left (best effort) and release the lease."""
+        try:
+            if self.pending:
+                await self.commit()
+        except RunError:
+            log.exception("session %s: final commit failed", self.state.session_id)
+        finally:
+            await self.rt.store.release(self.state.session_id, owner=self.rt.owner)
+
+    # the turn -------------------------------------------------------------
+
+    async def add_user_message(self, text: str) -> None:
+        self.emit(EventType.USER_MESSAGE, {"text": text})
+        await self.commit()
+
+    async def run_steps(self, events: list[Event]) -> TurnResult:
+        st = self.state
+        limits = self.agent.limits
+        started_step = st.step
+        turn_usage = Usage()
+        # A resumed turn may stop between a tool call's intent and its result.
+        if st.open_calls:
+            await self._settle_open_calls()
+        while st.step - started_step < limits.max_steps_per_turn:
+            st.step += 1
+            try:
+                response = await self._call_model()
+            except ProviderError as exc:
+                return await self._fail(f"the model is unavailable: {exc}", events, turn_usage)
+            turn_usage = turn_usage + response.usage
+            msg = response.message
+            calls = msg.tool_calls
+            self.emit(
+                EventType.MODEL_RESPONSE,
+                {
+                    "message": msg.to_dict(),
+                    "model": response.model,
+                    "stop_reason": response.stop_reason,
+                    "latency_ms": self.latency_ms,
+                },
+                response.usage,
+                msg,
+            )
+            if not calls:
+                self.emit(EventType.TURN_COMPLETED, {"output": msg.text})
+                await self.commit()
+                return TurnResult(st.session_id, st.status, msg.text, turn_usage, events)
+            await self._run_calls(calls)
+        return await self._fail(
+            f"the agent took {limits.max_steps_per_turn} steps without answering; "
+            "the turn was stopped (raise Limits.max_steps_per_turn if that is expected)",
+            events,
+            turn_usage,
+        )
+
+    async def _call_model(self) -> ModelResponse:
+        st = self.state
+        request = build_request(
+            self.agent, st.messages, self.svc.specs, system=self.svc.system
+        )
+        model = self.svc.model
+        sid, step, clock, sink = st.session_id, st.step, self.rt.clock, self.sink
+        t0 = time.perf_counter()
+        response: ModelResponse | None = None
+        try:
+            async with asyncio.timeout(self.agent.limits.model_timeout):
+                async for item in model.stream(request):
+                    if isinstance(item, TextDelta):
+                        sink(Event(EventType.MODEL_DELTA, sid, step, clock(), {"text": item.text}))
+                    else:
+                        response = item
+        except TimeoutError as exc:
+            raise ProviderError(
+                f"{model.name} did not answer within {self.agent.limits.model_timeout:g} s",
+                model=model.name,
+                retryable=True,
+            ) from exc
+        if response is None:
+            raise ProviderError(
+                f"{model.name} ended its stream without a response", model=model.name, retryable=True
+            )
+        self.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
+        return response
+
+    async def _run_calls(self, calls: Sequence[ToolCall]) -> None:
+        st = self.state
+        cap = self.agent.limits.max_tool_calls_per_step
+        tools = self.svc.tools
+        needs_intent = False
+        for i, call in enumerate(calls):
+            tool = tools.get(call.name)
+            if i < cap and tool is not None:
+                self.emit(
+                    EventType.TOOL_STARTED,
+                    {
+                        "call_id": call.id,
+                        "name": call.name,
+                        "arguments": call.arguments,
+                        "idempotency_key": f"{st.session_id}:{st.step}:{call.id}",
+                    },
+                )
+                needs_intent = needs_intent or not tool.idempotent
+        if needs_intent:
+            # The intent to run a tool that must not run twice is durable before it runs.
+            await self.commit()
+        for i, call in enumerate(calls):
+            if i >= cap:
+                result = ToolResult(
+                    call.id,
+                    call.name,
+                    f"not executed: at most {cap} tool calls are run per step; "
+                    "call the remaining tools one at a time",
+                    is_error=True,
+                )
+                self._finish(result, 0.0, None)
+                continue
+            await self._execute(call)
+        await self.commit()
+
+    async def _execute(self, call: ToolCall) -> None:
+        st = self.state
+        t0 = time.perf_counter()
+        result, new_vars = await execute_tool(
+            self.svc.tools,
+            call,
+            session_id=st.session_id,
+            step=st.step,
+            user_id=st.user_id,
+            vars=st.vars,
+            deps=self.svc.deps,
+        )
+        self._finish(result, (time.perf_counter() - t0) * 1000, new_vars)
+
+    def _finish(self, result: ToolResult, ms: float, new_vars: dict[str, Any] | None) -> None:
+        data: dict[str, Any] = {
+            "call_id": result.call_id,
+            "name": result.name,
+            "content": result.content,
+            "is_error": result.is_error,
+            "duration_ms": round(ms, 3),
+        }
+        if new_vars:
+            data["vars"] = new_vars
+        self.emit(EventType.TOOL_FINISHED, data)
+
+    async def _settle_open_calls(self) -> None:
+        """Give every unanswered call of an interrupted step a result.
+
+        A call that never started, or whose tool is idempotent, runs (again);
+        a non-idempotent call that started but left no result is *not* re-run:
+        its outcome is unknown, and the model is told so.
+        """
+        st = self.state
+        for call in st.unanswered_calls():
+            tool = self.svc.tools.get(call.name)
+            if call.id in st.started and tool is not None and not tool.idempotent:
+                self._finish(outcome_unknown(call), 0.0, None)
+            else:
+                await self._execute(call)
+        await self.commit()
+
+    async def _fail(self, reason: str, events: list[Event], usage: Usage) -> TurnResult:
+        log.error("session %s failed: %s", self.state.session_id, reason)
+        self.emit(EventType.SESSION_STATUS, {"status": SessionStatus.FAILED, "reason": reason})
+        await self.commit()
+        st = self.state
+        return TurnResult(st.session_id, st.status, None, usage, events, error=reason)

@@ -1,0 +1,120 @@
+"""Session state as a fold over the session's stored events.
+
+The log is the truth; :class:`SessionState` is what the step machine needs
+to continue: the conversation, the session vars tools have set, the tool
+calls still waiting for a result, the step counter and usage. Building it
+from the log (``SessionState.from_events``) is what makes any process able
+to resume any session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.runtime.ports import SessionStatus
+from tether.spec.events import Event, EventType
+from tether.spec.messages import Message, ToolCall, ToolResult, Usage
+
+__all__ = ["SessionState"]
+
+
+@dataclass(slots=True)
+class SessionState:
+    """Everything needed to take the next step of a session."""
+
+    session_id: str
+    agent: str = ""
+    agent_version: str = ""
+    user_id: str | None = None
+    status: str = SessionStatus.IDLE
+    step: int = 0
+    event_count: int = 0
+    messages: list[Message] = field(default_factory=list)
+    vars: dict[str, Any] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    last_error: str | None = None
+    #: tool calls of the last assistant message that have no result yet
+    open_calls: dict[str, ToolCall] = field(default_factory=dict)
+    #: calls whose execution was recorded as started (``tool.started``)
+    started: set[str] = field(default_factory=set)
+    #: results gathered for the last assistant message, by call id
+    partial_results: dict[str, ToolResult] = field(default_factory=dict)
+    last_output: str | None = None
+
+    @classmethod
+    def from_events(cls, session_id: str, events: Iterable[Event]) -> SessionState:
+        state = cls(session_id=session_id)
+        for ev in events:
+            state.apply(ev)
+        return state
+
+    def apply(self, ev: Event, message: Message | None = None) -> None:
+        """Fold one event into the state (stored events only).
+
+        ``message`` may pass the already-built :class:`Message` of a
+        ``model.response`` event, sparing the parse of ``ev.data``.
+        """
+        t = ev.type
+        data = ev.data
+        if ev.seq:
+            self.event_count = ev.seq
+        if ev.step > self.step:
+            self.step = ev.step
+        if ev.usage is not None:
+            self.usage = self.usage + ev.usage
+        if t == EventType.MODEL_RESPONSE:
+            msg = message if message is not None else Message.from_dict(data["message"])
+            self.messages.append(msg)
+            self.open_calls = {c.id: c for c in msg.tool_calls}
+            self.partial_results = {}
+            self.started = set()
+        elif t == EventType.TOOL_STARTED:
+            self.started.add(data["call_id"])
+        elif t == EventType.TOOL_FINISHED:
+            self.record_result(
+                ToolResult(
+                    call_id=data["call_id"],
+                    name=data["name"],
+                    content=data["content"],
+                    is_error=bool(data.get("is_error", False)),
+                )
+            )
+            new_vars = data.get("vars")
+            if new_vars:
+                self.vars.update(new_vars)
+        elif t == EventType.USER_MESSAGE:
+            self.messages.append(Message(role="user", text=data["text"]))
+            self.status = SessionStatus.RUNNING
+            self.last_error = None
+        elif t == EventType.TURN_COMPLETED:
+            self.last_output = data.get("output")
+            self.status = SessionStatus.IDLE
+        elif t == EventType.SESSION_STATUS:
+            self.status = data["status"]
+            if self.status == SessionStatus.FAILED:
+                self.last_error = data.get("reason")
+            elif self.status == SessionStatus.RUNNING:
+                self.last_error = None
+        elif t == EventType.SESSION_CREATED:
+            self.agent = data["agent"]
+            self.agent_version = data["version"]
+            self.user_id = data.get("user_id")
+
+    def record_result(self, result: ToolResult) -> None:
+        """Add one tool result; once every open call has one, close the tool message."""
+        if result.call_id not in self.open_calls:
+            return
+        self.partial_results[result.call_id] = result
+        self.started.discard(result.call_id)
+        if len(self.partial_results) == len(self.open_calls):
+            ordered = tuple(self.partial_results[cid] for cid in self.open_calls)
+            self.messages.append(Message(role="tool", results=ordered))
+            self.open_calls = {}
+            self.partial_results = {}
+            self.started = set()
+
+    def unanswered_calls(self) -> list[ToolCall]:
+        """Open calls of the last assistant message still lacking a result, in order."""
+        return [c for cid, c in self.open_calls.items() if cid not in self.partial_results]

@@ -1,0 +1,124 @@
+"""Agent declarations: a versioned, frozen description of what an agent is.
+
+An :class:`Agent` is pure data: instructions, a model chain, tools and
+limits. The runtime turns model spec strings into providers at the edge, so
+an agent can be declared, imported and inspected without any API key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.exceptions import ConfigError
+from tether.spec.model import Model
+from tether.spec.tools import Tool
+
+__all__ = ["Agent", "Limits"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Per-turn and per-call bounds. Every field has a safe default.
+
+    - ``max_steps_per_turn``: model calls in one user turn before the turn
+      fails cleanly (guards against an agent that never answers).
+    - ``max_tool_calls_per_step``: tool calls honoured from one model response.
+    - ``max_output_tokens``: the output cap passed to every model call.
+    - ``model_timeout``: seconds one model call may take in total.
+    - ``max_input_chars``: longest user message accepted.
+    """
+
+    max_steps_per_turn: int = 25
+    max_tool_calls_per_step: int = 8
+    max_output_tokens: int = 1024
+    model_timeout: float = 120.0
+    max_input_chars: int = 32_000
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_steps_per_turn",
+            "max_tool_calls_per_step",
+            "max_output_tokens",
+            "max_input_chars",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"Limits.{name} must be at least 1")
+        if self.model_timeout <= 0:
+            raise ConfigError("Limits.model_timeout must be positive (seconds)")
+
+
+ModelRef = str | Model
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Agent:
+    """A versioned agent.
+
+    - ``name``, ``version``: identify it; sessions remember both.
+    - ``instructions``: the fixed system prompt for this version. It is never
+      built from user data; per-session data goes into session vars.
+    - ``models``: the chain, primary first, as spec strings (``anthropic:MODEL``,
+      ``openai:MODEL``, ``local``, ``local:PATH.gguf``, ``scripted``) or
+      :class:`~tether.spec.model.Model` objects.
+    - ``tools``: the only tools this agent can call.
+    - ``deps``: a zero-argument factory whose result tools receive as
+      ``ctx.deps`` (a database handle, a client). Called once per runtime.
+    - ``temperature``: passed to the model; ``None`` keeps the provider's default.
+    """
+
+    name: str
+    instructions: str
+    version: str = "1"
+    description: str = ""
+    models: tuple[ModelRef, ...] = ("local",)
+    tools: tuple[Tool, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    deps: Callable[[], Any] | None = None
+    temperature: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(
+                f"agent name {self.name!r} must be non-empty letters, digits, '-' or '_'"
+            )
+        if not self.models:
+            raise ConfigError(f"agent {self.name!r} has an empty model chain; name one model")
+        if isinstance(self.models, (str, list)) or isinstance(self.tools, list):
+            object.__setattr__(
+                self,
+                "models",
+                (self.models,) if isinstance(self.models, str) else tuple(self.models),
+            )
+            object.__setattr__(self, "tools", tuple(self.tools))
+        seen: set[str] = set()
+        for t in self.tools:
+            if not isinstance(t, Tool):
+                raise ConfigError(
+                    f"agent {self.name!r}: {t!r} is not a Tool; decorate it with @tether.tool"
+                )
+            if t.name in seen:
+                raise ConfigError(f"agent {self.name!r}: two tools are named {t.name!r}")
+            seen.add(t.name)
+
+    def tool(self, name: str) -> Tool | None:
+        """The agent's tool called ``name``, or ``None``."""
+        for t in self.tools:
+            if t.name == name:
+                return t
+        return None
+
+    def with_models(self, models: Sequence[ModelRef]) -> Agent:
+        """A copy of this agent with another model chain (same name and version)."""
+        return Agent(
+            name=self.name,
+            instructions=self.instructions,
+            version=self.version,
+            description=self.description,
+            models=tuple(models),
+            tools=self.tools,
+            limits=self.limits,
+            deps=self.deps,
+            temperature=self.temperature,
+        )

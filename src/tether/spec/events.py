@@ -1,0 +1,102 @@
+"""The one event model.
+
+Every thing that happens to a session is an :class:`Event`. The same events
+are stored (the session's append-only log), streamed to the CLI and the
+server, and read by evals. Session state is a fold over the stored events
+(``tether.runtime.state``); the session row only caches it.
+
+Event types (``Event.type``) and their ``data``:
+
+=====================  ==========================================================
+``session.created``    ``agent``, ``version``, ``user_id``
+``message.user``       ``text``
+``model.delta``        ``text`` (streamed only, never stored)
+``model.response``     ``message`` (a stored :class:`Message`), ``model``,
+                       ``stop_reason``, ``latency_ms``; ``usage`` set
+``tool.started``       ``call_id``, ``name``, ``arguments``, ``idempotency_key``
+``tool.finished``      ``call_id``, ``name``, ``content``, ``is_error``,
+                       ``duration_ms``, optional ``vars`` (session vars set)
+``turn.completed``     ``output`` (the final answer text)
+``session.status``     ``status``, ``reason``
+``session.resumed``    ``from_step``, ``owner``
+=====================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from tether.spec.messages import Usage
+
+__all__ = [
+    "EPHEMERAL_TYPES",
+    "Event",
+    "EventType",
+]
+
+
+class EventType:
+    """Names of event types, as constants (``Event.type`` is a plain string)."""
+
+    SESSION_CREATED: Final = "session.created"
+    USER_MESSAGE: Final = "message.user"
+    MODEL_DELTA: Final = "model.delta"
+    MODEL_RESPONSE: Final = "model.response"
+    TOOL_STARTED: Final = "tool.started"
+    TOOL_FINISHED: Final = "tool.finished"
+    TURN_COMPLETED: Final = "turn.completed"
+    SESSION_STATUS: Final = "session.status"
+    SESSION_RESUMED: Final = "session.resumed"
+
+
+EPHEMERAL_TYPES: Final = frozenset({EventType.MODEL_DELTA})
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened in a session.
+
+    ``step`` is the session's step counter when it happened; ``seq`` the
+    event's position in the stored log (0 until stored, and for streamed-only
+    events); ``time`` is a Unix timestamp from the runtime's injected clock.
+    """
+
+    type: str
+    session_id: str
+    step: int
+    time: float
+    data: dict[str, Any] = field(default_factory=dict)
+    usage: Usage | None = None
+    seq: int = 0
+
+    @property
+    def stored(self) -> bool:
+        """Whether this event type belongs in the session's log."""
+        return self.type not in EPHEMERAL_TYPES
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "type": self.type,
+            "session_id": self.session_id,
+            "step": self.step,
+            "time": self.time,
+            "seq": self.seq,
+            "data": self.data,
+        }
+        if self.usage is not None:
+            d["usage"] = self.usage.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Event:
+        u = d.get("usage")
+        return cls(
+            type=d["type"],
+            session_id=d["session_id"],
+            step=int(d["step"]),
+            time=float(d["time"]),
+            data=dict(d.get("data") or {}),
+            usage=Usage.from_dict(u) if u else None,
+            seq=int(d.get("seq", 0)),
+        )

@@ -1,0 +1,281 @@
+"""Tool declarations: ``@tool`` turns a typed, documented function into a :class:`Tool`.
+
+The argument JSON Schema comes from the type hints, the descriptions from
+the docstring (Google, reST or NumPy style). A parameter annotated with
+:class:`ToolContext` is not part of the schema: the runtime passes the call's
+context there (session id, idempotency key, session vars, the agent's deps).
+
+Risk flags say what the tool can do; the runtime (not the prompt) acts on
+them: ``reads``, ``writes``, ``irreversible``, ``high_stakes``,
+``external_comms``, ``critical``; ``untrusted_output`` marks output that may
+carry instructions (web pages, emails); ``idempotent`` says a repeated call
+is harmless (so it may be retried or re-run after a crash).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+import docstring_parser
+import pydantic
+
+from tether.exceptions import ToolDefinitionError
+from tether.spec.model import ToolSpec
+
+__all__ = ["Risk", "Tool", "ToolContext", "tool"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Risk:
+    """What a tool can do. All false means a pure computation."""
+
+    reads: bool = False
+    writes: bool = False
+    irreversible: bool = False
+    high_stakes: bool = False
+    external_comms: bool = False
+    critical: bool = False
+
+    def names(self) -> tuple[str, ...]:
+        """The flags that are set, in declaration order."""
+        return tuple(
+            n
+            for n in (
+                "reads",
+                "writes",
+                "irreversible",
+                "high_stakes",
+                "external_comms",
+                "critical",
+            )
+            if getattr(self, n)
+        )
+
+
+@dataclass(slots=True)
+class ToolContext:
+    """What a tool may know about the call it serves.
+
+    ``vars`` is the session's small key-value store (for example the
+    authenticated user id); changes a tool makes to it are recorded in the
+    ``tool.finished`` event and so survive restarts. ``deps`` is whatever the
+    agent's ``deps`` factory built (a database handle, an HTTP client).
+    ``idempotency_key`` is stable for this call across retries and resumes:
+    pass it downstream so a repeated call is de-duplicated there too.
+    """
+
+    session_id: str
+    step: int
+    call_id: str
+    idempotency_key: str
+    user_id: str | None
+    vars: dict[str, Any]
+    deps: Any = None
+
+
+ToolFn = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A declared tool. Call it with ``await tool(ctx, arguments)``.
+
+    Async functions run on the event loop; plain functions run in a worker
+    thread (they may block), so a plain function must be thread-safe.
+    """
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    fn: ToolFn
+    risk: Risk = field(default_factory=Risk)
+    untrusted_output: bool = False
+    idempotent: bool = False
+    timeout: float = 30.0
+    is_async: bool = False
+    context_param: str | None = None
+    validator: type[pydantic.BaseModel] | None = None
+
+    @property
+    def spec(self) -> ToolSpec:
+        """What the model is told about this tool."""
+        return ToolSpec(self.name, self.description, self.parameters)
+
+    def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Check ``arguments`` against the schema; return them coerced.
+
+        Raises ``pydantic.ValidationError`` with every problem listed.
+        """
+        if self.validator is None:
+            return arguments
+        model = self.validator.model_validate(arguments)
+        return {k: getattr(model, k) for k in type(model).model_fields}
+
+    async def __call__(self, ctx: ToolContext, arguments: dict[str, Any]) -> Any:
+        kwargs = self.validate(arguments)
+        if self.context_param is not None:
+            kwargs[self.context_param] = ctx
+        if self.is_async:
+            return await typing.cast(Callable[..., Awaitable[Any]], self.fn)(**kwargs)
+        # A plain function may block (a database query, a file read): run it in
+        # a worker thread so the event loop, and every other session, keeps going
+        # and the runtime's timeout can still fire.
+        return await asyncio.to_thread(self.fn, **kwargs)
+
+
+def _is_context(annotation: Any) -> bool:
+    return annotation is ToolContext or (
+        isinstance(annotation, str) and annotation.split(".")[-1] == "ToolContext"
+    )
+
+
+def _build(
+    fn: ToolFn,
+    *,
+    name: str | None,
+    description: str | None,
+    risk: Risk,
+    untrusted_output: bool,
+    idempotent: bool,
+    timeout: float,
+) -> Tool:
+    if not callable(fn):
+        raise ToolDefinitionError(f"@tool needs a function, got {fn!r}")
+    tool_name = name or fn.__name__
+    doc = docstring_parser.parse(inspect.getdoc(fn) or "")
+    param_docs = {p.arg_name: (p.description or "") for p in doc.params}
+    summary = "\n\n".join(x for x in (doc.short_description, doc.long_description) if x)
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception as exc:  # NameError from unresolvable forward refs, mostly
+        raise ToolDefinitionError(
+            f"tool {tool_name!r}: cannot resolve its type hints ({exc}); "
+            "import the types it names at module level"
+        ) from exc
+    fields: dict[str, Any] = {}
+    context_param: str | None = None
+    for pname, param in inspect.signature(fn).parameters.items():
+        ann = hints.get(pname, param.annotation)
+        if _is_context(ann):
+            context_param = pname
+            continue
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ToolDefinitionError(
+                f"tool {tool_name!r}: *args/**kwargs cannot be described to a model; "
+                "declare each argument with a type"
+            )
+        if ann is inspect.Parameter.empty:
+            raise ToolDefinitionError(
+                f"tool {tool_name!r}: argument {pname!r} has no type hint; "
+                "add one so its JSON Schema can be derived"
+            )
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[pname] = (ann, pydantic.Field(default, description=param_docs.get(pname) or None))
+    try:
+        validator = pydantic.create_model(
+            f"{tool_name}_args",
+            __config__=pydantic.ConfigDict(extra="forbid"),
+            **fields,
+        )
+        schema = validator.model_json_schema()
+    except Exception as exc:
+        raise ToolDefinitionError(
+            f"tool {tool_name!r}: its argument types cannot become a JSON Schema ({exc})"
+        ) from exc
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+    if not summary:
+        raise ToolDefinitionError(
+            f"tool {tool_name!r} has no docstring; the model needs a description "
+            "to know when to call it"
+        )
+    return Tool(
+        name=tool_name,
+        description=description or summary,
+        parameters=schema,
+        fn=fn,
+        risk=risk,
+        untrusted_output=untrusted_output,
+        idempotent=idempotent,
+        timeout=timeout,
+        is_async=inspect.iscoroutinefunction(fn),
+        context_param=context_param,
+        validator=validator,
+    )
+
+
+@overload
+def tool(fn: ToolFn, /) -> Tool: ...
+
+
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    reads: bool = False,
+    writes: bool = False,
+    irreversible: bool = False,
+    high_stakes: bool = False,
+    external_comms: bool = False,
+    critical: bool = False,
+    untrusted_output: bool = False,
+    idempotent: bool | None = None,
+    timeout: float = 30.0,
+) -> Callable[[ToolFn], Tool]: ...
+
+
+def tool(
+    fn: ToolFn | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    reads: bool = False,
+    writes: bool = False,
+    irreversible: bool = False,
+    high_stakes: bool = False,
+    external_comms: bool = False,
+    critical: bool = False,
+    untrusted_output: bool = False,
+    idempotent: bool | None = None,
+    timeout: float = 30.0,
+) -> Tool | Callable[[ToolFn], Tool]:
+    """Declare a tool. Use bare (``@tool``) or with flags (``@tool(reads=True)``).
+
+    ``idempotent`` defaults to true for tools that do not write and have no
+    external effect, and false otherwise. ``timeout`` (seconds) bounds each call.
+    """
+    if timeout <= 0:
+        raise ToolDefinitionError(f"tool timeout must be positive, got {timeout}")
+    risk = Risk(
+        reads=reads,
+        writes=writes or irreversible,
+        irreversible=irreversible,
+        high_stakes=high_stakes,
+        external_comms=external_comms,
+        critical=critical,
+    )
+    effectful = risk.writes or external_comms or high_stakes or critical
+    idem = (not effectful) if idempotent is None else idempotent
+
+    def wrap(f: ToolFn) -> Tool:
+        return _build(
+            f,
+            name=name,
+            description=description,
+            risk=risk,
+            untrusted_output=untrusted_output,
+            idempotent=idem,
+            timeout=timeout,
+        )
+
+    if fn is not None:
+        return wrap(fn)
+    return wrap

@@ -1,0 +1,288 @@
+"""The ``tether`` command line (typer + rich).
+
+Commands: ``chat``, ``run``, ``resume``, ``sessions list``, ``sessions show``.
+Every command reads the store from ``--db`` or ``TETHER_DATABASE_URL``
+(default: SQLite under ``~/.tether``). Errors print one actionable line
+and exit with status 2 (usage) or 1 (the turn failed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from tether.exceptions import ConfigError, RunError, TetherError
+from tether.runtime import Runtime, TurnResult
+from tether.spec.agent import Agent
+from tether.spec.events import EventType
+from tether.store import open_store
+from tether.surfaces.cli.render import LiveTurnPrinter, sessions_table, timeline_table
+from tether.surfaces.loader import load_agent
+from tether.surfaces.logs import configure_logging
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="tether",
+    help="Run tool-using LLM agents with durable sessions.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+sessions_app = typer.Typer(help="Inspect stored sessions.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+
+out = Console()
+err = Console(stderr=True)
+
+T = TypeVar("T")
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Store URL (default: $TETHER_DATABASE_URL or ~/.tether SQLite)."),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Model chain, comma-separated: anthropic:MODEL, openai:MODEL, local, local:PATH.gguf.",
+    ),
+]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(Text(f"error: {message}", style="bold red"))
+    return typer.Exit(code)
+
+
+def _run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    try:
+        return asyncio.run(fn())
+    except TetherError as exc:
+        raise _fail(str(exc), 1 if isinstance(exc, RunError) else 2) from None
+
+
+def _agent(ref: str, model: str | None) -> Agent:
+    try:
+        agent = load_agent(ref)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if model:
+        agent = agent.with_models([m.strip() for m in model.split(",") if m.strip()])
+    return agent
+
+
+async def _runtime(db: str | None) -> Runtime:
+    return Runtime(store=await open_store(db))
+
+
+def _result_json(result: TurnResult) -> dict[str, Any]:
+    tool_calls = [
+        {"name": e.data["name"], "arguments": e.data["arguments"]}
+        for e in result.events
+        if e.type == EventType.TOOL_STARTED
+    ]
+    return {
+        "session_id": result.session_id,
+        "status": result.status,
+        "output": result.output,
+        "error": result.error,
+        "tool_calls": tool_calls,
+        "usage": result.usage.to_dict(),
+    }
+
+
+@app.callback()
+def _setup(
+    log_level: Annotated[str, typer.Option(help="Log level for stderr.")] = "WARNING",
+) -> None:
+    configure_logging(log_level)
+
+
+@app.command()
+def run(
+    agent_ref: Annotated[str, typer.Argument(metavar="AGENT", help="module:attr or a folder.")],
+    message: Annotated[str, typer.Option("-m", "--message", help="The user message.")],
+    model: ModelOption = None,
+    session: Annotated[
+        str | None, typer.Option("--session", help="Continue this session.")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="The end user's id.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Run one turn non-interactively and print the answer."""
+    agent = _agent(agent_ref, model)
+    printer = None if as_json else LiveTurnPrinter(err)
+
+    async def go() -> TurnResult:
+        async with await _runtime(db) as rt:
+            return await rt.run(
+                agent,
+                message,
+                session_id=session,
+                user_id=user,
+                on_event=printer,
+                metadata={"agent_ref": agent_ref},
+            )
+
+    result = _run_async(go)
+    if as_json:
+        sys.stdout.write(json.dumps(_result_json(result), ensure_ascii=False) + "\n")
+    elif result.output is not None:
+        out.print(result.output, markup=False, highlight=False)
+    if not as_json:
+        err.print(Text(f"session {result.session_id} · {result.status}", style="dim"))
+    if result.error:
+        if not as_json:
+            err.print(Text(f"error: {result.error}", style="bold red"))
+        raise typer.Exit(1)
+
+
+@app.command()
+def chat(
+    agent_ref: Annotated[str, typer.Argument(metavar="AGENT", help="module:attr or a folder.")],
+    model: ModelOption = None,
+    session: Annotated[
+        str | None, typer.Option("--session", help="Continue this session.")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="The end user's id.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Talk to an agent interactively; tokens stream, tool calls show as they run."""
+    agent = _agent(agent_ref, model)
+    printer = LiveTurnPrinter(out)
+
+    async def go() -> None:
+        sid = session
+        async with await _runtime(db) as rt:
+            out.print(
+                Text(f"{agent.name} v{agent.version} · type /exit or Ctrl-D to leave", style="dim")
+            )
+            while True:
+                try:
+                    line = await asyncio.to_thread(input, "you> ")
+                except (EOFError, KeyboardInterrupt):
+                    out.print()
+                    break
+                if line.strip() in {"/exit", "/quit"}:
+                    break
+                if not line.strip():
+                    continue
+                try:
+                    result = await rt.run(
+                        agent,
+                        line,
+                        session_id=sid,
+                        user_id=user,
+                        on_event=printer,
+                        metadata={"agent_ref": agent_ref},
+                    )
+                except RunError as exc:
+                    err.print(Text(f"error: {exc}", style="bold red"))
+                    continue
+                sid = result.session_id
+        if sid:
+            out.print(Text(f"session {sid}", style="dim"))
+
+    _run_async(go)
+
+
+@app.command()
+def resume(
+    session_id: Annotated[str, typer.Argument(metavar="ID")],
+    agent_ref: Annotated[
+        str | None,
+        typer.Option("--agent", help="Agent reference (default: the one the session started with)."),
+    ] = None,
+    model: ModelOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Continue a session that was interrupted or failed, from its last committed step."""
+
+    async def go() -> TurnResult:
+        async with await _runtime(db) as rt:
+            ref = agent_ref
+            if ref is None:
+                await rt.store.get(session_id)  # SessionNotFound, with the id, if absent
+                first = await rt.store.events(session_id)
+                meta = first[0].data.get("metadata", {}) if first else {}
+                ref = meta.get("agent_ref")
+                if not ref:
+                    raise ConfigError(
+                        f"session {session_id} does not record its agent; pass --agent REF"
+                    )
+            agent = _agent(ref, model)
+            printer = None if as_json else LiveTurnPrinter(err)
+            return await rt.resume(agent, session_id, on_event=printer)
+
+    result = _run_async(go)
+    if as_json:
+        sys.stdout.write(json.dumps(_result_json(result), ensure_ascii=False) + "\n")
+    elif result.output is not None:
+        out.print(result.output, markup=False, highlight=False)
+    if result.error:
+        if not as_json:
+            err.print(Text(f"error: {result.error}", style="bold red"))
+        raise typer.Exit(1)
+
+
+@sessions_app.command("list")
+def sessions_list(
+    limit: Annotated[int, typer.Option(help="How many to show.")] = 20,
+    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    agent: Annotated[str | None, typer.Option(help="Only this agent name.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    db: DbOption = None,
+) -> None:
+    """List stored sessions, most recent first."""
+
+    async def go() -> list[Any]:
+        store = await open_store(db)
+        try:
+            return await store.list_sessions(limit=limit, status=status, agent=agent)
+        finally:
+            await store.aclose()
+
+    records = _run_async(go)
+    if as_json:
+        rows = [asdict(r) for r in records]
+        sys.stdout.write(json.dumps(rows, default=str) + "\n")
+    else:
+        out.print(sessions_table(records))
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session_id: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    db: DbOption = None,
+) -> None:
+    """Show a session's timeline: every event, with tokens and timing."""
+
+    async def go() -> tuple[Any, list[Any]]:
+        store = await open_store(db)
+        try:
+            return await store.get(session_id), await store.events(session_id)
+        finally:
+            await store.aclose()
+
+    record, events = _run_async(go)
+    if as_json:
+        payload = {"session": asdict(record), "events": [e.to_dict() for e in events]}
+        sys.stdout.write(json.dumps(payload, default=str, ensure_ascii=False) + "\n")
+    else:
+        out.print(timeline_table(record, events))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,148 @@
+"""How events look in a terminal: one function per view, shared by every command."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tether.runtime.ports import SessionRecord
+from tether.spec.events import Event, EventType
+
+__all__ = ["LiveTurnPrinter", "event_summary", "sessions_table", "timeline_table"]
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _args(arguments: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in arguments.items())
+
+
+def event_summary(ev: Event, limit: int = 100) -> str:
+    """One line saying what an event was."""
+    d = ev.data
+    t = ev.type
+    if t == EventType.SESSION_CREATED:
+        return f"agent {d.get('agent')} v{d.get('version')} ({', '.join(d.get('models', []))})"
+    if t == EventType.USER_MESSAGE:
+        return _short(d.get("text", ""), limit)
+    if t == EventType.MODEL_RESPONSE:
+        msg = d.get("message", {})
+        calls = msg.get("tool_calls") or []
+        parts = [f"{c['name']}({_args(c.get('arguments', {}))})" for c in calls]
+        text = msg.get("text") or ""
+        body = "; ".join(([_short(text, limit)] if text else []) + parts)
+        return f"{d.get('model')}: {body}" if body else str(d.get("model"))
+    if t == EventType.TOOL_STARTED:
+        return f"{d.get('name')}({_args(d.get('arguments', {}))})"
+    if t == EventType.TOOL_FINISHED:
+        mark = "ERROR " if d.get("is_error") else ""
+        return f"{d.get('name')} → {mark}{_short(d.get('content', ''), limit)}"
+    if t == EventType.TURN_COMPLETED:
+        return _short(d.get("output") or "", limit)
+    if t == EventType.SESSION_STATUS:
+        return f"{d.get('status')}: {d.get('reason') or ''}".rstrip(": ")
+    if t == EventType.SESSION_RESUMED:
+        return f"resumed at step {d.get('from_step')} by {d.get('owner')}"
+    return _short(d, limit)
+
+
+def timeline_table(record: SessionRecord, events: list[Event]) -> Table:
+    """The timeline of a stored session: what happened, when, and what it cost."""
+    table = Table(
+        title=f"session {record.id} · {record.agent} v{record.agent_version} · {record.status}",
+        title_justify="left",
+        expand=False,
+    )
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("+time", justify="right")
+    table.add_column("step", justify="right")
+    table.add_column("event")
+    table.add_column("detail", overflow="fold")
+    table.add_column("tokens in/out", justify="right")
+    table.add_column("ms", justify="right")
+    t0 = events[0].time if events else record.created_at
+    for ev in events:
+        tokens = ""
+        if ev.usage is not None:
+            tokens = f"{ev.usage.input_tokens}/{ev.usage.output_tokens}"
+        ms = ev.data.get("latency_ms", ev.data.get("duration_ms", ""))
+        style = "red" if ev.data.get("is_error") or ev.data.get("status") == "failed" else None
+        table.add_row(
+            str(ev.seq),
+            f"{(ev.time - t0):.3f}s",
+            str(ev.step),
+            Text(ev.type, style=style or ""),
+            event_summary(ev, 160),
+            tokens,
+            f"{ms:.0f}" if isinstance(ms, (int, float)) else "",
+        )
+    u = record.usage
+    table.caption = (
+        f"{record.step} steps · {u.input_tokens} input + {u.output_tokens} output tokens"
+        + (f" · last error: {record.last_error}" if record.last_error else "")
+    )
+    return table
+
+
+def sessions_table(records: list[SessionRecord]) -> Table:
+    """A table of sessions, most recent first."""
+    import datetime as _dt
+
+    table = Table(title="sessions", title_justify="left")
+    for col in ("id", "agent", "status", "steps", "tokens", "updated"):
+        table.add_column(col, justify="right" if col in {"steps", "tokens"} else "left")
+    for r in records:
+        when = _dt.datetime.fromtimestamp(r.updated_at).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(
+            r.id,
+            f"{r.agent} v{r.agent_version}",
+            r.status,
+            str(r.step),
+            str(r.usage.input_tokens + r.usage.output_tokens),
+            when,
+        )
+    return table
+
+
+class LiveTurnPrinter:
+    """Prints a turn as it happens: streamed text, tool calls and their results."""
+
+    def __init__(self, console: Console, *, show_tools: bool = True) -> None:
+        self.console = console
+        self.show_tools = show_tools
+        self._streaming = False
+
+    def _end_stream(self) -> None:
+        if self._streaming:
+            self.console.print()
+            self._streaming = False
+
+    def __call__(self, ev: Event) -> None:
+        t = ev.type
+        if t == EventType.MODEL_DELTA:
+            if not self._streaming:
+                self.console.print(Text("agent> ", style="bold green"), end="")
+                self._streaming = True
+            self.console.print(ev.data["text"], end="", markup=False, highlight=False)
+            return
+        if t == EventType.MODEL_RESPONSE:
+            self._end_stream()
+        elif t == EventType.TOOL_STARTED and self.show_tools:
+            self._end_stream()
+            self.console.print(Text(f"  → {event_summary(ev, 200)}", style="cyan"))
+        elif t == EventType.TOOL_FINISHED and self.show_tools:
+            style = "red" if ev.data.get("is_error") else "dim"
+            self.console.print(Text(f"  ← {event_summary(ev, 200)}", style=style))
+        elif t == EventType.SESSION_STATUS and ev.data.get("status") == "failed":
+            self._end_stream()
+            self.console.print(Text(f"turn failed: {ev.data.get('reason')}", style="bold red"))
+        elif t == EventType.TURN_COMPLETED:
+            self._end_stream()

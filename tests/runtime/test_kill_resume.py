@@ -1,0 +1,77 @@
+"""A session killed with SIGKILL mid-turn resumes from its last committed step.
+
+A real child process runs a turn against a real SQLite store and is killed
+with ``kill -9`` while a non-idempotent tool is running. Another runtime
+then resumes the session: the completed lookup is not repeated, the charge
+is not run a second time (its outcome is reported as unknown), and the turn
+completes with nothing lost.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tether.runtime import Runtime, SessionStatus
+from tether.spec.events import EventType
+from tether.store import open_store
+from tests.runtime.crash_agent import build
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"child exited early ({proc.returncode}): {log.read_text()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"{path.name} never appeared")
+        time.sleep(0.02)
+
+
+async def test_sigkill_mid_tool_then_resume(tmp_path: Path) -> None:
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'sessions.sqlite'}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+    log = tmp_path / "child.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.runtime.crash_agent", db_url, str(tmp_path)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        _wait_for(tmp_path / "charge-started", proc, log)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+    store = await open_store(db_url)
+    async with Runtime(store=store) as rt:
+        (row,) = await store.list_sessions()
+        assert row.status == SessionStatus.RUNNING  # killed mid-turn
+        before = await store.events(row.id)
+        assert [e.type for e in before][-2:] == [EventType.MODEL_RESPONSE, EventType.TOOL_STARTED]
+        result = await rt.resume(build(str(tmp_path)), row.id)
+        after = await store.events(row.id)
+
+    assert result.status == SessionStatus.IDLE
+    assert result.output is not None and "outcome unknown" in result.output
+    assert (tmp_path / "lookups").read_text() == "1"  # stored result reused
+    assert (tmp_path / "charges").read_text() == "1"  # never charged twice
+    # Nothing committed before the kill was lost or rewritten.
+    assert [e.to_dict() for e in after[: len(before)]] == [e.to_dict() for e in before]
+    assert [e.seq for e in after] == list(range(1, len(after) + 1))
+    types = [e.type for e in after[len(before) :]]
+    assert types == [
+        EventType.SESSION_RESUMED,
+        EventType.TOOL_FINISHED,
+        EventType.MODEL_RESPONSE,
+        EventType.TURN_COMPLETED,
+    ]

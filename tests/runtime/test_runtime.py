@@ -1,0 +1,208 @@
+"""The step machine, driven end to end by scripted models on the in-memory store."""
+
+from __future__ import annotations
+
+import pytest
+
+from tether import Agent, Limits, ProviderError
+from tether.exceptions import InputRejected, InvalidSessionState, SessionConflict
+from tether.runtime import InMemoryStore, Runtime, SessionStatus
+from tether.spec.events import EventType
+from tether.testing import ScriptedModel, call, capture_events
+from tests.runtime.conftest import TOOLS, Ledger
+
+
+def make_agent(model: ScriptedModel, ledger: Ledger, **limits: int) -> Agent:
+    return Agent(
+        name="shop",
+        instructions="Help with orders.",
+        models=(model,),
+        tools=TOOLS,
+        deps=lambda: ledger,
+        limits=Limits(**limits),
+    )
+
+
+async def test_multi_step_flow_answers_and_records_every_step(ledger: Ledger) -> None:
+    model = ScriptedModel(
+        [
+            call("get_order", order_id="#W1"),
+            call("send_email", to="a@example.com", body="your order is pending"),
+            "Your order #W1 is pending; I emailed you.",
+        ]
+    )
+    async with Runtime() as rt:
+        with capture_events() as log:
+            result = await rt.run(make_agent(model, ledger), "Where is #W1?", on_event=log)
+    model.assert_all_used()
+    assert result.ok and result.status == SessionStatus.IDLE
+    assert result.output == "Your order #W1 is pending; I emailed you."
+    assert ledger.sent == ["a@example.com:your order is pending"]
+    assert log.tool_calls() == [
+        ("get_order", {"order_id": "#W1"}),
+        ("send_email", {"to": "a@example.com", "body": "your order is pending"}),
+    ]
+    assert log.types() == [
+        "session.created",
+        "message.user",
+        "model.response",
+        "tool.started",
+        "tool.finished",
+        "model.response",
+        "tool.started",
+        "tool.finished",
+        "model.response",
+        "turn.completed",
+    ]
+    # The model saw the tool result of step 1 when it took step 2.
+    second = model.requests[1]
+    assert second.messages[-1].role == "tool"
+    assert second.messages[-1].results[0].content == '{"order_id":"#W1","status":"pending"}'
+    # The preamble is always first in the system prompt, then the instructions.
+    assert second.system.startswith("You are an assistant run by the Tether runtime")
+    assert second.system.rstrip().endswith("Help with orders.")
+    assert [t.name for t in second.tools] == [t.name for t in TOOLS]
+    assert result.usage.input_tokens > 0
+
+
+async def test_conversation_continues_in_the_same_session(ledger: Ledger) -> None:
+    model = ScriptedModel(["Hello!", "Still here."])
+    agent = make_agent(model, ledger)
+    async with Runtime() as rt:
+        first = await rt.run(agent, "hi")
+        second = await rt.run(agent, "you there?", session_id=first.session_id)
+        state = await rt.load(first.session_id)
+    assert second.output == "Still here."
+    assert [m.role for m in state.messages] == ["user", "assistant", "user", "assistant"]
+    assert [m.text for m in model.requests[1].messages] == ["hi", "Hello!", "you there?"]
+
+
+@pytest.mark.parametrize(
+    ("script_call", "expected"),
+    [
+        (call("get_order", order_id="#missing"), "could not be done: no order #missing"),
+        (call("broken", q="x"), "failed unexpectedly (RuntimeError: database cursor closed)"),
+        (call("slow_lookup", q="x"), "did not finish within 0.05 s"),
+        (call("no_such_tool"), "there is no tool named 'no_such_tool'"),
+        (call("get_order", order_id=42), "invalid arguments for get_order: order_id"),
+        (call("get_order"), "invalid arguments for get_order: order_id: Field required"),
+    ],
+)
+async def test_tool_failures_become_error_results_not_exceptions(
+    ledger: Ledger, script_call: object, expected: str
+) -> None:
+    model = ScriptedModel([script_call, "Sorry, I could not look that up."])  # type: ignore[list-item]
+    async with Runtime() as rt:
+        result = await rt.run(make_agent(model, ledger), "check")
+    assert result.ok
+    finished = [e for e in result.events if e.type == EventType.TOOL_FINISHED]
+    assert len(finished) == 1
+    assert finished[0].data["is_error"] is True
+    assert expected in finished[0].data["content"]
+    tool_msg = model.requests[1].messages[-1]
+    assert tool_msg.results[0].is_error is True
+
+
+async def test_provider_failure_fails_the_turn_and_resume_continues(ledger: Ledger) -> None:
+    model = ScriptedModel(
+        [
+            call("get_order", order_id="#W1"),
+            ProviderError("overloaded", provider="x", status=529, retryable=True),
+            "Recovered: #W1 is pending.",
+        ]
+    )
+    agent = make_agent(model, ledger)
+    async with Runtime() as rt:
+        failed = await rt.run(agent, "Where is #W1?")
+        assert failed.status == SessionStatus.FAILED
+        assert failed.error is not None and "overloaded" in failed.error
+        state = await rt.load(failed.session_id)
+        assert state.last_error == failed.error
+        resumed = await rt.resume(agent, failed.session_id)
+    assert resumed.output == "Recovered: #W1 is pending."
+    assert resumed.status == SessionStatus.IDLE
+    # The lookup ran once: the resumed step started from the stored tool result.
+    assert ledger.lookups == 1
+    assert model.requests[2].messages[-1].role == "tool"
+
+
+async def test_input_is_checked_before_anything_is_stored(ledger: Ledger) -> None:
+    store = InMemoryStore()
+    async with Runtime(store=store, close_store=False) as rt:
+        agent = make_agent(ScriptedModel([]), ledger, max_input_chars=10)
+        with pytest.raises(InputRejected, match="empty"):
+            await rt.run(agent, "   ")
+        with pytest.raises(InputRejected, match="at most 10"):
+            await rt.run(agent, "x" * 11)
+    assert await store.list_sessions() == []
+
+
+async def test_step_limit_ends_the_turn_cleanly(ledger: Ledger) -> None:
+    model = ScriptedModel([call("get_order", order_id="#W1")] * 3)
+    async with Runtime() as rt:
+        result = await rt.run(make_agent(model, ledger, max_steps_per_turn=3), "loop")
+    assert result.status == SessionStatus.FAILED
+    assert result.error is not None and "3 steps" in result.error
+
+
+async def test_tool_call_cap_per_step(ledger: Ledger) -> None:
+    calls = [call("get_order", order_id=f"#W{i}") for i in range(3)]
+    model = ScriptedModel([calls, "done"])
+    async with Runtime() as rt:
+        await rt.run(make_agent(model, ledger, max_tool_calls_per_step=2), "many")
+    results = model.requests[1].messages[-1].results
+    assert [r.is_error for r in results] == [False, False, True]
+    assert "at most 2 tool calls" in results[2].content
+    assert ledger.lookups == 2
+
+
+async def test_session_vars_set_by_tools_persist(ledger: Ledger) -> None:
+    model = ScriptedModel([call("login", user="ada"), "Welcome, Ada."])
+    async with Runtime() as rt:
+        result = await rt.run(make_agent(model, ledger), "I'm Ada")
+        state = await rt.load(result.session_id)
+    assert state.vars == {"user": "ada"}
+
+
+async def test_second_writer_gets_a_clear_conflict(ledger: Ledger) -> None:
+    store = InMemoryStore()
+    agent = make_agent(ScriptedModel(["one"]), ledger)
+    async with Runtime(store=store, close_store=False) as a:
+        result = await a.run(agent, "hi")
+        # Process A takes the lease again (as if mid-turn) ...
+        await store.acquire(result.session_id, owner=a.owner, now=a.clock(), lease_ttl=60)
+        async with Runtime(store=store, close_store=False) as b:
+            with pytest.raises(SessionConflict, match="another process") as info:
+                await b.run(agent, "me too", session_id=result.session_id)
+    assert info.value.holder == a.owner
+
+
+async def test_new_message_on_interrupted_session_points_to_resume(ledger: Ledger) -> None:
+    store = InMemoryStore()
+    model = ScriptedModel([call("get_order", order_id="#W1"), "ok"])
+    agent = make_agent(model, ledger)
+    async with Runtime(store=store, close_store=False) as rt:
+        result = await rt.run(agent, "hi")
+        row = await store.get(result.session_id)
+        store._rows[result.session_id].status = SessionStatus.RUNNING  # as if killed mid-turn
+        with pytest.raises(InvalidSessionState, match="tether resume"):
+            await rt.run(agent, "again", session_id=row.id)
+        with pytest.raises(InvalidSessionState, match="only a running"):
+            store._rows[result.session_id].status = SessionStatus.IDLE
+            await rt.resume(agent, row.id)
+
+
+async def test_stream_yields_deltas_then_stored_events(ledger: Ledger) -> None:
+    model = ScriptedModel(["Hello there, friend."], chunk=5)
+    async with Runtime() as rt:
+        events = [e async for e in rt.stream(make_agent(model, ledger), "hi")]
+    deltas = [e.data["text"] for e in events if e.type == EventType.MODEL_DELTA]
+    assert deltas == ["Hello", " ther", "e, fr", "iend."]
+    assert events[-1].type == EventType.TURN_COMPLETED
+
+
+async def test_scripted_model_fails_loudly_on_an_extra_call(ledger: Ledger) -> None:
+    model = ScriptedModel([call("get_order", order_id="#W1")])
+    async with Runtime() as rt:
+        with pytest.raises(Exception, match="only 1 scripted responses"):
+            await rt.run(make_agent(model, ledger), "hi")

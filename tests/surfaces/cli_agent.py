@@ -1,0 +1,39 @@
+"""A deterministic agent for CLI tests (``tests.surfaces.cli_agent:agent``)."""
+
+from __future__ import annotations
+
+import os
+
+import tether
+from tether import Agent, ProviderError
+from tether.spec.model import ModelRequest
+from tether.testing import FunctionModel, ScriptedResponse, call
+
+
+@tether.tool(reads=True)
+def order_status(order_id: str) -> dict[str, str]:
+    """Look up an order's status.
+
+    Args:
+        order_id: The order id.
+    """
+    return {"order_id": order_id, "status": "shipped"}
+
+
+def reply(request: ModelRequest) -> ScriptedResponse:
+    last = request.messages[-1]
+    if last.role == "tool":
+        return f"Order status: {last.results[0].content}"
+    if "outage" in last.text and os.environ.get("CLI_AGENT_DOWN") == "1":
+        return ProviderError("503 from upstream", status=503, retryable=True)
+    if "order" in last.text:
+        return call("order_status", order_id="#W7")
+    return f"You said: {last.text}"
+
+
+agent = Agent(
+    name="cli-test",
+    instructions="Answer briefly.",
+    models=(FunctionModel(reply, name="scripted-cli", chunk=4),),
+    tools=(order_status,),
+)
