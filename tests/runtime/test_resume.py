@@ -87,3 +87,36 @@ async def test_idempotent_call_is_rerun_on_resume() -> None:
     # so it runs again instead of being reported as unknown.
     assert effects.lookups == 2
     assert result.output == "Found x."
+
+
+async def test_only_the_unsafe_call_in_flight_is_reported_unknown() -> None:
+    """A step with two unsafe calls crashes in the second: the first is not 'unknown'."""
+    effects = Effects()
+    effects.crash_next = False
+    store = InMemoryStore()
+
+    @tether.tool(writes=True)
+    async def refund(ctx: ToolContext, amount: int) -> str:
+        """Refund."""
+        raise Crash
+
+    model = ScriptedModel([[call("charge", amount=1), call("refund", amount=1)], "Checked."])
+    agent = Agent(
+        name="payments",
+        instructions="x",
+        models=(model,),
+        tools=(charge, lookup, refund),
+        deps=lambda: effects,
+    )
+    async with Runtime(store=store, close_store=False) as rt:
+        with pytest.raises(Crash):
+            await rt.run(agent, "go")
+        (row,) = await store.list_sessions()
+    async with Runtime(store=store, close_store=False) as rt2:
+        result = await rt2.resume(agent, row.id)
+    results = model.requests[-1].messages[-1].results
+    assert [r.name for r in results] == ["charge", "refund"]
+    assert results[0].content == "charged" and not results[0].is_error
+    assert results[1].is_error and "outcome unknown" in results[1].content
+    assert effects.charges == 1
+    assert result.status == SessionStatus.IDLE

@@ -206,3 +206,31 @@ async def test_scripted_model_fails_loudly_on_an_extra_call(ledger: Ledger) -> N
     async with Runtime() as rt:
         with pytest.raises(Exception, match="only 1 scripted responses"):
             await rt.run(make_agent(model, ledger), "hi")
+
+
+async def test_two_turns_of_one_session_in_one_runtime_conflict(ledger: Ledger) -> None:
+    import asyncio
+
+    from tether.testing import FunctionModel
+
+    gate = asyncio.Event()
+
+    class Gated(FunctionModel):
+        async def stream(self, request):  # type: ignore[no-untyped-def,override]
+            await gate.wait()
+            async for item in super().stream(request):
+                yield item
+
+    model = Gated(lambda r: "done")
+    agent = make_agent(model, ledger)  # type: ignore[arg-type]
+    async with Runtime() as rt:
+        gate.set()
+        first = await rt.run(agent, "hi")
+        gate.clear()
+        running = asyncio.create_task(rt.run(agent, "one", session_id=first.session_id))
+        await asyncio.sleep(0.01)
+        with pytest.raises(SessionConflict, match="already has a turn in progress"):
+            await rt.run(agent, "two", session_id=first.session_id)
+        gate.set()
+        result = await running
+    assert result.ok and result.output == "done"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pydantic
 
-from tether.exceptions import ToolFailed
+from tether.exceptions import Retry, ToolFailed
 from tether.spec.messages import ToolCall, ToolResult
 from tether.spec.tools import Tool, ToolContext
 
@@ -89,6 +89,12 @@ async def execute_tool(
             value = await tool(ctx, call.arguments)
     except pydantic.ValidationError as exc:
         return ToolResult(call.id, call.name, _validation_message(call, exc), True), None
+    except Retry as exc:
+        content = (
+            f"error: {call.name} is temporarily unavailable ({exc}). "
+            "Its result is not available; tell the user, or try again later."
+        )
+        return ToolResult(call.id, call.name, content, True), None
     except ToolFailed as exc:
         content = f"error: {call.name} could not be done: {exc}"
         return ToolResult(call.id, call.name, content, True), _changed(vars, ctx_vars)

@@ -122,6 +122,8 @@ class Runtime:
         self._models: dict[str, Model] = dict(models or {})
         self._services: dict[tuple[str, str, int], _AgentServices] = {}
         self._deps: dict[int, Any] = {}
+        #: sessions with a turn in progress in this runtime (they share its lease owner)
+        self._active: set[str] = set()
 
     async def __aenter__(self) -> Runtime:
         return self
@@ -320,8 +322,15 @@ class Runtime:
             await self.store.create(
                 record, turn.take_pending(), owner=self.owner, lease_ttl=self.lease_ttl
             )
+            self._active.add(sid)
             return turn
+        if session_id in self._active:
+            raise SessionConflict(
+                f"session {session_id} already has a turn in progress in this process; "
+                "wait for it to finish before sending another message"
+            )
         record, stored = await self._acquire(session_id, now)
+        self._active.add(session_id)
         try:
             if record.agent != agent.name:
                 raise ConfigError(
@@ -348,6 +357,7 @@ class Runtime:
                     f"session {session_id} is {record.status!r} and cannot take a new message: {hint}"
                 )
         except BaseException:
+            self._active.discard(session_id)
             await self.store.release(session_id, owner=self.owner)
             raise
         return _Turn(self, agent, svc, record, state, sink)
@@ -451,6 +461,7 @@ class _Turn:
         except RunError:
             log.exception("session %s: final commit failed", self.state.session_id)
         finally:
+            self.rt._active.discard(self.state.session_id)
             await self.rt.store.release(self.state.session_id, owner=self.rt.owner)
 
     # the turn -------------------------------------------------------------
@@ -529,26 +540,16 @@ class _Turn:
         return response
 
     async def _run_calls(self, calls: Sequence[ToolCall]) -> None:
+        """Run a step's tool calls in order, committing the intent before unsafe ones.
+
+        ``tool.started`` is emitted right before each call runs. Before a tool
+        that is not idempotent runs, everything so far (its intent included) is
+        committed, so after a crash the runtime knows exactly which unsafe call
+        may have run and never runs it a second time.
+        """
         st = self.state
         cap = self.agent.limits.max_tool_calls_per_step
         tools = self.svc.tools
-        needs_intent = False
-        for i, call in enumerate(calls):
-            tool = tools.get(call.name)
-            if i < cap and tool is not None:
-                self.emit(
-                    EventType.TOOL_STARTED,
-                    {
-                        "call_id": call.id,
-                        "name": call.name,
-                        "arguments": call.arguments,
-                        "idempotency_key": f"{st.session_id}:{st.step}:{call.id}",
-                    },
-                )
-                needs_intent = needs_intent or not tool.idempotent
-        if needs_intent:
-            # The intent to run a tool that must not run twice is durable before it runs.
-            await self.commit()
         for i, call in enumerate(calls):
             if i >= cap:
                 result = ToolResult(
@@ -560,6 +561,19 @@ class _Turn:
                 )
                 self._finish(result, 0.0, None)
                 continue
+            tool = tools.get(call.name)
+            if tool is not None:
+                self.emit(
+                    EventType.TOOL_STARTED,
+                    {
+                        "call_id": call.id,
+                        "name": call.name,
+                        "arguments": call.arguments,
+                        "idempotency_key": f"{st.session_id}:{st.step}:{call.id}",
+                    },
+                )
+                if not tool.idempotent:
+                    await self.commit()
             await self._execute(call)
         await self.commit()
 

@@ -1,0 +1,87 @@
+"""Every runnable example under docs/examples runs and prints what its page promises.
+
+Each example runs in a fresh interpreter from the repository root, as a
+reader would run it (``.venv/bin/python docs/examples/NAME.py``), with
+warnings as errors and ``TETHER_HOME`` pointed at a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "docs" / "examples"
+
+# Lines each example must print (whole lines of stdout): what its docs page shows.
+EXPECTED: dict[str, list[str]] = {
+    "quickstart.py": [
+        "answer: Order #W1001 has shipped with UPS; it should arrive in 3 days.",
+        "status: idle",
+        "   4 step 1 tool.started",
+        "   5 step 1 tool.finished",
+        "   0 step 3 model.delta  (streamed only, not stored)",
+        "  10 step 3 turn.completed",
+    ],
+    "resume.py": [
+        "first run: status=failed error=the model is unavailable: overloaded",
+        "resumed: status=idle output=Yes: 7 units of LAMP-01 are in stock.",
+        "stock lookups run: 1",
+        "stored log: session.created message.user model.response tool.started tool.finished "
+        "session.status session.resumed session.status model.response turn.completed",
+    ],
+    "testing_your_agent.py": [
+        "ok test_answers_from_the_tool_result",
+        "ok test_an_agent_that_calls_its_model_once_too_often_fails",
+        "ok test_every_order_gets_its_own_status #W2 delivered",
+        "6 passed",
+    ],
+}
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.pop("TETHER_DATABASE_URL", None)
+    env["TETHER_HOME"] = str(tmp_path / "tether-home")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO)])
+    return env
+
+
+def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-W", "error", *args],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_every_example_has_expectations() -> None:
+    found = sorted(p.name for p in EXAMPLES.glob("*.py"))
+    assert found == sorted(EXPECTED), "add the new example's promised output to EXPECTED"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs_and_prints_what_it_promises(name: str, tmp_path: Path) -> None:
+    proc = _run([f"docs/examples/{name}"], tmp_path)
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    lines = proc.stdout.splitlines()
+    for line in EXPECTED[name]:
+        assert line in lines, f"{name} did not print {line!r}; it printed:\n{proc.stdout}"
+    assert not (tmp_path / "tether-home").exists(), f"{name} wrote to TETHER_HOME"
+
+
+def test_testing_example_passes_under_pytest(tmp_path: Path) -> None:
+    proc = _run(
+        ["-m", "pytest", "docs/examples/testing_your_agent.py", "-q", "-p", "no:cacheprovider"],
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "6 passed" in proc.stdout
