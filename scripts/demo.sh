@@ -9,5 +9,5 @@ if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[local]"
 
-QUESTION=${1:-"DEMO_QUESTION_PLACEHOLDER"}
+QUESTION=${1:-"I'm Ava Moreno, zip 94107. What's the status of my order #W1024001?"}
 exec .venv/bin/tether run examples/retail -m "$QUESTION"

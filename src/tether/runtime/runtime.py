@@ -319,9 +319,7 @@ class Runtime:
             if metadata:
                 created["metadata"] = metadata
             turn.emit(EventType.SESSION_CREATED, created)
-            await self.store.create(
-                record, turn.take_pending(), owner=self.owner, lease_ttl=self.lease_ttl
-            )
+            turn.stored = False  # its first commit creates the row (with the first message)
             self._active.add(sid)
             return turn
         if session_id in self._active:
@@ -398,7 +396,17 @@ def _tee(events: list[Event], on_event: EventSink | None) -> EventSink:
 class _Turn:
     """One turn of one session, holding its lease. Not shared between tasks."""
 
-    __slots__ = ("agent", "latency_ms", "pending", "record", "rt", "sink", "state", "svc")
+    __slots__ = (
+        "agent",
+        "latency_ms",
+        "pending",
+        "record",
+        "rt",
+        "sink",
+        "state",
+        "stored",
+        "svc",
+    )
 
     def __init__(
         self,
@@ -417,6 +425,8 @@ class _Turn:
         self.sink = sink
         self.pending: list[Event] = []
         self.latency_ms = 0.0
+        #: whether the session row exists in the store yet
+        self.stored = True
 
     # events ---------------------------------------------------------------
 
@@ -449,6 +459,12 @@ class _Turn:
         rec.usage = st.usage
         rec.last_error = st.last_error
         rec.updated_at = self.rt.clock()
+        if not self.stored:
+            await self.rt.store.create(
+                rec, self.take_pending(), owner=self.rt.owner, lease_ttl=self.rt.lease_ttl
+            )
+            self.stored = True
+            return
         await self.rt.store.commit(
             rec, self.take_pending(), owner=self.rt.owner, lease_ttl=self.rt.lease_ttl
         )
@@ -462,7 +478,8 @@ class _Turn:
             log.exception("session %s: final commit failed", self.state.session_id)
         finally:
             self.rt._active.discard(self.state.session_id)
-            await self.rt.store.release(self.state.session_id, owner=self.rt.owner)
+            if self.stored:
+                await self.rt.store.release(self.state.session_id, owner=self.rt.owner)
 
     # the turn -------------------------------------------------------------
 
