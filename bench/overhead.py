@@ -122,8 +122,12 @@ async def _concurrent(n: int, rounds: int) -> float:
 def _import_ms(rounds: int) -> float:
     code = "import time; t=time.perf_counter(); import tether; print(time.perf_counter()-t)"
     samples = [
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True).stdout) * 1000
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        * 1000
         for _ in range(rounds)
     ]
     return statistics.median(samples)

@@ -51,7 +51,9 @@ def _block_network() -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep tests away from the user's ~/.tether store and real API keys."""
     home = tmp_path_factory.mktemp("tether-home")
     monkeypatch.setenv("TETHER_HOME", str(home))

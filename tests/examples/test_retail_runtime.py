@@ -93,7 +93,8 @@ async def test_multi_turn_cancel_with_confirmation(demo_shop: Shop) -> None:
     agent = retail_agent(model, demo_shop)
     async with Runtime() as rt:
         first = await rt.run(agent, "I'm Ava Moreno, zip 94107. Cancel #W1024001 please.")
-        assert first.output is not None and first.output.endswith("(yes/no)")
+        assert first.output is not None
+        assert first.output.endswith("(yes/no)")
         assert demo_shop.order("#W1024001")["status"] == "pending"
         second = await rt.run(agent, "yes", session_id=first.session_id)
         state = await rt.load(first.session_id)

@@ -16,9 +16,9 @@ from pathlib import Path
 import tether
 from tether import Agent, ToolContext
 from tether.runtime import Runtime
+from tether.spec.model import ModelRequest
 from tether.store import open_store
 from tether.testing import FunctionModel, ScriptedResponse, call
-from tether.spec.model import ModelRequest
 
 
 def _bump(path: Path) -> None:

@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from tests.runtime.crash_agent import build
 from tether.runtime import Runtime, SessionStatus
 from tether.spec.events import EventType
 from tether.store import open_store
-from tests.runtime.crash_agent import build
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ async def test_sigkill_mid_tool_then_resume(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
     log = tmp_path / "child.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: ASYNC220 - the test waits on the child on purpose
             [sys.executable, "-m", "tests.runtime.crash_agent", db_url, str(tmp_path)],
             cwd=REPO,
             env=env,
@@ -62,7 +62,8 @@ async def test_sigkill_mid_tool_then_resume(tmp_path: Path) -> None:
         after = await store.events(row.id)
 
     assert result.status == SessionStatus.IDLE
-    assert result.output is not None and "outcome unknown" in result.output
+    assert result.output is not None
+    assert "outcome unknown" in result.output
     assert (tmp_path / "lookups").read_text() == "1"  # stored result reused
     assert (tmp_path / "charges").read_text() == "1"  # never charged twice
     # Nothing committed before the kill was lost or rewritten.

@@ -82,7 +82,7 @@ async def test_non_idempotent_call_is_not_rerun_and_reported_unknown() -> None:
 
 
 async def test_idempotent_call_is_rerun_on_resume() -> None:
-    effects, result, model = await crash_then_resume(call("lookup", q="x"), "Found x.")
+    effects, result, _model = await crash_then_resume(call("lookup", q="x"), "Found x.")
     # The call was recorded as started but left no result; a read is idempotent,
     # so it runs again instead of being reported as unknown.
     assert effects.lookups == 2
@@ -116,7 +116,9 @@ async def test_only_the_unsafe_call_in_flight_is_reported_unknown() -> None:
         result = await rt2.resume(agent, row.id)
     results = model.requests[-1].messages[-1].results
     assert [r.name for r in results] == ["charge", "refund"]
-    assert results[0].content == "charged" and not results[0].is_error
-    assert results[1].is_error and "outcome unknown" in results[1].content
+    assert results[0].content == "charged"
+    assert not results[0].is_error
+    assert results[1].is_error
+    assert "outcome unknown" in results[1].content
     assert effects.charges == 1
     assert result.status == SessionStatus.IDLE

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.runtime.conftest import TOOLS, Ledger
 from tether import Agent, Limits, ProviderError
 from tether.exceptions import InputRejected, InvalidSessionState, SessionConflict
 from tether.runtime import InMemoryStore, Runtime, SessionStatus
 from tether.spec.events import EventType
 from tether.testing import ScriptedModel, call, capture_events
-from tests.runtime.conftest import TOOLS, Ledger
 
 
 def make_agent(model: ScriptedModel, ledger: Ledger, **limits: int) -> Agent:
@@ -35,7 +35,8 @@ async def test_multi_step_flow_answers_and_records_every_step(ledger: Ledger) ->
         with capture_events() as log:
             result = await rt.run(make_agent(model, ledger), "Where is #W1?", on_event=log)
     model.assert_all_used()
-    assert result.ok and result.status == SessionStatus.IDLE
+    assert result.ok
+    assert result.status == SessionStatus.IDLE
     assert result.output == "Your order #W1 is pending; I emailed you."
     assert ledger.sent == ["a@example.com:your order is pending"]
     assert log.tool_calls() == [
@@ -115,7 +116,8 @@ async def test_provider_failure_fails_the_turn_and_resume_continues(ledger: Ledg
     async with Runtime() as rt:
         failed = await rt.run(agent, "Where is #W1?")
         assert failed.status == SessionStatus.FAILED
-        assert failed.error is not None and "overloaded" in failed.error
+        assert failed.error is not None
+        assert "overloaded" in failed.error
         state = await rt.load(failed.session_id)
         assert state.last_error == failed.error
         resumed = await rt.resume(agent, failed.session_id)
@@ -142,7 +144,8 @@ async def test_step_limit_ends_the_turn_cleanly(ledger: Ledger) -> None:
     async with Runtime() as rt:
         result = await rt.run(make_agent(model, ledger, max_steps_per_turn=3), "loop")
     assert result.status == SessionStatus.FAILED
-    assert result.error is not None and "3 steps" in result.error
+    assert result.error is not None
+    assert "3 steps" in result.error
 
 
 async def test_tool_call_cap_per_step(ledger: Ledger) -> None:
@@ -187,8 +190,8 @@ async def test_new_message_on_interrupted_session_points_to_resume(ledger: Ledge
         store._rows[result.session_id].status = SessionStatus.RUNNING  # as if killed mid-turn
         with pytest.raises(InvalidSessionState, match="tether resume"):
             await rt.run(agent, "again", session_id=row.id)
+        store._rows[result.session_id].status = SessionStatus.IDLE
         with pytest.raises(InvalidSessionState, match="only a running"):
-            store._rows[result.session_id].status = SessionStatus.IDLE
             await rt.resume(agent, row.id)
 
 
@@ -233,4 +236,5 @@ async def test_two_turns_of_one_session_in_one_runtime_conflict(ledger: Ledger) 
             await rt.run(agent, "two", session_id=first.session_id)
         gate.set()
         result = await running
-    assert result.ok and result.output == "done"
+    assert result.ok
+    assert result.output == "done"

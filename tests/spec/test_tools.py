@@ -12,7 +12,9 @@ from tether.exceptions import ToolDefinitionError
 
 
 @tool(writes=True, irreversible=True, timeout=5)
-def cancel_order(ctx: ToolContext, order_id: str, reason: Literal["a", "b"], notify: bool = True) -> str:
+def cancel_order(
+    ctx: ToolContext, order_id: str, reason: Literal["a", "b"], notify: bool = True
+) -> str:
     """Cancel a pending order.
 
     Args:

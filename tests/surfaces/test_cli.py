@@ -53,7 +53,8 @@ def test_run_json_then_list_and_show(db: str) -> None:
 
     code, out, _ = invoke("sessions", "show", sid, "--db", db)
     assert code == 0
-    assert "order_status" in out and "turn.completed" in out
+    assert "order_status" in out
+    assert "turn.completed" in out
 
 
 def test_run_continues_a_session_and_prints_plain_answer(db: str) -> None:

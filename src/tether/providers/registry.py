@@ -41,7 +41,9 @@ def model_from_spec(spec: str, *, timeout: float = 120.0) -> Model:
     provider = provider.strip().lower()
     if provider == "anthropic":
         if not rest:
-            raise ModelSpecError("'anthropic:' needs a model name, e.g. anthropic:claude-sonnet-4-5")
+            raise ModelSpecError(
+                "'anthropic:' needs a model name, e.g. anthropic:claude-sonnet-4-5"
+            )
         from tether.providers.anthropic import AnthropicModel
 
         return AnthropicModel(rest, timeout=timeout)

@@ -196,7 +196,9 @@ class Runtime:
                 {"from_step": turn.state.step, "owner": self.owner},
             )
             if turn.state.status == SessionStatus.FAILED:
-                turn.emit(EventType.SESSION_STATUS, {"status": SessionStatus.RUNNING, "reason": "resumed"})
+                turn.emit(
+                    EventType.SESSION_STATUS, {"status": SessionStatus.RUNNING, "reason": "resumed"}
+                )
             return await turn.run_steps(events)
         finally:
             await turn.close()
@@ -352,7 +354,8 @@ class Runtime:
                     else "it has ended; start a new session"
                 )
                 raise InvalidSessionState(
-                    f"session {session_id} is {record.status!r} and cannot take a new message: {hint}"
+                    f"session {session_id} is {record.status!r} and cannot take a new "
+                    f"message: {hint}"
                 )
         except BaseException:
             self._active.discard(session_id)
@@ -529,9 +532,7 @@ class _Turn:
 
     async def _call_model(self) -> ModelResponse:
         st = self.state
-        request = build_request(
-            self.agent, st.messages, self.svc.specs, system=self.svc.system
-        )
+        request = build_request(self.agent, st.messages, self.svc.specs, system=self.svc.system)
         model = self.svc.model
         sid, step, clock, sink = st.session_id, st.step, self.rt.clock, self.sink
         t0 = time.perf_counter()
@@ -551,7 +552,9 @@ class _Turn:
             ) from exc
         if response is None:
             raise ProviderError(
-                f"{model.name} ended its stream without a response", model=model.name, retryable=True
+                f"{model.name} ended its stream without a response",
+                model=model.name,
+                retryable=True,
             )
         self.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
         return response

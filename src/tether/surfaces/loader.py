@@ -29,7 +29,9 @@ def _import(module: str, attr: str, ref: str) -> Agent:
     try:
         obj = getattr(mod, attr)
     except AttributeError as exc:
-        raise AgentLoadError(f"module {module!r} has no attribute {attr!r} (agent {ref!r})") from exc
+        raise AgentLoadError(
+            f"module {module!r} has no attribute {attr!r} (agent {ref!r})"
+        ) from exc
     if callable(obj) and not isinstance(obj, Agent):
         obj = obj()
     if not isinstance(obj, Agent):

@@ -111,9 +111,7 @@ def run(
     agent_ref: Annotated[str, typer.Argument(metavar="AGENT", help="module:attr or a folder.")],
     message: Annotated[str, typer.Option("-m", "--message", help="The user message.")],
     model: ModelOption = None,
-    session: Annotated[
-        str | None, typer.Option("--session", help="Continue this session.")
-    ] = None,
+    session: Annotated[str | None, typer.Option("--session", help="Continue this session.")] = None,
     user: Annotated[str | None, typer.Option("--user", help="The end user's id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     db: DbOption = None,
@@ -150,9 +148,7 @@ def run(
 def chat(
     agent_ref: Annotated[str, typer.Argument(metavar="AGENT", help="module:attr or a folder.")],
     model: ModelOption = None,
-    session: Annotated[
-        str | None, typer.Option("--session", help="Continue this session.")
-    ] = None,
+    session: Annotated[str | None, typer.Option("--session", help="Continue this session.")] = None,
     user: Annotated[str | None, typer.Option("--user", help="The end user's id.")] = None,
     db: DbOption = None,
 ) -> None:
@@ -200,7 +196,9 @@ def resume(
     session_id: Annotated[str, typer.Argument(metavar="ID")],
     agent_ref: Annotated[
         str | None,
-        typer.Option("--agent", help="Agent reference (default: the one the session started with)."),
+        typer.Option(
+            "--agent", help="Agent reference (default: the one the session started with)."
+        ),
     ] = None,
     model: ModelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
