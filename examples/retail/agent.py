@@ -20,7 +20,7 @@ import tether.providers
 from examples.retail.generate import HELP_ARTICLES, generate
 from examples.retail.shop import Shop
 from examples.retail.tools import TOOLS
-from tether import Agent, Model
+from tether import Agent, Limits, Model
 
 __all__ = ["INSTRUCTIONS", "agent", "build_agent", "default_shop_path", "open_shop"]
 
@@ -116,6 +116,9 @@ def build_agent(
         models=tuple(models) if models is not None else tether.providers.default_models(),
         tools=TOOLS,
         deps=functools.partial(open_shop, shop_path),
+        # The embedded model on two CPU cores reads this agent's long prompt (policy
+        # and 18 tool schemas) slowly on its first call; hosted models answer in seconds.
+        limits=Limits(model_timeout=300.0),
     )
 
 

@@ -87,6 +87,7 @@ class _AgentServices:
     specs: tuple[ToolSpec, ...]
     system: str
     deps: Any
+    prepared: bool = False
 
 
 class Runtime:
@@ -385,6 +386,18 @@ class Runtime:
             raise
 
 
+async def _prepare(model: Model) -> None:
+    """Let a model do its one-time set-up (a local model loads its weights).
+
+    This runs before the first call and outside the per-call timeout, so a
+    model that takes a minute to load is not reported as unavailable; the
+    model bounds its own set-up (``LocalModel.load_timeout``).
+    """
+    prepare = getattr(model, "prepare", None)
+    if prepare is not None:
+        await prepare()
+
+
 def _tee(events: list[Event], on_event: EventSink | None) -> EventSink:
     if on_event is None:
         return events.append
@@ -534,6 +547,9 @@ class _Turn:
         st = self.state
         request = build_request(self.agent, st.messages, self.svc.specs, system=self.svc.system)
         model = self.svc.model
+        if not self.svc.prepared:
+            await _prepare(model)
+            self.svc.prepared = True
         sid, step, clock, sink = st.session_id, st.step, self.rt.clock, self.sink
         t0 = time.perf_counter()
         response: ModelResponse | None = None
