@@ -1,0 +1,36 @@
+"""Durable sessions: the ``SessionStore`` protocol and its implementations.
+
+- :class:`InMemoryStore`: in process, for tests and benchmarks.
+- :class:`SQLStore`: SQLite (default, a file under ``~/.tether``) or
+  PostgreSQL, through SQLAlchemy's async Core; migrated on open.
+
+The protocol itself lives in :mod:`tether.runtime.ports` (the layer that
+uses it) and is re-exported here.
+"""
+
+from __future__ import annotations
+
+from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
+from tether.store.errors import StoreTimeout, StoreUnavailable
+from tether.store.memory import InMemoryStore
+from tether.store.sql import SQLStore, resolve_url
+
+__all__ = [
+    "InMemoryStore",
+    "SQLStore",
+    "SessionRecord",
+    "SessionStatus",
+    "SessionStore",
+    "StoreTimeout",
+    "StoreUnavailable",
+    "open_store",
+    "resolve_url",
+]
+
+
+async def open_store(url: str | None = None) -> SQLStore:
+    """Open (and migrate) the SQL store at ``url``, ``$TETHER_DATABASE_URL`` or the default.
+
+    The default is a SQLite file under ``$TETHER_HOME`` (``~/.tether``).
+    """
+    return await SQLStore.open(url)

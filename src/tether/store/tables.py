@@ -1,0 +1,178 @@
+"""Table definitions and row conversion for the SQL store.
+
+Two tables hold everything:
+
+- ``sessions``: one row per session, a cache of state derived from its log
+  (status, step, event count, token usage) plus the writer's lease.
+- ``events``: the append-only log, keyed by ``(session_id, seq)``. ``data``
+  and ``usage`` are compact JSON text, so both SQLite and PostgreSQL store
+  them the same way.
+
+Timestamps are floats (Unix seconds) from the runtime's injected clock, never
+the database's, so tests control time. The schema itself is created by the
+Alembic migrations in ``tether/store/migrations``; these objects describe it
+for queries and must stay in step with the latest migration.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from tether.runtime.ports import SessionRecord
+from tether.spec.events import Event
+from tether.spec.messages import Usage
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "SESSION_COLUMNS",
+    "event_row",
+    "events",
+    "metadata",
+    "record_params",
+    "row_event",
+    "row_record",
+    "sessions",
+]
+
+metadata = sa.MetaData()
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("agent", sa.String(255), nullable=False),
+    sa.Column("agent_version", sa.String(255), nullable=False),
+    sa.Column("user_id", sa.String(255), nullable=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("event_count", sa.Integer, nullable=False),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cache_read_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cache_write_tokens", sa.BigInteger, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("lease_owner", sa.String(255), nullable=True),
+    sa.Column("lease_expires", sa.Double, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Index("ix_sessions_updated_at", "updated_at"),
+    sa.Index("ix_sessions_status_updated_at", "status", "updated_at"),
+    sa.Index("ix_sessions_user_id_updated_at", "user_id", "updated_at"),
+    sa.Index("ix_sessions_agent_updated_at", "agent", "updated_at"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column(
+        "session_id",
+        sa.String(255),
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("time", sa.Double, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("usage", sa.Text, nullable=True),
+    sa.PrimaryKeyConstraint("session_id", "seq", name="pk_events"),
+)
+
+# Column order of ``SELECT * FROM sessions`` as the store issues it.
+SESSION_COLUMNS: tuple[sa.Column[Any], ...] = tuple(sessions.c)
+EVENT_COLUMNS: tuple[sa.Column[Any], ...] = (
+    events.c.seq,
+    events.c.step,
+    events.c.type,
+    events.c.time,
+    events.c.data,
+    events.c.usage,
+)
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def record_params(r: SessionRecord) -> dict[str, Any]:
+    """The mutable columns of a session row, as bind parameters."""
+    u = r.usage
+    return {
+        "status": r.status,
+        "step": r.step,
+        "event_count": r.event_count,
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cache_read_tokens": u.cache_read_tokens,
+        "cache_write_tokens": u.cache_write_tokens,
+        "last_error": r.last_error,
+        "updated_at": float(r.updated_at),
+    }
+
+
+def event_row(session_id: str, e: Event) -> tuple[Any, ...]:
+    """One event as a positional row, in ``events`` column order.
+
+    Serialises ``data`` first, so a value JSON cannot encode fails before any write.
+    """
+    usage = None if e.usage is None else _dumps(e.usage.to_dict())
+    return (session_id, e.seq, e.step, e.type, float(e.time), _dumps(e.data), usage)
+
+
+def row_event(session_id: str, row: Sequence[Any]) -> Event:
+    """Rebuild an :class:`Event` from a row in ``EVENT_COLUMNS`` order."""
+    seq, step, type_, time, data, usage = row
+    return Event(
+        type=type_,
+        session_id=session_id,
+        step=int(step),
+        time=float(time),
+        data=json.loads(data) if data else {},
+        usage=Usage.from_dict(json.loads(usage)) if usage else None,
+        seq=int(seq),
+    )
+
+
+def row_record(row: Sequence[Any]) -> SessionRecord:
+    """Rebuild a :class:`SessionRecord` from a row in ``SESSION_COLUMNS`` order."""
+    (
+        id_,
+        agent,
+        agent_version,
+        user_id,
+        status,
+        step,
+        event_count,
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_write_tokens,
+        last_error,
+        lease_owner,
+        lease_expires,
+        created_at,
+        updated_at,
+    ) = row
+    return SessionRecord(
+        id=id_,
+        agent=agent,
+        agent_version=agent_version,
+        user_id=user_id,
+        status=status,
+        created_at=float(created_at),
+        updated_at=float(updated_at),
+        step=int(step),
+        event_count=int(event_count),
+        usage=Usage(
+            int(input_tokens),
+            int(output_tokens),
+            int(cache_read_tokens),
+            int(cache_write_tokens),
+        ),
+        last_error=last_error,
+        lease_owner=lease_owner,
+        lease_expires=None if lease_expires is None else float(lease_expires),
+    )
