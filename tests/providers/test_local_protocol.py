@@ -24,6 +24,7 @@ from tether.providers._local_protocol import (
     render_messages,
     reply_schema,
     system_prompt,
+    tool_specs,
 )
 from tether.providers.local import LocalModel
 from tether.spec.messages import Message, ToolCall, ToolResult
@@ -139,7 +140,7 @@ async def test_plain_text_streams_and_reports_usage(fake: Any, gguf_file: str) -
 
 async def test_tool_call_is_parsed_and_schema_enforced(fake: Any, gguf_file: str) -> None:
     model = LocalModel(gguf_file, env={})
-    reply = '{"tool": "get_order_details", "arguments": {"order_id": "#W1"}}'
+    reply = '{"name": "get_order_details", "arguments": {"order_id": "#W1"}}'
     await model._loaded()
     FakeServer.instances[0].script = lambda body: iter([*pieces(reply, 5), end()])
     texts, response = await run(model, ask("where is #W1?", tools=(ORDER_TOOL,)))
@@ -152,9 +153,10 @@ async def test_tool_call_is_parsed_and_schema_enforced(fake: Any, gguf_file: str
     schema = body["response_format"]["json_schema"]["schema"]
     assert schema == reply_schema((ORDER_TOOL,))
     assert schema["oneOf"][0]["properties"]["arguments"] == ORDER_TOOL.parameters
-    system = body["messages"][0]["content"]
-    assert "get_order_details(order_id: string)" in system
-    assert '{"answer":' in system
+    assert body["tools"] == tool_specs((ORDER_TOOL,))  # listed by the chat template
+    assert body["tools"][0]["function"]["parameters"] == ORDER_TOOL.parameters
+    assert body["messages"][0]["content"].startswith("Be brief.\n\n")
+    assert '{"answer":' in body["messages"][0]["content"]
 
 
 async def test_answer_streams_while_its_json_arrives(fake: Any, gguf_file: str) -> None:
@@ -171,7 +173,7 @@ async def test_answer_streams_while_its_json_arrives(fake: Any, gguf_file: str) 
 
 def test_answer_decoder_ignores_tool_calls() -> None:
     decoder = AnswerDecoder()
-    out = [decoder.feed(c) for c in '{"tool": "x", "arguments": {"answer": "no"}}']
+    out = [decoder.feed(c) for c in '{"name": "x", "arguments": {"answer": "no"}}']
     assert "".join(out) == ""
 
 
@@ -294,9 +296,12 @@ async def test_schema_llama_cannot_compile_is_loosened(fake: Any, gguf_file: str
     odd = ToolSpec("odd", "Odd schema.", {"type": "object", "properties": {"a": {"$ref": "#/x"}}})
     model = LocalModel(gguf_file, env={})
     await run(model, ask(tools=(ORDER_TOOL, odd)))
-    schema = FakeServer.instances[0].bodies[0]["response_format"]["json_schema"]["schema"]
+    body = FakeServer.instances[0].bodies[0]
+    schema = body["response_format"]["json_schema"]["schema"]
     arguments = [option["properties"].get("arguments") for option in schema["oneOf"]]
     assert arguments == [ORDER_TOOL.parameters, {"type": "object"}, None]
+    parameters = [tool["function"]["parameters"] for tool in body["tools"]]
+    assert parameters == [ORDER_TOOL.parameters, {"type": "object"}]
 
 
 def test_history_is_rendered_in_the_protocol() -> None:
@@ -327,12 +332,15 @@ def test_history_is_rendered_in_the_protocol() -> None:
     ]
     assert json.loads(rendered[2]["content"]) == {"answer": "Hello!"}
     assert json.loads(rendered[4]["content"]) == {
-        "tool": "get_order_details",
+        "name": "get_order_details",
         "arguments": {"order_id": "#W1"},
     }
-    assert rendered[5]["content"] == 'Tool result for get_order_details: {"status": "shipped"}'
+    result = rendered[5]["content"]
+    assert result.startswith('Tool result for get_order_details: {"status": "shipped"}\n\n')
+    assert "Answer the user" in result
     failed = ToolResult("c1", "get_order_details", "timed out", is_error=True)
     plain = render_messages(
         ModelRequest(system="", messages=(Message(role="tool", results=(failed,)),))
     )
-    assert plain == [{"role": "user", "content": "Tool error for get_order_details: timed out"}]
+    assert plain[0]["content"].startswith("Tool error for get_order_details: timed out\n\n")
+    assert "could not be done" in plain[0]["content"]

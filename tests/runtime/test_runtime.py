@@ -186,13 +186,15 @@ async def test_new_message_on_interrupted_session_points_to_resume(ledger: Ledge
     agent = make_agent(model, ledger)
     async with Runtime(store=store, close_store=False) as rt:
         result = await rt.run(agent, "hi")
-        row = await store.get(result.session_id)
-        store._rows[result.session_id].status = SessionStatus.RUNNING  # as if killed mid-turn
+        with pytest.raises(InvalidSessionState, match="only a running"):
+            await rt.resume(agent, result.session_id)  # idle: nothing to resume
+        # As if a process died mid-turn: the row says running, the lease is free.
+        row, _ = await store.acquire(result.session_id, owner="x", now=rt.clock(), lease_ttl=9)
+        row.status = SessionStatus.RUNNING
+        await store.commit(row, [], owner="x", lease_ttl=9)
+        await store.release(row.id, owner="x")
         with pytest.raises(InvalidSessionState, match="tether resume"):
             await rt.run(agent, "again", session_id=row.id)
-        store._rows[result.session_id].status = SessionStatus.IDLE
-        with pytest.raises(InvalidSessionState, match="only a running"):
-            await rt.resume(agent, row.id)
 
 
 async def test_stream_yields_deltas_then_stored_events(ledger: Ledger) -> None:

@@ -1,19 +1,22 @@
 """The JSON reply protocol of the ``local`` model, as pure functions.
 
-A small model does not emit native tool calls reliably, so when a request
-offers tools the model must answer with exactly one JSON object, and
-llama.cpp's JSON-schema constrained decoding makes anything else
-impossible::
+A 0.5B model does not emit native tool calls reliably, so when a request
+offers tools its reply is constrained, by llama.cpp's JSON-schema decoding,
+to exactly one JSON object of one of these shapes::
 
-    {"tool": "<name>", "arguments": {...}}     # arguments match that tool's schema
+    {"name": "<tool>", "arguments": {...}}   # arguments match that tool's schema
     {"answer": "<text for the user>"}
 
-:func:`system_prompt` explains this after the request's own system text and
-a compact tool list; :func:`reply_schema` is the schema llama.cpp enforces;
-:func:`render_messages` shows the history in the same form (past calls as
-the JSON the model would write, tool results as user turns reading
-``Tool result for NAME: ...``); :class:`AnswerDecoder` decodes an answer's
-text while its JSON is still arriving, so it can be streamed; and
+The tool-call shape is the one Qwen's chat template teaches, and the tool
+list reaches the model through that template too (the request carries
+:func:`tool_specs` as OpenAI ``tools``): measured on the embedded model, this
+is what makes it call tools instead of inventing answers. :func:`system_prompt`
+adds the ``answer`` shape to the request's system text; :func:`reply_schema`
+is the schema llama.cpp enforces; :func:`render_messages` shows the history
+in the same form (past calls as the JSON the model writes, tool results as a
+user turn of ``Tool result for NAME: ...`` that ends by asking for an answer:
+without that line the model repeats the call). :class:`AnswerDecoder`
+decodes an answer while its JSON is still arriving, so it can be streamed;
 :func:`parse_reply` turns the finished reply into text or a
 :class:`~tether.spec.messages.ToolCall`. Nothing here needs llama.cpp.
 """
@@ -37,46 +40,45 @@ __all__ = [
     "render_messages",
     "reply_schema",
     "system_prompt",
+    "tool_specs",
     "usage_from",
 ]
 
 logger = logging.getLogger(__name__)
 
 _ANSWER_START = re.compile(r'\s*\{\s*"answer"\s*:\s*"')
-_TOOL_START = re.compile(r'\s*\{\s*"tool"')
+_CALL_START = re.compile(r'\s*\{\s*"name"')
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-_PROTOCOL = """\
-# How to reply
-Reply with exactly one JSON object and nothing else:
-- to call a tool: {"tool": "<tool name>", "arguments": {<the tool's arguments>}}
-- to answer the user: {"answer": "<your message to the user>"}
-Call one tool at a time. Its result comes back as "Tool result for <tool name>: ...".
-Base your answer on tool results; never invent one. If a tool failed, say so."""
+_ANSWER_NOTE = (
+    "If you do not call a function, reply to the user with a JSON object: "
+    '{"answer": "<your reply>"}'
+)
+_AFTER_RESULTS = "Answer the user from this result, or call another function if you need more."
+_AFTER_ERROR = "Tell the user what could not be done, or call another function if you need more."
 
 
 def system_prompt(request: ModelRequest) -> str:
-    """The system text the model sees: the request's, then tools and protocol."""
+    """The request's system text, plus how to answer when tools are offered."""
     if not request.tools:
         return request.system
-    lines = ["# Tools"] + [_tool_line(t) for t in request.tools]
-    parts = [request.system.strip(), "\n".join(lines), _PROTOCOL]
-    return "\n\n".join(p for p in parts if p)
+    return "\n\n".join(p for p in (request.system.strip(), _ANSWER_NOTE) if p)
 
 
-def _tool_line(tool: ToolSpec) -> str:
-    props: Mapping[str, Any] = tool.parameters.get("properties") or {}
-    required = set(tool.parameters.get("required") or ())
-    args, notes = [], []
-    for name, schema in props.items():
-        schema = schema if isinstance(schema, Mapping) else {}
-        kind = str(schema.get("type", "any"))
-        if "enum" in schema:
-            kind = "|".join(json.dumps(v) for v in schema["enum"])
-        args.append(f"{name}{'' if name in required else '?'}: {kind}")
-        if schema.get("description"):
-            notes.append(f"\n  - {name}: {' '.join(str(schema['description']).split())}")
-    description = " ".join(tool.description.split())
-    return f"- {tool.name}({', '.join(args)}): {description}{''.join(notes)}"
+def tool_specs(
+    tools: tuple[ToolSpec, ...], loose: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """The tools as OpenAI function specs, for the model's chat template to list."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": t.name,
+                "description": t.description,
+                "parameters": {"type": "object"} if t.name in loose else t.parameters,
+            },
+        }
+        for t in tools
+    ]
 
 
 def reply_schema(
@@ -92,10 +94,10 @@ def reply_schema(
         {
             "type": "object",
             "properties": {
-                "tool": {"const": t.name},
+                "name": {"const": t.name},
                 "arguments": {"type": "object"} if t.name in loose else t.parameters,
             },
-            "required": ["tool", "arguments"],
+            "required": ["name", "arguments"],
             "additionalProperties": False,
         }
         for t in tools
@@ -114,9 +116,10 @@ def reply_schema(
 def render_messages(request: ModelRequest) -> list[dict[str, str]]:
     """The conversation as chat-template messages (``role``/``content`` dicts).
 
-    With tools, past assistant turns are the JSON the model would have
-    written (several calls one per line); tool results become one user turn
-    of ``Tool result for NAME: ...`` (``Tool error for ...`` when they failed).
+    With tools, past assistant turns are the JSON the model writes (several
+    calls one per line); tool results become one user turn of
+    ``Tool result for NAME: ...`` (``Tool error for ...`` when one failed)
+    ending with a request to answer from them (or to say what failed).
     """
     json_mode = bool(request.tools)
     out: list[dict[str, str]] = []
@@ -128,7 +131,7 @@ def render_messages(request: ModelRequest) -> list[dict[str, str]]:
             out.append({"role": "user", "content": m.text})
         elif m.role == "assistant":
             calls = [
-                json.dumps({"tool": c.name, "arguments": c.arguments}, ensure_ascii=False)
+                json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False)
                 for c in m.tool_calls
             ]
             if calls:
@@ -143,7 +146,8 @@ def render_messages(request: ModelRequest) -> list[dict[str, str]]:
                 f"Tool {'error' if r.is_error else 'result'} for {r.name}: {r.content}"
                 for r in m.results
             ]
-            out.append({"role": "user", "content": "\n\n".join(results)})
+            after = _AFTER_ERROR if any(r.is_error for r in m.results) else _AFTER_RESULTS
+            out.append({"role": "user", "content": "\n\n".join([*results, after])})
     return out
 
 
@@ -163,7 +167,7 @@ class AnswerDecoder:
         if self._pos is None:
             start = _ANSWER_START.match(self.raw)
             if start is None:
-                self._off = _TOOL_START.match(self.raw) is not None or len(self.raw) > 64
+                self._off = _CALL_START.match(self.raw) is not None or len(self.raw) > 64
                 return ""
             self._pos = start.end()
         out: list[str] = []
@@ -213,11 +217,11 @@ def parse_reply(content: str, tools: tuple[ToolSpec, ...]) -> tuple[str, ToolCal
         logger.warning("local model reply is not the JSON asked for; using it as text")
         return content.strip(), None
     names = {t.name for t in tools}
-    if isinstance(reply, dict) and reply.get("tool") in names:
+    if isinstance(reply, dict) and reply.get("name") in names:
         arguments = reply.get("arguments")
         call = ToolCall(
             id=f"call_{uuid.uuid4().hex[:24]}",
-            name=str(reply["tool"]),
+            name=str(reply["name"]),
             arguments=arguments if isinstance(arguments, dict) else {},
         )
         return "", call

@@ -7,9 +7,10 @@ hash-checked by :mod:`tether.providers.gguf`; ``LocalModel("/path/x.gguf")``
 (spec ``local:PATH``) runs any other GGUF file.
 
 With tools, the model replies in the JSON protocol of
-:mod:`tether.providers._local_protocol` (one tool call or one answer),
-enforced by llama.cpp's JSON-schema constrained decoding through the chat
-completion's ``response_format``; a tool whose schema llama.cpp cannot turn
+:mod:`tether.providers._local_protocol` (one tool call or one answer): the
+tools go to the model's own chat template as OpenAI ``tools``, and llama.cpp's
+JSON-schema constrained decoding (the chat completion's ``response_format``)
+makes any other reply impossible. A tool whose schema llama.cpp cannot turn
 into a grammar gets free-form object arguments (the runtime validates them).
 Without tools the model writes plain text.
 
@@ -44,6 +45,7 @@ from tether.providers._local_protocol import (
     partial_answer,
     render_messages,
     reply_schema,
+    tool_specs,
     usage_from,
 )
 from tether.spec.messages import Message
@@ -190,7 +192,8 @@ class LocalModel:
                 model=self.name,
             ) from exc
 
-    def _schema(self, tools: tuple[ToolSpec, ...]) -> dict[str, Any]:
+    def _loose_tools(self, tools: tuple[ToolSpec, ...]) -> frozenset[str]:
+        """Tools whose parameter schema llama.cpp cannot compile into a grammar."""
         import xllamacpp
 
         loose = set()
@@ -205,7 +208,7 @@ class LocalModel:
                     self._loose[key] = True
             if self._loose[key]:
                 loose.add(tool.name)
-        return reply_schema(tools, frozenset(loose))
+        return frozenset(loose)
 
     def _body(self, request: ModelRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -217,10 +220,11 @@ class LocalModel:
             "cache_prompt": True,
         }
         if request.tools:
-            schema = self._schema(request.tools)
+            loose = self._loose_tools(request.tools)
+            body["tools"] = tool_specs(request.tools, loose)
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "reply", "schema": schema},
+                "json_schema": {"name": "reply", "schema": reply_schema(request.tools, loose)},
             }
         return body
 

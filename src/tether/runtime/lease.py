@@ -12,8 +12,11 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from datetime import datetime
 
-__all__ = ["holder_is_dead", "owner_id"]
+from tether.exceptions import SessionConflict
+
+__all__ = ["holder_is_dead", "lease_conflict", "lease_lost", "owner_id"]
 
 _HOST = socket.gethostname()
 
@@ -49,3 +52,36 @@ def _is_zombie(pid: int) -> bool:
     except OSError:
         return False
     return bool(fields) and fields[0] == "Z"
+
+
+def _clock(expires: float | None) -> str:
+    if expires is None:
+        return "its lease expires"
+    return datetime.fromtimestamp(expires).strftime("%H:%M:%S")
+
+
+def lease_conflict(session_id: str, holder: str | None, expires: float | None) -> SessionConflict:
+    """The error for trying to take a lease someone else holds."""
+    return SessionConflict(
+        f"session {session_id} is being advanced by another process ({holder}) "
+        f"until {_clock(expires)}; wait, or resume it after the lease expires",
+        holder=holder,
+        expires=expires,
+    )
+
+
+def lease_lost(
+    session_id: str, owner: str, holder: str | None, expires: float | None
+) -> SessionConflict:
+    """The error for committing without holding the lease; nothing was written."""
+    if holder is None:
+        who = "nobody holds it now (it was released)"
+    else:
+        who = f"it is held by {holder} until {_clock(expires)}"
+    return SessionConflict(
+        f"session {session_id}: {owner} no longer holds the lease ({who}); nothing "
+        "was written. Another process may have taken over after the lease expired: "
+        "reload the session with acquire() before advancing it",
+        holder=holder,
+        expires=expires,
+    )

@@ -1,47 +1,114 @@
-"""An in-process :class:`SessionStore`: the runtime's default when no store is given.
+"""A :class:`~tether.runtime.ports.SessionStore` kept in process memory.
 
-Same semantics as the SQL store (leases, conflicts, atomic commits) with
-nothing durable: sessions die with the process. It lives in the runtime
-layer so that ``Runtime()`` works without importing the store layer;
-``tether.store`` re-exports it.
+Same semantics as the SQL store (leases, conflicts, atomic commits), none of
+its durability: everything is gone when the process ends. Use it for tests,
+for benchmarks that should not measure a database, and for throwaway runs.
+It lives in the runtime layer so that ``Runtime()`` works without importing
+the store layer (lower layers never import higher ones); ``tether.store``
+re-exports it.
+
+Every method runs without awaiting anything, so each one is atomic with
+respect to other coroutines on the same event loop. Records are copied in
+and out (callers may mutate theirs); events are frozen and shared, so their
+``data`` dicts must be treated as read-only, as everywhere else.
 """
 
 from __future__ import annotations
 
-import copy
+from bisect import bisect_right
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from tether.exceptions import SessionConflict, SessionNotFound
 from tether.runtime.ports import SessionRecord
 from tether.spec.events import Event
+from tether.runtime.lease import lease_conflict, lease_lost
 
 __all__ = ["InMemoryStore"]
 
 
+def _copy(r: SessionRecord) -> SessionRecord:
+    return SessionRecord(
+        r.id,
+        r.agent,
+        r.agent_version,
+        r.user_id,
+        r.status,
+        r.created_at,
+        r.updated_at,
+        r.step,
+        r.event_count,
+        r.usage,
+        r.last_error,
+        r.lease_owner,
+        r.lease_expires,
+    )
+
+
+@dataclass(slots=True)
+class _Entry:
+    record: SessionRecord
+    events: list[Event] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)  # sorted, parallel to ``events``
+
+    def append(self, evs: Sequence[Event]) -> None:
+        for e in evs:
+            if not self.seqs or e.seq > self.seqs[-1]:
+                self.seqs.append(e.seq)
+                self.events.append(e)
+            else:
+                i = bisect_right(self.seqs, e.seq)
+                self.seqs.insert(i, e.seq)
+                self.events.insert(i, e)
+
+    def check_new(self, session_id: str, evs: Sequence[Event]) -> None:
+        last = self.seqs[-1] if self.seqs else None
+        seen: set[int] = set()
+        for e in evs:
+            if e.seq in seen or (last is not None and e.seq <= last and e.seq in self.seqs):
+                raise SessionConflict(
+                    f"session {session_id}: event seq {e.seq} is already stored; "
+                    "another writer appended to this session. Reload it and retry"
+                )
+            seen.add(e.seq)
+
+
 class InMemoryStore:
-    """Sessions in dicts. Commit cost is a list extend and a row copy."""
+    """Sessions in a dict. Cheap: a commit is a few microseconds."""
 
     def __init__(self) -> None:
-        self._rows: dict[str, SessionRecord] = {}
-        self._events: dict[str, list[Event]] = {}
+        self._sessions: dict[str, _Entry] = {}
+        self._closed = False
 
-    def _row(self, session_id: str) -> SessionRecord:
-        row = self._rows.get(session_id)
-        if row is None:
-            raise SessionNotFound(f"no session with id {session_id!r}")
-        return row
+    def _entry(self, session_id: str) -> _Entry:
+        if self._closed:
+            raise RuntimeError("this InMemoryStore was closed; open a new one")
+        try:
+            return self._sessions[session_id]
+        except KeyError:
+            raise SessionNotFound(
+                f"no session with id {session_id!r}; check the id (list_sessions() shows "
+                "recent ones) or start a new session"
+            ) from None
 
     async def create(
         self, record: SessionRecord, events: Sequence[Event], *, owner: str, lease_ttl: float
     ) -> None:
-        if record.id in self._rows:
-            raise SessionConflict(f"session {record.id} already exists")
-        row = copy.copy(record)
-        row.event_count = len(events)
-        row.lease_owner = owner
-        row.lease_expires = record.updated_at + lease_ttl
-        self._rows[record.id] = row
-        self._events[record.id] = list(events)
+        """Insert a new session holding the lease for ``owner``, with its first events."""
+        if self._closed:
+            raise RuntimeError("this InMemoryStore was closed; open a new one")
+        if record.id in self._sessions:
+            raise SessionConflict(
+                f"session {record.id} already exists; use a new id, or acquire() the "
+                "existing session to continue it"
+            )
+        stored = _copy(record)
+        stored.lease_owner = owner
+        stored.lease_expires = record.updated_at + lease_ttl
+        entry = _Entry(stored)
+        entry.check_new(record.id, events)
+        entry.append(events)
+        self._sessions[record.id] = entry
 
     async def acquire(
         self,
@@ -52,63 +119,57 @@ class InMemoryStore:
         lease_ttl: float,
         replace: str | None = None,
     ) -> tuple[SessionRecord, list[Event]]:
-        row = self._row(session_id)
-        holder = row.lease_owner
-        free = (
+        """Take the lease (free, expired, ours, or ``replace``'s) and load the session."""
+        entry = self._entry(session_id)
+        r = entry.record
+        holder, expires = r.lease_owner, r.lease_expires
+        if not (
             holder is None
             or holder == owner
             or (replace is not None and holder == replace)
-            or (row.lease_expires is not None and row.lease_expires < now)
-        )
-        if not free:
-            raise SessionConflict(
-                f"session {session_id} is being advanced by another process ({holder}); "
-                "wait for it to finish, or resume it after its lease expires",
-                holder=holder,
-                expires=row.lease_expires,
-            )
-        row.lease_owner = owner
-        row.lease_expires = now + lease_ttl
-        return copy.copy(row), list(self._events[session_id])
+            or (expires is not None and expires < now)
+        ):
+            raise lease_conflict(session_id, holder, expires)
+        r.lease_owner = owner
+        r.lease_expires = now + lease_ttl
+        return _copy(r), list(entry.events)
 
     async def commit(
         self, record: SessionRecord, events: Sequence[Event], *, owner: str, lease_ttl: float
     ) -> None:
-        row = self._row(record.id)
-        if row.lease_owner != owner:
-            raise SessionConflict(
-                f"session {record.id}: this process no longer holds the lease "
-                f"(held by {row.lease_owner}); nothing was written",
-                holder=row.lease_owner,
-                expires=row.lease_expires,
-            )
-        log = self._events[record.id]
-        if events and events[0].seq != len(log) + 1:
-            raise SessionConflict(
-                f"session {record.id}: event {events[0].seq} was already written by another "
-                "writer; reload the session"
-            )
-        log.extend(events)
-        row.status = record.status
-        row.step = record.step
-        row.event_count = len(log)
-        row.usage = record.usage
-        row.last_error = record.last_error
-        row.updated_at = record.updated_at
-        row.lease_expires = record.updated_at + lease_ttl
+        """Append ``events`` and update the row, or raise and change nothing."""
+        entry = self._entry(record.id)
+        r = entry.record
+        if r.lease_owner != owner:
+            raise lease_lost(record.id, owner, r.lease_owner, r.lease_expires)
+        if events:
+            entry.check_new(record.id, events)
+            entry.append(events)
+        r.status = record.status
+        r.step = record.step
+        r.event_count = record.event_count
+        r.usage = record.usage
+        r.last_error = record.last_error
+        r.updated_at = record.updated_at
+        r.lease_expires = record.updated_at + lease_ttl
 
     async def release(self, session_id: str, *, owner: str) -> None:
-        row = self._rows.get(session_id)
-        if row is not None and row.lease_owner == owner:
-            row.lease_owner = None
-            row.lease_expires = None
+        """Give the lease back (no-op if ``owner`` does not hold it)."""
+        entry = self._sessions.get(session_id)
+        if entry is not None and entry.record.lease_owner == owner:
+            entry.record.lease_owner = None
+            entry.record.lease_expires = None
 
     async def get(self, session_id: str) -> SessionRecord:
-        return copy.copy(self._row(session_id))
+        """The session row. Raises ``SessionNotFound``."""
+        return _copy(self._entry(session_id).record)
 
     async def events(self, session_id: str, *, after_seq: int = 0) -> list[Event]:
-        self._row(session_id)
-        return [e for e in self._events[session_id] if e.seq > after_seq]
+        """Stored events with ``seq > after_seq``, in order."""
+        entry = self._sessions.get(session_id)
+        if entry is None:
+            return []
+        return entry.events[bisect_right(entry.seqs, after_seq) :]
 
     async def list_sessions(
         self,
@@ -118,16 +179,18 @@ class InMemoryStore:
         agent: str | None = None,
         user_id: str | None = None,
     ) -> list[SessionRecord]:
+        """Most recently updated sessions first (ties: larger id first)."""
         rows = [
-            copy.copy(r)
-            for r in self._rows.values()
-            if (status is None or r.status == status)
-            and (agent is None or r.agent == agent)
-            and (user_id is None or r.user_id == user_id)
+            e.record
+            for e in self._sessions.values()
+            if (status is None or e.record.status == status)
+            and (agent is None or e.record.agent == agent)
+            and (user_id is None or e.record.user_id == user_id)
         ]
-        rows.sort(key=lambda r: r.updated_at, reverse=True)
-        return rows[:limit]
+        rows.sort(key=lambda r: (r.updated_at, r.id), reverse=True)
+        return [_copy(r) for r in rows[: max(limit, 0)]]
 
     async def aclose(self) -> None:
-        self._rows.clear()
-        self._events.clear()
+        """Forget every session. The store is unusable afterwards."""
+        self._sessions.clear()
+        self._closed = True

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
 from tether.store.errors import StoreTimeout, StoreUnavailable
-from tether.store.memory import InMemoryStore
+from tether.runtime.memory import InMemoryStore
 from tether.store.sql import SQLStore, resolve_url
 
 __all__ = [

@@ -8,9 +8,8 @@ the builtin exception treat them as transient.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from tether.exceptions import RunError, SessionConflict
+from tether.exceptions import RunError
+from tether.runtime.lease import lease_conflict, lease_lost
 
 __all__ = ["StoreTimeout", "StoreUnavailable", "lease_conflict", "lease_lost"]
 
@@ -21,36 +20,3 @@ class StoreTimeout(RunError, TimeoutError):
 
 class StoreUnavailable(RunError, ConnectionError):
     """The database could not be reached or refused the operation for now."""
-
-
-def _clock(expires: float | None) -> str:
-    if expires is None:
-        return "its lease expires"
-    return datetime.fromtimestamp(expires).strftime("%H:%M:%S")
-
-
-def lease_conflict(session_id: str, holder: str | None, expires: float | None) -> SessionConflict:
-    """The error for trying to take a lease someone else holds."""
-    return SessionConflict(
-        f"session {session_id} is being advanced by another process ({holder}) "
-        f"until {_clock(expires)}; wait, or resume it after the lease expires",
-        holder=holder,
-        expires=expires,
-    )
-
-
-def lease_lost(
-    session_id: str, owner: str, holder: str | None, expires: float | None
-) -> SessionConflict:
-    """The error for committing without holding the lease; nothing was written."""
-    if holder is None:
-        who = "nobody holds it now (it was released)"
-    else:
-        who = f"it is held by {holder} until {_clock(expires)}"
-    return SessionConflict(
-        f"session {session_id}: {owner} no longer holds the lease ({who}); nothing "
-        "was written. Another process may have taken over after the lease expired: "
-        "reload the session with acquire() before advancing it",
-        holder=holder,
-        expires=expires,
-    )

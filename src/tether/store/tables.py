@@ -62,7 +62,6 @@ sessions = sa.Table(
     sa.Index("ix_sessions_updated_at", "updated_at"),
     sa.Index("ix_sessions_status_updated_at", "status", "updated_at"),
     sa.Index("ix_sessions_user_id_updated_at", "user_id", "updated_at"),
-    sa.Index("ix_sessions_agent_updated_at", "agent", "updated_at"),
 )
 
 events = sa.Table(

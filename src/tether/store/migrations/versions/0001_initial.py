@@ -43,7 +43,6 @@ def upgrade() -> None:
     op.create_index("ix_sessions_updated_at", "sessions", ["updated_at"])
     op.create_index("ix_sessions_status_updated_at", "sessions", ["status", "updated_at"])
     op.create_index("ix_sessions_user_id_updated_at", "sessions", ["user_id", "updated_at"])
-    op.create_index("ix_sessions_agent_updated_at", "sessions", ["agent", "updated_at"])
     op.create_table(
         "events",
         sa.Column(
@@ -65,7 +64,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop both tables (and every stored session)."""
     op.drop_table("events")
-    op.drop_index("ix_sessions_agent_updated_at", table_name="sessions")
     op.drop_index("ix_sessions_user_id_updated_at", table_name="sessions")
     op.drop_index("ix_sessions_status_updated_at", table_name="sessions")
     op.drop_index("ix_sessions_updated_at", table_name="sessions")
