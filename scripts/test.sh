@@ -14,8 +14,8 @@ bash scripts/ensure-services.sh
 export TETHER_TEST_POSTGRES_URL=${TETHER_TEST_POSTGRES_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/test}
 export TETHER_REQUIRE_SERVICES=1
 
-echo "== ruff"; .venv/bin/ruff check src tests examples bench
-echo "== ruff format"; .venv/bin/ruff format --check src tests examples bench
+echo "== ruff"; .venv/bin/ruff check src tests examples bench docs
+echo "== ruff format"; .venv/bin/ruff format --check src tests examples bench docs
 echo "== mypy"; .venv/bin/mypy
 echo "== import-linter"; .venv/bin/lint-imports
 echo "== pytest"; .venv/bin/python -m pytest "$@"

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tether.exceptions import SessionConflict, SessionNotFound
+from tether.runtime.lease import lease_conflict, lease_lost
 from tether.runtime.ports import SessionRecord
 from tether.spec.events import Event
-from tether.runtime.lease import lease_conflict, lease_lost
 
 __all__ = ["InMemoryStore"]
 

@@ -10,9 +10,9 @@ uses it) and is re-exported here.
 
 from __future__ import annotations
 
+from tether.runtime.memory import InMemoryStore
 from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
 from tether.store.errors import StoreTimeout, StoreUnavailable
-from tether.runtime.memory import InMemoryStore
 from tether.store.sql import SQLStore, resolve_url
 
 __all__ = [
