@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +24,6 @@ from tether.providers._local_protocol import (
     AnswerDecoder,
     render_messages,
     reply_schema,
-    system_prompt,
     tool_specs,
 )
 from tether.providers.local import LocalModel
@@ -39,6 +39,7 @@ ORDER_TOOL = ToolSpec(
         "required": ["order_id"],
     },
 )
+WAIT_FOR_STOP: dict[str, Any] = {}
 Script = Callable[[dict[str, Any]], Iterator[dict[str, Any]]]
 
 
@@ -74,6 +75,11 @@ class FakeServer:
     def handle_chat_completions(self, body: dict[str, Any], callback: Any) -> None:
         self.bodies.append(body)
         for chunk in self.script(body):
+            if chunk is WAIT_FOR_STOP:  # like slow generation: keep going until told to stop
+                deadline = time.monotonic() + 5
+                while not callback({"choices": []}) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                continue
             if callback(chunk):
                 self.stopped.set()
                 return
@@ -138,37 +144,98 @@ async def test_plain_text_streams_and_reports_usage(fake: Any, gguf_file: str) -
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}
 
 
-async def test_tool_call_is_parsed_and_schema_enforced(fake: Any, gguf_file: str) -> None:
-    model = LocalModel(gguf_file, env={})
+async def test_tool_call_is_detected_then_generated_under_the_schema(
+    fake: Any, gguf_file: str
+) -> None:
     reply = '{"name": "get_order_details", "arguments": {"order_id": "#W1"}}'
+    probe_ran_on = threading.Event()
+
+    def script(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        if "response_format" not in body:  # the free pass: stopped after its first piece
+            yield from [delta(reply[:5]), WAIT_FOR_STOP]
+            probe_ran_on.set()  # pragma: no cover - only reached if not stopped
+            yield from pieces(reply[5:])  # pragma: no cover
+        else:
+            yield from [*pieces(reply, 5), end()]
+
+    model = LocalModel(gguf_file, env={})
     await model._loaded()
-    FakeServer.instances[0].script = lambda body: iter([*pieces(reply, 5), end()])
+    server = FakeServer.instances[0]
+    server.script = script
     texts, response = await run(model, ask("where is #W1?", tools=(ORDER_TOOL,)))
     assert texts == []
     assert response.stop_reason == "tool_use"
     (call,) = response.message.tool_calls
     assert (call.name, call.arguments) == ("get_order_details", {"order_id": "#W1"})
     assert call.id.startswith("call_")
-    body = FakeServer.instances[0].bodies[0]
-    schema = body["response_format"]["json_schema"]["schema"]
-    assert schema == reply_schema((ORDER_TOOL,))
+    assert server.stopped.is_set()
+    assert not probe_ran_on.is_set()
+    probe, constrained = server.bodies
+    assert probe["tools"] == constrained["tools"] == tool_specs((ORDER_TOOL,))
+    assert probe["messages"] == constrained["messages"]  # same prompt: the KV cache is reused
+    assert probe["messages"][0] == {"role": "system", "content": "Be brief."}
+    schema = constrained["response_format"]["json_schema"]["schema"]
+    assert schema == reply_schema((ORDER_TOOL,), answer=False)
     assert schema["oneOf"][0]["properties"]["arguments"] == ORDER_TOOL.parameters
-    assert body["tools"] == tool_specs((ORDER_TOOL,))  # listed by the chat template
-    assert body["tools"][0]["function"]["parameters"] == ORDER_TOOL.parameters
-    assert body["messages"][0]["content"].startswith("Be brief.\n\n")
-    assert '{"answer":' in body["messages"][0]["content"]
 
 
-async def test_answer_streams_while_its_json_arrives(fake: Any, gguf_file: str) -> None:
+async def test_native_tool_call_delta_also_means_a_call(fake: Any, gguf_file: str) -> None:
+    reply = '{"name": "get_order_details", "arguments": {"order_id": "#W1"}}'
+    native = {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0}]}}]}
+
+    def script(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        if "response_format" not in body:
+            return iter([native, end()])
+        return iter([*pieces(reply, 7), end()])
+
+    model = LocalModel(gguf_file, env={})
+    await model._loaded()
+    FakeServer.instances[0].script = script
+    _, response = await run(model, ask(tools=(ORDER_TOOL,)))
+    assert response.message.tool_calls[0].arguments == {"order_id": "#W1"}
+
+
+async def test_text_answer_with_tools_streams_from_the_free_pass(fake: Any, gguf_file: str) -> None:
+    model = LocalModel(gguf_file, env={})
+    await model._loaded()
+    server = FakeServer.instances[0]
+    server.script = lambda body: iter([delta("\n "), delta("Paris"), delta(" it is."), end()])
+    texts, response = await run(model, ask("capital of France?", tools=(ORDER_TOOL,)))
+    assert texts == ["Paris", " it is."]
+    assert response.message.text == "Paris it is."
+    assert (response.message.tool_calls, response.stop_reason) == ((), "end")
+    assert len(server.bodies) == 1
+
+
+def after_result(text: str = "where is #W1?") -> ModelRequest:
+    call = ToolCall("c1", "get_order_details", {"order_id": "#W1"})
+    result = ToolResult("c1", "get_order_details", '{"status": "shipped"}')
+    return ModelRequest(
+        system="Be brief.",
+        tools=(ORDER_TOOL,),
+        messages=(
+            Message.user(text),
+            Message.assistant(tool_calls=[call]),
+            Message(role="tool", results=(result,)),
+        ),
+    )
+
+
+async def test_after_tool_results_the_reply_is_call_or_answer_json(
+    fake: Any, gguf_file: str
+) -> None:
     text = 'Line one\nsaid "hi" \\ done 😀 é\t!'
     reply = json.dumps({"answer": text})  # escapes, a surrogate pair, unicode
     model = LocalModel(gguf_file, env={})
     await model._loaded()
-    FakeServer.instances[0].script = lambda body: iter([*pieces(reply), end()])
-    texts, response = await run(model, ask(tools=(ORDER_TOOL,)))
+    server = FakeServer.instances[0]
+    server.script = lambda body: iter([*pieces(reply), end()])
+    texts, response = await run(model, after_result())
     assert "".join(texts) == text == response.message.text
-    assert len(texts) > 10  # really incremental
+    assert len(texts) > 10  # streamed while the JSON string arrives
     assert response.stop_reason == "end"
+    (body,) = server.bodies
+    assert body["response_format"]["json_schema"]["schema"] == reply_schema((ORDER_TOOL,))
 
 
 def test_answer_decoder_ignores_tool_calls() -> None:
@@ -182,7 +249,7 @@ async def test_reply_cut_by_max_tokens(fake: Any, gguf_file: str) -> None:
     await model._loaded()
     partial = '{"answer": "The order has sh'
     FakeServer.instances[0].script = lambda body: iter([*pieces(partial, 4), end("length")])
-    texts, response = await run(model, ask(tools=(ORDER_TOOL,)))
+    texts, response = await run(model, after_result())
     assert response.stop_reason == "max_tokens"
     assert response.message.text == "".join(texts) == "The order has sh"
 
@@ -295,7 +362,8 @@ async def test_missing_or_invalid_model_file(fake: Any, tmp_path: Path) -> None:
 async def test_schema_llama_cannot_compile_is_loosened(fake: Any, gguf_file: str) -> None:
     odd = ToolSpec("odd", "Odd schema.", {"type": "object", "properties": {"a": {"$ref": "#/x"}}})
     model = LocalModel(gguf_file, env={})
-    await run(model, ask(tools=(ORDER_TOOL, odd)))
+    request = after_result()
+    await run(model, ModelRequest(system="", messages=request.messages, tools=(ORDER_TOOL, odd)))
     body = FakeServer.instances[0].bodies[0]
     schema = body["response_format"]["json_schema"]["schema"]
     arguments = [option["properties"].get("arguments") for option in schema["oneOf"]]
@@ -321,7 +389,7 @@ def test_history_is_rendered_in_the_protocol() -> None:
         ),
     )
     rendered = render_messages(request)
-    assert rendered[0] == {"role": "system", "content": system_prompt(request)}
+    assert rendered[0] == {"role": "system", "content": "Shop agent."}  # never changes: KV cache
     assert [m["role"] for m in rendered] == [
         "system",
         "user",
@@ -330,14 +398,16 @@ def test_history_is_rendered_in_the_protocol() -> None:
         "assistant",
         "user",
     ]
-    assert json.loads(rendered[2]["content"]) == {"answer": "Hello!"}
+    assert rendered[2]["content"] == "Hello!"
     assert json.loads(rendered[4]["content"]) == {
         "name": "get_order_details",
         "arguments": {"order_id": "#W1"},
     }
     result = rendered[5]["content"]
     assert result.startswith('Tool result for get_order_details: {"status": "shipped"}\n\n')
-    assert "Answer the user" in result
+    assert result.endswith(
+        'with {"answer": "<your reply>"}, or call another function if you need more.'
+    )
     failed = ToolResult("c1", "get_order_details", "timed out", is_error=True)
     plain = render_messages(
         ModelRequest(system="", messages=(Message(role="tool", results=(failed,)),))
