@@ -9,8 +9,8 @@ if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[local]"
 
-# The demo is the only job on the machine: let llama.cpp use both cores
-# (the library default is one thread).
-export TETHER_LOCAL_THREADS=${TETHER_LOCAL_THREADS:-2}
+# One thread: measured faster than two on a shared 2-core machine
+# (set TETHER_LOCAL_THREADS to change it).
+export TETHER_LOCAL_THREADS=${TETHER_LOCAL_THREADS:-1}
 QUESTION=${1:-"I'm Ava Moreno, zip 94107. What's the status of my order #W1024001?"}
 exec .venv/bin/tether run examples/retail -m "$QUESTION"

@@ -147,12 +147,6 @@ async def test_plain_text_streams_and_reports_usage(fake: Any, gguf_file: str) -
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="out of step with the committed local provider: this test was written for the "
-    "two-pass protocol (detect a call, then generate it under the schema) that was not "
-    "finished this session; see the closing note of issue 2",
-)
 async def test_tool_call_is_detected_then_generated_under_the_schema(
     fake: Any, gguf_file: str
 ) -> None:
@@ -177,7 +171,7 @@ async def test_tool_call_is_detected_then_generated_under_the_schema(
     (call,) = response.message.tool_calls
     assert (call.name, call.arguments) == ("get_order_details", {"order_id": "#W1"})
     assert call.id.startswith("call_")
-    assert server.stopped.is_set()
+    assert await asyncio.to_thread(server.stopped.wait, 5)  # the free pass was stopped
     assert not probe_ran_on.is_set()
     probe, constrained = server.bodies
     assert probe["tools"] == constrained["tools"] == tool_specs((ORDER_TOOL,))
@@ -204,12 +198,6 @@ async def test_native_tool_call_delta_also_means_a_call(fake: Any, gguf_file: st
     assert response.message.tool_calls[0].arguments == {"order_id": "#W1"}
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="out of step with the committed local provider: this test was written for the "
-    "two-pass protocol (detect a call, then generate it under the schema) that was not "
-    "finished this session; see the closing note of issue 2",
-)
 async def test_text_answer_with_tools_streams_from_the_free_pass(fake: Any, gguf_file: str) -> None:
     model = LocalModel(gguf_file, env={})
     await model._loaded()
@@ -387,12 +375,6 @@ async def test_schema_llama_cannot_compile_is_loosened(fake: Any, gguf_file: str
     assert parameters == [ORDER_TOOL.parameters, {"type": "object"}]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="out of step with the committed local provider: this test was written for the "
-    "two-pass protocol (detect a call, then generate it under the schema) that was not "
-    "finished this session; see the closing note of issue 2",
-)
 def test_history_is_rendered_in_the_protocol() -> None:
     call = ToolCall("c1", "get_order_details", {"order_id": "#W1"})
     request = ModelRequest(

@@ -1,24 +1,26 @@
-"""The JSON reply protocol of the ``local`` model, as pure functions.
+"""The tool protocol of the ``local`` model, as pure functions.
 
-A 0.5B model does not emit native tool calls reliably, so when a request
-offers tools its reply is constrained, by llama.cpp's JSON-schema decoding,
-to exactly one JSON object of one of these shapes::
+A 0.5B model does not emit native tool calls reliably, so tool calls are
+JSON produced under llama.cpp's JSON-schema constrained decoding, in the
+shape Qwen's chat template teaches::
 
     {"name": "<tool>", "arguments": {...}}   # arguments match that tool's schema
-    {"answer": "<text for the user>"}
+    {"answer": "<text for the user>"}        # only right after tool results
 
-The tool-call shape is the one Qwen's chat template teaches, and the tool
-list reaches the model through that template too (the request carries
-:func:`tool_specs` as OpenAI ``tools``): measured on the embedded model, this
-is what makes it call tools instead of inventing answers. :func:`system_prompt`
-adds the ``answer`` shape to the request's system text; :func:`reply_schema`
-is the schema llama.cpp enforces; :func:`render_messages` shows the history
-in the same form (past calls as the JSON the model writes, tool results as a
-user turn of ``Tool result for NAME: ...`` that ends by asking for an answer:
-without that line the model repeats the call). :class:`AnswerDecoder`
+The tools reach the model through its own chat template (the request carries
+:func:`tool_specs` as OpenAI ``tools``); measured on the embedded model,
+that is what makes it call a tool instead of inventing an answer, where a
+tool list in our own words did not. :func:`reply_schema` is the schema
+llama.cpp enforces (calls only, or calls and the answer object);
+:func:`render_messages` shows the history in the same form: the system text
+exactly as given (so the KV cache prefix never changes), past calls as the
+JSON the model writes, and tool results as one user turn of
+``Tool result for NAME: ...`` that ends by asking for an ``{"answer": ...}``
+(without it the model repeats the call it just made). :class:`AnswerDecoder`
 decodes an answer while its JSON is still arriving, so it can be streamed;
-:func:`parse_reply` turns the finished reply into text or a
-:class:`~tether.spec.messages.ToolCall`. Nothing here needs llama.cpp.
+:func:`parse_reply` turns a finished reply into text or a
+:class:`~tether.spec.messages.ToolCall`. Nothing here needs llama.cpp; how
+the modes are chosen is in :mod:`tether.providers.local`.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ __all__ = [
     "partial_answer",
     "render_messages",
     "reply_schema",
-    "system_prompt",
     "tool_specs",
     "usage_from",
 ]
@@ -49,19 +50,14 @@ logger = logging.getLogger(__name__)
 _ANSWER_START = re.compile(r'\s*\{\s*"answer"\s*:\s*"')
 _CALL_START = re.compile(r'\s*\{\s*"name"')
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-_ANSWER_NOTE = (
-    "If you do not call a function, reply to the user with a JSON object: "
-    '{"answer": "<your reply>"}'
+_ANSWER = '{"answer": "<your reply>"}'
+_AFTER_RESULTS = (
+    f"Answer the user from this result with {_ANSWER}, or call another function if you need more."
 )
-_AFTER_RESULTS = "Answer the user from this result, or call another function if you need more."
-_AFTER_ERROR = "Tell the user what could not be done, or call another function if you need more."
-
-
-def system_prompt(request: ModelRequest) -> str:
-    """The request's system text, plus how to answer when tools are offered."""
-    if not request.tools:
-        return request.system
-    return "\n\n".join(p for p in (request.system.strip(), _ANSWER_NOTE) if p)
+_AFTER_ERROR = (
+    f"Tell the user what could not be done with {_ANSWER}, "
+    "or call another function if you need more."
+)
 
 
 def tool_specs(
@@ -82,9 +78,9 @@ def tool_specs(
 
 
 def reply_schema(
-    tools: tuple[ToolSpec, ...], loose: frozenset[str] = frozenset()
+    tools: tuple[ToolSpec, ...], loose: frozenset[str] = frozenset(), *, answer: bool = True
 ) -> dict[str, Any]:
-    """The JSON Schema every reply must match: one tool call, or an answer.
+    """The JSON Schema a reply must match: one tool call, or (if ``answer``) an answer.
 
     Tools named in ``loose`` take any JSON object as arguments (used when
     llama.cpp cannot turn a tool's own schema into a grammar; the runtime
@@ -102,30 +98,30 @@ def reply_schema(
         }
         for t in tools
     ]
-    options.append(
-        {
-            "type": "object",
-            "properties": {"answer": {"type": "string", "minLength": 1}},
-            "required": ["answer"],
-            "additionalProperties": False,
-        }
-    )
+    if answer:
+        options.append(
+            {
+                "type": "object",
+                "properties": {"answer": {"type": "string", "minLength": 1}},
+                "required": ["answer"],
+                "additionalProperties": False,
+            }
+        )
     return {"oneOf": options}
 
 
 def render_messages(request: ModelRequest) -> list[dict[str, str]]:
     """The conversation as chat-template messages (``role``/``content`` dicts).
 
-    With tools, past assistant turns are the JSON the model writes (several
-    calls one per line); tool results become one user turn of
-    ``Tool result for NAME: ...`` (``Tool error for ...`` when one failed)
-    ending with a request to answer from them (or to say what failed).
+    The system text is passed as is; past tool calls are the JSON the model
+    writes (several calls one per line), past answers plain text; tool
+    results become one user turn of ``Tool result for NAME: ...``
+    (``Tool error for ...`` when one failed) ending with a request to answer
+    from them as ``{"answer": ...}`` (or to say what failed).
     """
-    json_mode = bool(request.tools)
     out: list[dict[str, str]] = []
-    system = system_prompt(request)
-    if system:
-        out.append({"role": "system", "content": system})
+    if request.system:
+        out.append({"role": "system", "content": request.system})
     for m in request.messages:
         if m.role == "user":
             out.append({"role": "user", "content": m.text})
@@ -134,13 +130,7 @@ def render_messages(request: ModelRequest) -> list[dict[str, str]]:
                 json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False)
                 for c in m.tool_calls
             ]
-            if calls:
-                content = "\n".join(calls)
-            elif json_mode:
-                content = json.dumps({"answer": m.text}, ensure_ascii=False)
-            else:
-                content = m.text
-            out.append({"role": "assistant", "content": content})
+            out.append({"role": "assistant", "content": "\n".join(calls) if calls else m.text})
         else:
             results = [
                 f"Tool {'error' if r.is_error else 'result'} for {r.name}: {r.content}"

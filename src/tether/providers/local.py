@@ -6,23 +6,21 @@ default it runs the embedded Qwen2.5-Coder-0.5B-Instruct, joined and
 hash-checked by :mod:`tether.providers.gguf`; ``LocalModel("/path/x.gguf")``
 (spec ``local:PATH``) runs any other GGUF file.
 
-With tools, the model replies in the JSON protocol of
-:mod:`tether.providers._local_protocol` (one tool call or one answer): the
-tools go to the model's own chat template as OpenAI ``tools``, and llama.cpp's
-JSON-schema constrained decoding (the chat completion's ``response_format``)
-makes any other reply impossible. A tool whose schema llama.cpp cannot turn
-into a grammar gets free-form object arguments (the runtime validates them).
-Without tools the model writes plain text.
+Tool calls follow :mod:`tether.providers._local_protocol`: the model sees
+the tools through its own chat template, and every tool call it returns was
+generated under llama.cpp's JSON-schema constrained decoding (the chat
+completion's ``response_format``), so its arguments match the tool's schema.
+A tool whose schema llama.cpp cannot turn into a grammar gets free-form
+object arguments (the runtime validates them before running the tool). How
+each call is decoded is in :meth:`LocalModel.stream`.
 
-Streaming: plain text streams as generated; an answer streams too, decoded
-incrementally from its JSON string; a tool call yields no text. Generation
-runs in a daemon thread whose chunks reach the event loop through
-``call_soon_threadsafe``; on timeout or when the caller stops reading, the
-next chunk tells llama.cpp to stop. ``temperature=None`` means 0 (greedy,
-deterministic). Usage follows Anthropic's convention: ``input_tokens``
-excludes prompt tokens served from llama.cpp's prefix cache, which are
-counted as ``cache_read_tokens``. One slot keeps its KV cache between calls,
-so a conversation that grows by appending pays only for its new tokens.
+Answers stream as they are generated (from JSON too: the ``answer`` string
+is decoded incrementally); a tool call yields no text. ``temperature=None``
+means 0 (greedy, deterministic). Usage follows Anthropic's convention:
+``input_tokens`` excludes prompt tokens served from llama.cpp's prefix
+cache, which are counted as ``cache_read_tokens``. One slot keeps its KV
+cache between calls, so a conversation that grows by appending pays only for
+its new tokens.
 """
 
 from __future__ import annotations
@@ -33,7 +31,9 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +210,9 @@ class LocalModel:
                 loose.add(tool.name)
         return frozenset(loose)
 
-    def _body(self, request: ModelRequest) -> dict[str, Any]:
+    def _body(self, request: ModelRequest, mode: str) -> dict[str, Any]:
+        """The chat completion for ``mode``: text, probe (free, tools listed),
+        json (call or answer) or call (calls only)."""
         body: dict[str, Any] = {
             "messages": render_messages(request),
             "max_tokens": request.max_tokens,
@@ -219,12 +221,15 @@ class LocalModel:
             "stream_options": {"include_usage": True},
             "cache_prompt": True,
         }
-        if request.tools:
-            loose = self._loose_tools(request.tools)
-            body["tools"] = tool_specs(request.tools, loose)
+        if mode == "text":
+            return body
+        loose = self._loose_tools(request.tools)
+        body["tools"] = tool_specs(request.tools, loose)
+        if mode in ("json", "call"):
+            schema = reply_schema(request.tools, loose, answer=mode == "json")
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "reply", "schema": reply_schema(request.tools, loose)},
+                "json_schema": {"name": "reply", "schema": schema},
             }
         return body
 
@@ -242,10 +247,16 @@ class LocalModel:
             message, provider="local", model=self.name, status=status, retryable=status >= 500
         )
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
-        """Yield text deltas as generated, then one :class:`ModelResponse`."""
-        server = await self._loaded()
-        body = await asyncio.to_thread(self._body, request)
+    async def _pieces(
+        self, server: Any, body: dict[str, Any], deadline: float, outcome: _Outcome
+    ) -> AsyncGenerator[str | None, None]:
+        """Content pieces of one llama.cpp call (``None``: a native tool call began).
+
+        Generation runs in a daemon thread (not the default executor, so a
+        stuck call cannot block shutdown); its chunks reach the loop through
+        ``call_soon_threadsafe``. Closing this generator, or the deadline,
+        makes the next chunk tell llama.cpp to stop.
+        """
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         cancel = threading.Event()
@@ -269,13 +280,7 @@ class LocalModel:
             else:
                 put(("done", None))
 
-        # A daemon thread, not the default executor: a stuck call cannot block shutdown.
         threading.Thread(target=generate, name="tether-local-gen", daemon=True).start()
-        deadline = loop.time() + self.timeout
-        decoder = AnswerDecoder() if request.tools else None
-        content: list[str] = []
-        finish: str | None = None
-        final: dict[str, Any] = {}
         try:
             while True:
                 try:
@@ -289,7 +294,7 @@ class LocalModel:
                         model=self.name,
                     ) from None
                 if kind == "done":
-                    break
+                    return
                 if kind == "error":
                     invalid = isinstance(payload, ValueError)  # e.g. a schema it cannot compile
                     raise ProviderError(
@@ -302,31 +307,87 @@ class LocalModel:
                 if isinstance(payload.get("error"), Mapping):
                     raise self._error(payload["error"])
                 if "usage" in payload or "timings" in payload:
-                    final.update(payload)
+                    outcome.final.update(payload)
                 for choice in payload.get("choices") or ():
-                    finish = choice.get("finish_reason") or finish
-                    piece = (choice.get("delta") or {}).get("content")
-                    if piece:
-                        content.append(piece)
-                        text = decoder.feed(piece) if decoder is not None else piece
-                        if text:
-                            yield TextDelta(text)
+                    outcome.finish = choice.get("finish_reason") or outcome.finish
+                    delta = choice.get("delta") or {}
+                    if delta.get("tool_calls"):
+                        yield None
+                    if delta.get("content"):
+                        yield str(delta["content"])
         finally:
             cancel.set()
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
+        """Yield text deltas as generated, then one :class:`ModelResponse`.
+
+        Without tools the model writes plain text. With tools, a first free
+        pass lets it choose as it was trained to: text is streamed as the
+        answer, while a reply that starts like a call (``{``, ``<tool_call>``,
+        a code fence) is stopped at once and generated again under the
+        calls-only schema (the prompt is in the KV cache by then, so only the
+        call's tokens are paid twice). Right after tool results the reply is
+        constrained to call-or-answer JSON instead: left free, this model
+        tends to repeat the call it just made.
+        """
+        server = await self._loaded()
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        tools = request.tools
+        if not tools:
+            mode = "text"
+        elif request.messages and request.messages[-1].role == "tool":
+            mode = "json"
+        else:
+            mode = "probe"
+        content: list[str] = []
+        outcome = _Outcome()
+        if mode in ("text", "probe"):
+            body = await asyncio.to_thread(self._body, request, mode)
+            head = None if mode == "probe" else ""
+            async with aclosing(self._pieces(server, body, deadline, outcome)) as pieces:
+                async for piece in pieces:
+                    if head is None:  # undecided: an answer, or the start of a call?
+                        if piece is None or piece.lstrip()[:1] in ("{", "<", "`"):
+                            mode = "call"
+                            break
+                        if not piece.strip():
+                            continue
+                        head, piece = "", piece.lstrip()
+                    if piece:
+                        content.append(piece)
+                        yield TextDelta(piece)
+        decoder = AnswerDecoder() if mode == "json" else None
+        if mode in ("json", "call"):
+            outcome = _Outcome()
+            body = await asyncio.to_thread(self._body, request, mode)
+            async with aclosing(self._pieces(server, body, deadline, outcome)) as pieces:
+                async for piece in pieces:
+                    if piece:
+                        content.append(piece)
+                        text = decoder.feed(piece) if decoder is not None else ""
+                        if text:
+                            yield TextDelta(text)
         raw = "".join(content)
         call = None
-        if decoder is None:
+        if mode in ("text", "probe"):
             text = raw
-        elif finish == "length":
+        elif outcome.finish == "length":
             text = partial_answer(raw)
             if not text:
                 logger.warning("%s: reply cut off by max_tokens before it was usable", self.name)
         else:
-            text, call = parse_reply(raw, request.tools)
-        stop = "max_tokens" if finish == "length" else "tool_use" if call else "end"
+            text, call = parse_reply(raw, tools)
+        stop = "max_tokens" if outcome.finish == "length" else "tool_use" if call else "end"
         message = Message(
             role="assistant", text=text, tool_calls=(call,) if call else (), model=self.name
         )
-        yield ModelResponse(
-            message=message, usage=usage_from(final), model=self.name, stop_reason=stop
-        )
+        usage = usage_from(outcome.final)
+        yield ModelResponse(message=message, usage=usage, model=self.name, stop_reason=stop)
+
+
+@dataclass
+class _Outcome:
+    """How one llama.cpp call ended: its finish reason and its last (usage) chunk."""
+
+    finish: str | None = None
+    final: dict[str, Any] = field(default_factory=dict)
