@@ -100,7 +100,7 @@ async def test_sqlite_store_times_out_instead_of_hanging(
 
 @pytest.mark.parametrize("sql_opener", SQL_BACKENDS[1:], indirect=True)
 async def test_postgres_store_times_out_on_a_locked_row(sql_opener: OpenStore) -> None:
-    store = await sql_opener(op_timeout=2.0)
+    store = await sql_opener(op_timeout=3.0)
     other = await sql_opener()
     await store.create(_record("t"), [], owner="w", lease_ttl=30)
     async with other.engine.begin() as conn:
@@ -111,6 +111,15 @@ async def test_postgres_store_times_out_on_a_locked_row(sql_opener: OpenStore) -
     rec.status = SessionStatus.COMPLETED
     await store.commit(rec, [_event("t", 1)], owner="w", lease_ttl=30)
     assert (await store.get("t")).status == SessionStatus.COMPLETED
+
+
+@pytest.mark.parametrize("sql_opener", SQL_BACKENDS[1:], indirect=True)
+async def test_postgres_server_gives_up_before_the_client(sql_opener: OpenStore) -> None:
+    # A statement the client abandoned must not be able to commit later.
+    store = await sql_opener(op_timeout=4.0)
+    async with store.engine.connect() as conn:
+        setting = (await conn.exec_driver_sql("SHOW statement_timeout")).scalar()
+    assert setting == "3600ms"
 
 
 def test_resolve_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -26,11 +26,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tether.exceptions import ConfigError
 
-__all__ = ["default_url", "is_transient", "make_engine", "resolve_url"]
+__all__ = [
+    "QUERY_CANCELED",
+    "default_url",
+    "is_transient",
+    "make_engine",
+    "resolve_url",
+    "sqlstate",
+]
 
 # SQLSTATE classes a retry can cure: connection trouble, server shutting
 # down or overloaded, serialization failures and deadlocks.
 _TRANSIENT_SQLSTATE = ("08", "57P", "53", "40001", "40P01")
+QUERY_CANCELED = "57014"  # statement_timeout
 
 
 def default_url() -> str:
@@ -67,6 +75,12 @@ def resolve_url(url: str | None = None) -> str:
     elif backend == "sqlite" and driver in ("", "pysqlite", "aiosqlite"):
         u = u.set(drivername="sqlite+aiosqlite")
     return u.render_as_string(hide_password=False)
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a PostgreSQL error, raw or wrapped by SQLAlchemy."""
+    state = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return None if state is None else str(state)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -120,10 +134,16 @@ def make_engine(
         kw["connect_args"] = {"timeout": busy_ms / 1000}
         Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
     elif backend == "postgresql":
-        args: dict[str, Any] = {"timeout": op_timeout, "command_timeout": op_timeout}
+        # The server gives up on a statement a little before the client does, so
+        # a statement the client abandoned can never commit behind its back.
+        settings = {"statement_timeout": str(max(1, int(op_timeout * 900)))}
         if schema is not None:
-            args["server_settings"] = {"search_path": schema}
-        kw["connect_args"] = args
+            settings["search_path"] = schema
+        kw["connect_args"] = {
+            "timeout": op_timeout,
+            "command_timeout": op_timeout,
+            "server_settings": settings,
+        }
         kw["pool_recycle"] = 1800
     kw.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_timeout=pool_timeout)
     try:

@@ -33,7 +33,14 @@ from tether.exceptions import ConfigError, SessionConflict, SessionNotFound
 from tether.runtime.ports import SessionRecord
 from tether.spec.events import Event
 from tether.store import migrations
-from tether.store._engine import default_url, is_transient, make_engine, resolve_url
+from tether.store._engine import (
+    QUERY_CANCELED,
+    default_url,
+    is_transient,
+    make_engine,
+    resolve_url,
+    sqlstate,
+)
 from tether.store._writers import COMMITTED, LEASE_LOST, Writer, make_writer
 from tether.store.errors import StoreTimeout, StoreUnavailable, lease_conflict, lease_lost
 from tether.store.tables import (
@@ -154,6 +161,8 @@ class SQLStore:
 
     async def _prepare(self, *, migrate: bool, schema: str | None, where: str) -> None:
         async with self._engine.begin() as conn:
+            if self._engine.dialect.name == "postgresql":  # migrations may wait on a lock
+                await conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
             if migrate:
                 await conn.run_sync(migrations.lock)
                 if schema is not None:
@@ -182,21 +191,23 @@ class SQLStore:
         try:
             async with deadline:
                 yield
-        except TimeoutError as e:
+        except Exception as e:
             what = op if session_id is None else f"{op} of session {session_id}"
-            how = f"took longer than {seconds:g}s" if deadline.expired() else f"timed out ({e})"
+            if isinstance(e, TimeoutError):
+                how = f"took longer than {seconds:g}s" if deadline.expired() else f"timed out ({e})"
+            elif sqlstate(e) == QUERY_CANCELED:
+                how = "hit the server's statement_timeout"
+            elif is_transient(e):
+                raise StoreUnavailable(
+                    f"store {what} failed: the database is unavailable or busy "
+                    f"({getattr(e, 'orig', None) or e}); retry in a moment"
+                ) from e
+            else:
+                raise
             raise StoreTimeout(
                 f"store {what} {how}; the database is overloaded, locked or unreachable. "
                 "A write that timed out may or may not have been applied: acquire() the "
                 "session again to see its stored state before retrying, or raise op_timeout"
-            ) from e
-        except Exception as e:
-            if not is_transient(e):
-                raise
-            what = op if session_id is None else f"{op} of session {session_id}"
-            raise StoreUnavailable(
-                f"store {what} failed: the database is unavailable or busy "
-                f"({getattr(e, 'orig', None) or e}); retry in a moment"
             ) from e
 
     async def _holder(self, conn: AsyncConnection, session_id: str) -> tuple[Any, Any]:
