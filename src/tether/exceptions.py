@@ -18,7 +18,13 @@ The tree has three families, so callers can tell *who* has to act::
         ├── InvalidSessionState    the session cannot take this action now
         ├── InputRejected          a user message the runtime will not accept
         ├── ModelIntegrityError    a local model file failed its hash check
-        └── ScriptExhausted        a scripted test model was called once too often
+        ├── ScriptExhausted        a scripted test model was called once too often
+        ├── StoreTimeout           a store operation outlived op_timeout (also a TimeoutError)
+        └── StoreUnavailable       the database is unreachable or busy (also a ConnectionError)
+
+``StoreTimeout`` and ``StoreUnavailable`` are defined in
+:mod:`tether.store.errors` (the store layer, imported only when a SQL store is
+used) and re-exported by :mod:`tether.store`.
 
 Every message says the likely cause and what to do about it.
 """

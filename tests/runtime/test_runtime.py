@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.runtime.conftest import TOOLS, Ledger
@@ -240,3 +242,54 @@ async def test_two_turns_of_one_session_in_one_runtime_conflict(ledger: Ledger) 
         result = await running
     assert result.ok
     assert result.output == "done"
+
+
+class _CountingStore(InMemoryStore):
+    """The in-memory store, recording which writes the runtime asks for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    async def create(self, *args: Any, **kw: Any) -> None:
+        self.writes.append("create")
+        await super().create(*args, **kw)
+
+    async def commit(self, *args: Any, **kw: Any) -> None:
+        self.writes.append("commit+release" if kw.get("release") else "commit")
+        await super().commit(*args, **kw)
+
+    async def release(self, *args: Any, **kw: Any) -> None:
+        self.writes.append("release")
+        await super().release(*args, **kw)
+
+
+async def test_a_turn_writes_once_per_step_and_frees_the_lease_with_its_last_commit(
+    ledger: Ledger,
+) -> None:
+    model = ScriptedModel(
+        [
+            call("get_order", order_id="#W1"),
+            call("send_email", to="a@example.com", body="pending"),
+            "Your order #W1 is pending; I emailed you.",
+        ]
+    )
+    store = _CountingStore()
+    async with Runtime(store=store) as rt:
+        result = await rt.run(make_agent(model, ledger), "Where is #W1?")
+        assert store.writes == [
+            "create",  # the session with its first message, before the model runs
+            "commit",  # step 1: the lookup and its result
+            "commit",  # step 2: the email's intent, before it is sent
+            "commit",  # step 2: its result
+            "commit+release",  # step 3: the answer, and the lease given back
+        ]
+        record = await store.get(result.session_id)
+        assert (record.status, record.lease_owner) == (SessionStatus.IDLE, None)
+        # a failed turn frees its lease the same way
+        store.writes.clear()
+        failing = ScriptedModel([ProviderError("down", status=503, retryable=True)])
+        failed = await rt.run(make_agent(failing, ledger), "again", session_id=result.session_id)
+        assert failed.status == SessionStatus.FAILED
+        assert store.writes == ["commit", "commit+release"]
+        assert (await store.get(result.session_id)).lease_owner is None

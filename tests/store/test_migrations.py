@@ -151,3 +151,56 @@ def test_alembic_command_line_upgrade_and_downgrade(tmp_path: Path) -> None:
     assert migrations.head() in alembic("current")
     alembic("downgrade", "base")
     assert migrations.head() not in alembic("current")
+
+
+async def test_0002_keeps_every_session_and_event_both_ways(
+    empty_db: tuple[str, str | None],
+) -> None:
+    # A database made by 0001 with data in it: 0002 rebuilds ``events`` on
+    # SQLite and swaps the indexes; nothing stored may be lost either way.
+    url, schema = empty_db
+    store = await SQLStore.open(url, schema=schema)
+    await store.aclose()
+    engine = _engine(url, schema)
+    insert_session = sa.text(
+        "INSERT INTO sessions VALUES (:id, 'a', '1', NULL, 'idle', 2, 2, 5, 7, 0, 0,"
+        " NULL, NULL, NULL, :t, :t)"
+    )
+    insert_event = sa.text(
+        "INSERT INTO events VALUES (:sid, :seq, 1, 'user.message', 1.0, :data, NULL)"
+    )
+
+    async def contents() -> tuple[list[Any], list[Any]]:
+        async with engine.connect() as conn:
+            sessions = (await conn.execute(sa.text("SELECT * FROM sessions ORDER BY id"))).all()
+            events = (
+                await conn.execute(sa.text("SELECT * FROM events ORDER BY session_id, seq"))
+            ).all()
+        return [tuple(r) for r in sessions], [tuple(r) for r in events]
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(migrations.downgrade, "0001")
+            for i in range(3):
+                await conn.execute(insert_session, {"id": f"s{i}", "t": float(i)})
+                for seq in (1, 2):
+                    data = f'{{"text": "message {seq} of s{i}"}}'
+                    await conn.execute(insert_event, {"sid": f"s{i}", "seq": seq, "data": data})
+        before = await contents()
+        assert len(before[0]) == 3
+        assert len(before[1]) == 6
+        async with engine.begin() as conn:
+            await conn.run_sync(migrations.upgrade, "head")
+        assert await contents() == before
+        async with engine.begin() as conn:
+            await conn.run_sync(migrations.downgrade, "0001")
+        assert await contents() == before
+    finally:
+        await engine.dispose()
+    # and the store works on the upgraded data
+    store = await SQLStore.open(url, schema=schema)
+    try:
+        assert [r.id for r in await store.list_sessions()] == ["s2", "s1", "s0"]
+        assert len(await store.events("s1")) == 2
+    finally:
+        await store.aclose()

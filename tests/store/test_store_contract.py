@@ -200,6 +200,58 @@ async def test_commit_appends_updates_and_renews_the_lease(store: SessionStore) 
     assert (await store.get(rec.id)).updated_at == T0 + 6
 
 
+async def test_commit_with_release_gives_the_lease_back_in_the_same_write(
+    store: SessionStore,
+) -> None:
+    rec = await new_session(store)
+    rec.status, rec.step, rec.event_count, rec.updated_at = SessionStatus.IDLE, 1, 2, T0 + 3
+    await store.commit(rec, [ev(rec.id, 2, step=1)], owner="a", lease_ttl=TTL, release=True)
+    got = await store.get(rec.id)
+    assert (got.status, got.step, got.lease_owner, got.lease_expires) == (
+        SessionStatus.IDLE,
+        1,
+        None,
+        None,
+    )
+    assert [e.seq for e in await store.events(rec.id)] == [1, 2]
+    # the old holder can no longer write; anyone may take the lease at once
+    with pytest.raises(SessionConflict):
+        await store.commit(rec, [ev(rec.id, 3)], owner="a", lease_ttl=TTL)
+    taken, _ = await store.acquire(rec.id, owner="b", now=T0 + 4, lease_ttl=TTL)
+    assert taken.lease_owner == "b"
+
+
+async def test_status_is_stored_whether_or_not_it_changed(store: SessionStore) -> None:
+    # The SQL store leaves ``status`` out of a commit that keeps it; every
+    # sequence of same/changed statuses, across a re-acquire, must land.
+    rec = await new_session(store)
+    statuses = [
+        SessionStatus.RUNNING,
+        SessionStatus.RUNNING,
+        SessionStatus.AWAITING_APPROVAL,
+        SessionStatus.AWAITING_APPROVAL,
+        SessionStatus.RUNNING,
+    ]
+    seq = 1
+    for i, status in enumerate(statuses):
+        seq += 1
+        rec.status, rec.step, rec.event_count = status, i + 1, seq
+        await store.commit(rec, [ev(rec.id, seq, step=i + 1)], owner="a", lease_ttl=TTL)
+        got = await store.get(rec.id)
+        assert (got.status, got.step) == (status, i + 1)
+    await store.release(rec.id, owner="a")
+    # another holder changes it; the first one comes back and must not trust
+    # what it wrote before
+    other, _ = await store.acquire(rec.id, owner="b", now=T0 + 1, lease_ttl=TTL)
+    other.status, other.event_count = SessionStatus.FAILED, seq + 1
+    await store.commit(other, [ev(rec.id, seq + 1)], owner="b", lease_ttl=TTL, release=True)
+    back, _ = await store.acquire(rec.id, owner="a", now=T0 + 2, lease_ttl=TTL)
+    assert back.status == SessionStatus.FAILED
+    back.status, back.event_count = SessionStatus.RUNNING, seq + 2
+    await store.commit(back, [ev(rec.id, seq + 2)], owner="a", lease_ttl=TTL)
+    assert (await store.get(rec.id)).status == SessionStatus.RUNNING
+
+
 async def test_commit_by_a_non_holder_writes_nothing(store: SessionStore) -> None:
     rec = await new_session(store)
     changed = replace(rec, status=SessionStatus.FAILED, step=9, updated_at=T0 + 1)
@@ -269,7 +321,7 @@ async def test_events_after_seq_in_order(store: SessionStore) -> None:
 # --- listing ---------------------------------------------------------------------
 
 
-async def test_list_sessions_filters_and_orders_most_recent_first(store: SessionStore) -> None:
+async def test_list_sessions_filters_and_orders_newest_first(store: SessionStore) -> None:
     specs = [
         ("s1", "retail", "u1", SessionStatus.COMPLETED, 10.0),
         ("s2", "retail", "u2", SessionStatus.RUNNING, 30.0),
@@ -277,8 +329,15 @@ async def test_list_sessions_filters_and_orders_most_recent_first(store: Session
         ("s4", "retail", None, SessionStatus.FAILED, 40.0),
         ("s5", "billing", "u1", SessionStatus.COMPLETED, 20.0),
     ]
-    for sid, agent, user, status, updated in specs:
-        rec = make_record(sid, agent=agent, user_id=user, status=status, updated_at=T0 + updated)
+    for sid, agent, user, status, created in specs:
+        rec = make_record(
+            sid,
+            agent=agent,
+            user_id=user,
+            status=status,
+            created_at=T0 + created,
+            updated_at=T0 + 100 - created,  # the order must not come from here
+        )
         await store.create(rec, [], owner="a", lease_ttl=TTL)
 
     async def ids(**kw: Any) -> list[str]:

@@ -135,7 +135,13 @@ class InMemoryStore:
         return _copy(r), list(entry.events)
 
     async def commit(
-        self, record: SessionRecord, events: Sequence[Event], *, owner: str, lease_ttl: float
+        self,
+        record: SessionRecord,
+        events: Sequence[Event],
+        *,
+        owner: str,
+        lease_ttl: float,
+        release: bool = False,
     ) -> None:
         """Append ``events`` and update the row, or raise and change nothing."""
         entry = self._entry(record.id)
@@ -151,7 +157,10 @@ class InMemoryStore:
         r.usage = record.usage
         r.last_error = record.last_error
         r.updated_at = record.updated_at
-        r.lease_expires = record.updated_at + lease_ttl
+        if release:
+            r.lease_owner = r.lease_expires = None
+        else:
+            r.lease_expires = record.updated_at + lease_ttl
 
     async def release(self, session_id: str, *, owner: str) -> None:
         """Give the lease back (no-op if ``owner`` does not hold it)."""
@@ -179,7 +188,7 @@ class InMemoryStore:
         agent: str | None = None,
         user_id: str | None = None,
     ) -> list[SessionRecord]:
-        """Most recently updated sessions first (ties: larger id first)."""
+        """Newest sessions first (by ``created_at``; ties: larger id first)."""
         rows = [
             e.record
             for e in self._sessions.values()
@@ -187,7 +196,7 @@ class InMemoryStore:
             and (agent is None or e.record.agent == agent)
             and (user_id is None or e.record.user_id == user_id)
         ]
-        rows.sort(key=lambda r: (r.updated_at, r.id), reverse=True)
+        rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return [_copy(r) for r in rows[: max(limit, 0)]]
 
     async def aclose(self) -> None:

@@ -8,9 +8,9 @@ re-exports it.
 A session is a row (:class:`SessionRecord`, a cache of state derived from
 the log) plus an append-only log of :class:`~tether.spec.events.Event`.
 Writers hold a *lease*: ``acquire`` takes it (or fails with
-``SessionConflict``), every ``commit`` checks it and renews it, ``release``
-gives it back. A commit is one transaction: the events and the row land
-together or not at all.
+``SessionConflict``), every ``commit`` checks it and renews it (or, with
+``release=True``, gives it back), ``release`` gives it back. A commit is
+one transaction: the events and the row land together or not at all.
 """
 
 from __future__ import annotations
@@ -96,12 +96,20 @@ class SessionStore(Protocol):
         ...
 
     async def commit(
-        self, record: SessionRecord, events: Sequence[Event], *, owner: str, lease_ttl: float
+        self,
+        record: SessionRecord,
+        events: Sequence[Event],
+        *,
+        owner: str,
+        lease_ttl: float,
+        release: bool = False,
     ) -> None:
         """Append ``events`` (their ``seq`` already set) and update the row, atomically.
 
-        Renews the lease to ``record.updated_at + lease_ttl``. Raises
-        ``SessionConflict`` if ``owner`` no longer holds the lease.
+        Renews the lease to ``record.updated_at + lease_ttl``, or with
+        ``release=True`` gives it back in the same transaction (a turn's last
+        commit: one write instead of two). Raises ``SessionConflict`` if
+        ``owner`` no longer holds the lease.
         """
         ...
 
@@ -125,7 +133,7 @@ class SessionStore(Protocol):
         agent: str | None = None,
         user_id: str | None = None,
     ) -> list[SessionRecord]:
-        """Most recently updated sessions first."""
+        """Newest sessions first (by ``created_at``; ties: larger id first)."""
         ...
 
     async def aclose(self) -> None:

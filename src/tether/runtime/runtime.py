@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ from tether.providers.registry import model_from_spec
 from tether.runtime import lease
 from tether.runtime.context import build_request, system_prompt
 from tether.runtime.execute import execute_tool, outcome_unknown
+from tether.runtime.ids import new_session_id
 from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
 from tether.runtime.state import SessionState
 from tether.spec.agent import Agent
@@ -299,7 +299,7 @@ class Runtime:
         svc = self._services_for(agent)
         now = self.clock()
         if session_id is None:
-            sid = uuid.uuid4().hex
+            sid = new_session_id()
             record = SessionRecord(
                 id=sid,
                 agent=agent.name,
@@ -417,6 +417,7 @@ class _Turn:
         "latency_ms",
         "pending",
         "record",
+        "released",
         "rt",
         "sink",
         "state",
@@ -443,6 +444,8 @@ class _Turn:
         self.latency_ms = 0.0
         #: whether the session row exists in the store yet
         self.stored = True
+        #: whether the lease was already given back by the turn's last commit
+        self.released = False
 
     # events ---------------------------------------------------------------
 
@@ -466,8 +469,12 @@ class _Turn:
         out, self.pending = self.pending, []
         return out
 
-    async def commit(self) -> None:
-        """Write the queued events and the row in one transaction (renews the lease)."""
+    async def commit(self, *, release: bool = False) -> None:
+        """Write the queued events and the row in one transaction.
+
+        Renews the lease, or with ``release=True`` (the turn's last commit)
+        gives it back in the same transaction.
+        """
         st, rec = self.state, self.record
         rec.status = st.status
         rec.step = st.step
@@ -482,8 +489,13 @@ class _Turn:
             self.stored = True
             return
         await self.rt.store.commit(
-            rec, self.take_pending(), owner=self.rt.owner, lease_ttl=self.rt.lease_ttl
+            rec,
+            self.take_pending(),
+            owner=self.rt.owner,
+            lease_ttl=self.rt.lease_ttl,
+            release=release,
         )
+        self.released = release
 
     async def close(self) -> None:
         """Commit anything left (best effort) and release the lease."""
@@ -494,7 +506,7 @@ class _Turn:
             log.exception("session %s: final commit failed", self.state.session_id)
         finally:
             self.rt._active.discard(self.state.session_id)
-            if self.stored:
+            if self.stored and not self.released:
                 await self.rt.store.release(self.state.session_id, owner=self.rt.owner)
 
     # the turn -------------------------------------------------------------
@@ -533,7 +545,7 @@ class _Turn:
             )
             if not calls:
                 self.emit(EventType.TURN_COMPLETED, {"output": msg.text})
-                await self.commit()
+                await self.commit(release=True)
                 return TurnResult(st.session_id, st.status, msg.text, turn_usage, events)
             await self._run_calls(calls)
         return await self._fail(
@@ -658,6 +670,6 @@ class _Turn:
     async def _fail(self, reason: str, events: list[Event], usage: Usage) -> TurnResult:
         log.error("session %s failed: %s", self.state.session_id, reason)
         self.emit(EventType.SESSION_STATUS, {"status": SessionStatus.FAILED, "reason": reason})
-        await self.commit()
+        await self.commit(release=True)
         st = self.state
         return TurnResult(st.session_id, st.status, None, usage, events, error=reason)

@@ -29,6 +29,7 @@ from tether.exceptions import ConfigError
 __all__ = [
     "QUERY_CANCELED",
     "default_url",
+    "is_lock_timeout",
     "is_transient",
     "make_engine",
     "resolve_url",
@@ -83,6 +84,13 @@ def sqlstate(exc: BaseException) -> str | None:
     return None if state is None else str(state)
 
 
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite giving up on waiting for a lock (``SQLITE_BUSY``/``LOCKED``)."""
+    orig = getattr(exc, "orig", None) or exc
+    code = getattr(orig, "sqlite_errorcode", None)
+    return isinstance(orig, sqlite3.OperationalError) and code is not None and code & 0xFF in (5, 6)
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` means "the database is unavailable or busy right now"."""
     if isinstance(exc, OperationalError | InterfaceError | sqlite3.OperationalError | OSError):
@@ -121,7 +129,8 @@ def make_engine(
     """An async engine for ``u``, tuned for the store; see the module docstring."""
     kw: dict[str, Any] = {}
     backend = u.get_backend_name()
-    busy_ms = max(1, int(op_timeout * 1000))
+    # SQLite stops waiting for a lock a little before the caller gives up.
+    busy_ms = max(1, int(op_timeout * 900))
     if backend == "sqlite":
         if schema is not None:
             raise ConfigError("schema= is only supported on PostgreSQL; SQLite has no schemas")

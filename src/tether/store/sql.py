@@ -26,7 +26,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tether.exceptions import ConfigError, SessionConflict, SessionNotFound
@@ -36,12 +35,13 @@ from tether.store import migrations
 from tether.store._engine import (
     QUERY_CANCELED,
     default_url,
+    is_lock_timeout,
     is_transient,
     make_engine,
     resolve_url,
     sqlstate,
 )
-from tether.store._writers import COMMITTED, LEASE_LOST, Writer, make_writer
+from tether.store._writers import COMMITTED, LEASE_LOST, Statements, Writer, make_writer
 from tether.store.errors import StoreTimeout, StoreUnavailable, lease_conflict, lease_lost
 from tether.store.tables import (
     EVENT_COLUMNS,
@@ -84,15 +84,28 @@ _ACQUIRE = (
     .values(lease_owner=sa.bindparam("owner"), lease_expires=sa.bindparam("expires"))
     .returning(*SESSION_COLUMNS)
 )
-_COMMIT = (
-    sessions.update()
-    .where(_s.id == sa.bindparam("sid"), _s.lease_owner == sa.bindparam("owner"))
-    .values({c: sa.bindparam(c) for c in _ROW_FIELDS} | {"lease_expires": sa.bindparam("expires")})
-)
+
+
+def _commit_update(fields: Sequence[str]) -> sa.Update:
+    return (
+        sessions.update()
+        .where(_s.id == sa.bindparam("sid"), _s.lease_owner == sa.bindparam("owner"))
+        .values(
+            {c: sa.bindparam(c) for c in fields}
+            | {"lease_owner": sa.bindparam("new_owner"), "lease_expires": sa.bindparam("expires")}
+        )
+    )
+
+
+_COMMIT = _commit_update(_ROW_FIELDS)
+# ``status`` is indexed: leaving it out when it has not changed keeps the
+# commit from rewriting index entries (SQLite rewrites them for every column
+# in the SET list, changed or not).
+_COMMIT_SAME_STATUS = _commit_update([f for f in _ROW_FIELDS if f != "status"])
 _RELEASE = (
     sessions.update()
     .where(_s.id == sa.bindparam("sid"), _s.lease_owner == sa.bindparam("owner"))
-    .values(lease_owner=None, lease_expires=None)
+    .values(lease_owner=sa.null(), lease_expires=sa.null())
 )
 _INSERT_SESSION = sessions.insert()
 _INSERT_EVENTS = events.insert()
@@ -119,7 +132,17 @@ class SQLStore:
         """Wrap an engine already migrated to head. Prefer :meth:`open`."""
         self._engine = engine
         self._op_timeout = op_timeout
-        self._writer: Writer = make_writer(engine, _COMMIT, _INSERT_EVENTS)
+        # The status this store last wrote or read for a (session, lease owner)
+        # it holds the lease for: a commit that keeps it leaves ``status`` out
+        # of its UPDATE (see _COMMIT_SAME_STATUS). Only the lease holder writes
+        # the row, and a commit checks the lease, so the entry is right whenever
+        # the commit succeeds; entries go at release.
+        self._status: dict[tuple[str, str], str] = {}
+        statements = Statements(
+            _COMMIT, _COMMIT_SAME_STATUS, _INSERT_EVENTS, _INSERT_SESSION, _RELEASE
+        )
+        busy_ms = max(1, int(op_timeout * 900))  # as the engine's; see _engine
+        self._writer: Writer = make_writer(engine, statements, busy_ms=busy_ms)
 
     @classmethod
     async def open(
@@ -197,11 +220,10 @@ class SQLStore:
                 how = f"took longer than {seconds:g}s" if deadline.expired() else f"timed out ({e})"
             elif sqlstate(e) == QUERY_CANCELED:
                 how = "hit the server's statement_timeout"
+            elif is_lock_timeout(e):
+                how = f"waited longer than {seconds * 0.9:g}s for SQLite's write lock"
             elif is_transient(e):
-                raise StoreUnavailable(
-                    f"store {what} failed: the database is unavailable or busy "
-                    f"({getattr(e, 'orig', None) or e}); retry in a moment"
-                ) from e
+                raise self._unavailable(op, session_id, e) from e
             else:
                 raise
             raise StoreTimeout(
@@ -209,6 +231,15 @@ class SQLStore:
                 "A write that timed out may or may not have been applied: acquire() the "
                 "session again to see its stored state before retrying, or raise op_timeout"
             ) from e
+
+    @staticmethod
+    def _unavailable(op: str, session_id: str | None, e: Exception) -> StoreUnavailable:
+        """``e``, a transient failure (see ``is_transient``), as ``StoreUnavailable``."""
+        what = op if session_id is None else f"{op} of session {session_id}"
+        return StoreUnavailable(
+            f"store {what} failed: the database is unavailable or busy "
+            f"({getattr(e, 'orig', None) or e}); retry in a moment"
+        )
 
     async def _holder(self, conn: AsyncConnection, session_id: str) -> tuple[Any, Any]:
         row = (await conn.execute(_LEASE, {"sid": session_id})).first()
@@ -230,19 +261,23 @@ class SQLStore:
             lease_owner=owner,
             lease_expires=record.updated_at + lease_ttl,
         )
-        keys = tuple(c.key for c in _e)
-        rows = [dict(zip(keys, event_row(record.id, e), strict=True)) for e in events]
-        async with self._guard("create", record.id):
-            try:
-                async with self._writer.transaction() as conn:
-                    await conn.execute(_INSERT_SESSION, row)
-                    if rows:
-                        await conn.execute(_INSERT_EVENTS, rows)
-            except IntegrityError:
-                raise SessionConflict(
-                    f"session {record.id} already exists (or repeats an event seq); use a "
-                    "new id, or acquire() the existing session to continue it"
-                ) from None
+        rows = [event_row(record.id, e) for e in events]
+        try:
+            outcome = self._writer.create_now(row, rows)
+        except Exception as e:
+            if is_transient(e):
+                raise self._unavailable("create", record.id, e) from e
+            raise
+        if outcome is None:
+            async with self._guard("create", record.id):
+                outcome = await self._writer.create(row, rows)
+        if outcome == COMMITTED:
+            self._status[record.id, owner] = record.status
+        else:
+            raise SessionConflict(
+                f"session {record.id} already exists (or repeats an event seq); use a "
+                "new id, or acquire() the existing session to continue it"
+            )
 
     async def acquire(
         self,
@@ -267,21 +302,49 @@ class SQLStore:
                 holder, expires = await self._holder(conn, session_id)
                 raise lease_conflict(session_id, holder, expires)
             evs = (await conn.execute(_EVENTS, {"sid": session_id, "after": 0})).all()
-        return row_record(row), [row_event(session_id, r) for r in evs]
+        record = row_record(row)
+        self._status[session_id, owner] = record.status
+        return record, [row_event(session_id, r) for r in evs]
 
     async def commit(
-        self, record: SessionRecord, events: Sequence[Event], *, owner: str, lease_ttl: float
+        self,
+        record: SessionRecord,
+        events: Sequence[Event],
+        *,
+        owner: str,
+        lease_ttl: float,
+        release: bool = False,
     ) -> None:
-        """Append ``events`` and update the row in one transaction, if ``owner`` holds the lease."""
+        """Append ``events`` and update the row in one transaction, if ``owner`` holds the lease.
+
+        With ``release=True`` the lease is given back in the same transaction.
+        """
         sid = record.id
         params = record_params(record)
         params["sid"] = sid
         params["owner"] = owner
-        params["expires"] = record.updated_at + lease_ttl
+        params["new_owner"] = None if release else owner
+        params["expires"] = None if release else record.updated_at + lease_ttl
         rows = [event_row(sid, e) for e in events]
+        # Popped first: after a failure we no longer know what the row holds.
+        stored_status = self._status.pop((sid, owner), None)
+        changed = record.status != stored_status
+        try:
+            outcome = self._writer.commit_now(params, rows, status_changed=changed)
+        except Exception as e:
+            if is_transient(e):
+                raise self._unavailable("commit", sid, e) from e
+            raise
+        if outcome == COMMITTED:
+            if not release:
+                self._status[sid, owner] = record.status
+            return
         async with self._guard("commit", sid):
-            outcome = await self._writer.commit(params, rows)
+            if outcome is None:
+                outcome = await self._writer.commit(params, rows, status_changed=changed)
             if outcome == COMMITTED:
+                if not release:
+                    self._status[sid, owner] = record.status
                 return
             if outcome == LEASE_LOST:
                 async with self._engine.connect() as conn:
@@ -295,8 +358,17 @@ class SQLStore:
 
     async def release(self, session_id: str, *, owner: str) -> None:
         """Give the lease back (no-op if ``owner`` does not hold it)."""
-        async with self._guard("release", session_id), self._writer.transaction() as conn:
-            await conn.execute(_RELEASE, {"sid": session_id, "owner": owner})
+        self._status.pop((session_id, owner), None)
+        params = {"sid": session_id, "owner": owner}
+        try:
+            if self._writer.release_now(params) is not None:
+                return
+        except Exception as e:
+            if is_transient(e):
+                raise self._unavailable("release", session_id, e) from e
+            raise
+        async with self._guard("release", session_id):
+            await self._writer.release(params)
 
     async def get(self, session_id: str) -> SessionRecord:
         """The session row. Raises ``SessionNotFound``."""
@@ -321,7 +393,7 @@ class SQLStore:
         agent: str | None = None,
         user_id: str | None = None,
     ) -> list[SessionRecord]:
-        """Most recently updated sessions first (ties: larger id first)."""
+        """Newest sessions first (by ``created_at``; ties: larger id first)."""
         q = sa.select(*SESSION_COLUMNS)
         if status is not None:
             q = q.where(_s.status == status)
@@ -329,7 +401,7 @@ class SQLStore:
             q = q.where(_s.agent == agent)
         if user_id is not None:
             q = q.where(_s.user_id == user_id)
-        q = q.order_by(_s.updated_at.desc(), _s.id.desc()).limit(max(limit, 0))
+        q = q.order_by(_s.created_at.desc(), _s.id.desc()).limit(max(limit, 0))
         async with self._guard("list_sessions", None), self._engine.connect() as conn:
             rows = (await conn.execute(q)).all()
         return [row_record(r) for r in rows]

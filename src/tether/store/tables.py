@@ -59,9 +59,11 @@ sessions = sa.Table(
     sa.Column("lease_expires", sa.Double, nullable=True),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
-    sa.Index("ix_sessions_updated_at", "updated_at"),
-    sa.Index("ix_sessions_status_updated_at", "status", "updated_at"),
-    sa.Index("ix_sessions_user_id_updated_at", "user_id", "updated_at"),
+    # Only immutable columns (and status, which changes at turn boundaries)
+    # are indexed, so a step's commit touches no index: see migration 0002.
+    sa.Index("ix_sessions_created_at", "created_at"),
+    sa.Index("ix_sessions_status_created_at", "status", "created_at"),
+    sa.Index("ix_sessions_user_id_created_at", "user_id", "created_at"),
 )
 
 events = sa.Table(
@@ -80,6 +82,8 @@ events = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("usage", sa.Text, nullable=True),
     sa.PrimaryKeyConstraint("session_id", "seq", name="pk_events"),
+    # Clustered on (session_id, seq) on SQLite: see migration 0002.
+    sqlite_with_rowid=False,
 )
 
 # Column order of ``SELECT * FROM sessions`` as the store issues it.

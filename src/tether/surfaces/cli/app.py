@@ -241,7 +241,7 @@ def sessions_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     db: DbOption = None,
 ) -> None:
-    """List stored sessions, most recent first."""
+    """List stored sessions, newest first."""
 
     async def go() -> list[Any]:
         store = await open_store(db)

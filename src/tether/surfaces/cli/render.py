@@ -93,21 +93,25 @@ def timeline_table(record: SessionRecord, events: list[Event]) -> Table:
 
 
 def sessions_table(records: list[SessionRecord]) -> Table:
-    """A table of sessions, most recent first."""
+    """A table of sessions, newest first."""
     import datetime as _dt
 
     table = Table(title="sessions", title_justify="left")
-    for col in ("id", "agent", "status", "steps", "tokens", "updated"):
+
+    def when(t: float) -> str:
+        return _dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+    for col in ("id", "agent", "status", "steps", "tokens", "started", "updated"):
         table.add_column(col, justify="right" if col in {"steps", "tokens"} else "left")
     for r in records:
-        when = _dt.datetime.fromtimestamp(r.updated_at).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(
             r.id,
             f"{r.agent} v{r.agent_version}",
             r.status,
             str(r.step),
             str(r.usage.input_tokens + r.usage.output_tokens),
-            when,
+            when(r.created_at),
+            when(r.updated_at),
         )
     return table
 
