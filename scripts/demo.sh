@@ -9,8 +9,9 @@ if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[local]"
 
-# One thread: measured faster than two on a shared 2-core machine
-# (set TETHER_LOCAL_THREADS to change it).
-export TETHER_LOCAL_THREADS=${TETHER_LOCAL_THREADS:-1}
+# Two threads: on an idle 2-core machine the answer below took ~10 s with two
+# and ~17 s with one (the product's default, safer on a busy machine). Set
+# TETHER_LOCAL_THREADS to change it.
+export TETHER_LOCAL_THREADS=${TETHER_LOCAL_THREADS:-2}
 QUESTION=${1:-"I'm Ava Moreno, zip 94107. What's the status of my order #W1024001?"}
 exec .venv/bin/tether run examples/retail -m "$QUESTION"

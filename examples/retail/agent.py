@@ -19,10 +19,18 @@ from pathlib import Path
 import tether.providers
 from examples.retail.generate import HELP_ARTICLES, generate
 from examples.retail.shop import Shop
-from examples.retail.tools import TOOLS
+from examples.retail.tools import TOOLS, check_order
 from tether import Agent, Limits, Model
 
-__all__ = ["INSTRUCTIONS", "agent", "build_agent", "default_shop_path", "open_shop"]
+__all__ = [
+    "INSTRUCTIONS",
+    "LOCAL_INSTRUCTIONS",
+    "LOCAL_TOOLS",
+    "agent",
+    "build_agent",
+    "default_shop_path",
+    "open_shop",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +85,32 @@ Conduct
   All times are US Eastern, 24-hour.
 """
 
+# The embedded local model (0.5B parameters, two CPU cores) is the offline
+# fallback, not a support agent. Given the policy above and all 18 tools it
+# took about 40 s per turn and called them out of order: an order lookup
+# before authenticating, an example email copied from a docstring. Asked to
+# authenticate first in a short prompt, it still went for the order lookup.
+# So it gets one read-only tool that authenticates and looks up in one call
+# (the tool enforces the check, not the prompt), a short brief, and
+# tool_choice="required": left to choose, it answered "What's the status of
+# order #W1024001?" with a made-up status instead of calling the tool.
+# Changes to the shop need a hosted model that can follow the policy.
+LOCAL_INSTRUCTIONS = """\
+You are the support agent of an online shop. You know nothing about any
+order until check_order returns it: never guess a status. To answer a
+question about an order, call check_order with the customer's first name,
+last name, zip code and order id, then answer in one or two sentences from
+what it returned. If the customer did not give all four, ask for what is
+missing. You cannot change orders: for a cancellation, return, exchange or
+new address, say a colleague will help.
+"""
+
+LOCAL_TOOLS = (check_order,)
+
+
+def _only_local(models: Sequence[str | Model]) -> bool:
+    return all((m if isinstance(m, str) else m.name).startswith("local") for m in models)
+
 
 def default_shop_path() -> Path:
     """Where the agent's shop lives: ``TETHER_RETAIL_DB``, else the Tether cache."""
@@ -106,15 +140,20 @@ def build_agent(
     """The retail agent on the shop at ``shop_path`` with the model chain ``models``.
 
     Defaults: :func:`default_shop_path` (read when the runtime opens the shop)
-    and :func:`tether.providers.default_models` (read now).
+    and :func:`tether.providers.default_models` (read now). On a chain of only
+    local models the agent is the read-only variant (version ``1-local``:
+    :data:`LOCAL_INSTRUCTIONS`, :data:`LOCAL_TOOLS`); see the comment there.
     """
+    chain = tuple(models) if models is not None else tether.providers.default_models()
+    local = _only_local(chain)
     return Agent(
         name="retail",
-        version="1",
+        version="1-local" if local else "1",
         description="Customer support for a retail shop: orders, returns, exchanges.",
-        instructions=INSTRUCTIONS,
-        models=tuple(models) if models is not None else tether.providers.default_models(),
-        tools=TOOLS,
+        instructions=LOCAL_INSTRUCTIONS if local else INSTRUCTIONS,
+        models=chain,
+        tools=LOCAL_TOOLS if local else TOOLS,
+        tool_choice="required" if local else "auto",
         deps=functools.partial(open_shop, shop_path),
         # The embedded model on two CPU cores reads this agent's long prompt (policy
         # and 18 tool schemas) slowly on its first call; hosted models answer in seconds.

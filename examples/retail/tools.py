@@ -29,6 +29,7 @@ from tether import Tool, ToolContext, ToolFailed, tool
 __all__ = [
     "TOOLS",
     "calculate",
+    "check_order",
     "find_user_id_by_email",
     "find_user_id_by_name_zip",
     "get_item_details",
@@ -81,6 +82,21 @@ def find_user_id_by_name_zip(ctx: ToolContext, first_name: str, last_name: str, 
         f"No user named {first_name} {last_name} has zip code {zip}. Ask the user to check "
         "the spelling and the zip code, or to give their email address.",
     )
+
+
+# reads: authenticates like find_user_id_by_name_zip, then returns that user's order.
+@tool(reads=True)
+def check_order(ctx: ToolContext, first_name: str, last_name: str, zip: str, order_id: str) -> JSON:
+    """Look up one of the customer's orders, after checking their name and zip code.
+
+    Args:
+        first_name: The customer's first name.
+        last_name: The customer's last name.
+        zip: The zip code of the customer's address.
+        order_id: The order id, starting with '#W'.
+    """
+    find_user_id_by_name_zip.fn(ctx, first_name, last_name, zip)
+    return require_order(ctx, shop_of(ctx), order_id)
 
 
 # --- the authenticated user's data -----------------------------------------

@@ -419,3 +419,54 @@ async def test_concurrent_cancels_apply_once(demo_shop: Shop) -> None:
     assert all(isinstance(r, ToolFailed) for r in results if isinstance(r, BaseException))
     order = demo_shop.order(PENDING) or {}
     assert [p["transaction_type"] for p in order["payment_history"]] == ["payment", "refund"]
+
+
+async def test_check_order_authenticates_then_looks_up(demo_shop: Shop) -> None:
+    # The local variant's one tool: who-are-you and which-order in one call,
+    # with the same refusals as the two tools it combines.
+    from examples.retail.tools import check_order
+
+    ava = G["users"][AVA]
+    first, last = ava["name"]["first_name"], ava["name"]["last_name"]
+    zip_code = ava["address"]["zip"]
+
+    ctx = make_ctx(demo_shop)
+    with pytest.raises(ToolFailed, match="No user named"):
+        await check_order(
+            ctx, {"first_name": "John", "last_name": "Doe", "zip": "12345", "order_id": PENDING}
+        )
+    assert AUTH_KEY not in ctx.vars
+    found = await check_order(
+        ctx, {"first_name": first, "last_name": last, "zip": zip_code, "order_id": PENDING}
+    )
+    assert found["order_id"] == PENDING
+    assert found["user_id"] == AVA
+    assert ctx.vars[AUTH_KEY] == AVA
+    # another customer's order gets the not-found answer, not the order
+    with pytest.raises(ToolFailed, match="was not found among the orders"):
+        await check_order(
+            ctx, {"first_name": first, "last_name": last, "zip": zip_code, "order_id": RAJ_ORDER}
+        )
+    # and the conversation stays bound to Ava
+    raj = G["users"][RAJ]
+    with pytest.raises(ToolFailed, match="already authenticated"):
+        await check_order(
+            ctx,
+            {
+                "first_name": raj["name"]["first_name"],
+                "last_name": raj["name"]["last_name"],
+                "zip": raj["address"]["zip"],
+                "order_id": RAJ_ORDER,
+            },
+        )
+
+
+def test_the_local_variant_is_read_only_and_requires_a_tool_call() -> None:
+    from examples.retail.agent import LOCAL_TOOLS, build_agent
+
+    local = build_agent(models=("local",))
+    hosted = build_agent(models=("anthropic:claude-sonnet-4-5", "anthropic:claude-haiku-4-5"))
+    assert (local.version, local.tool_choice) == ("1-local", "required")
+    assert local.tools == LOCAL_TOOLS
+    assert all(not t.risk.writes for t in local.tools)
+    assert (hosted.version, hosted.tool_choice, hosted.tools) == ("1", "auto", TOOLS)

@@ -312,6 +312,23 @@ async def test_temperature_is_sent_only_when_set(
     assert sent_json(route)["temperature"] == 0.2
 
 
+@pytest.mark.parametrize("choice", ["auto", "required", "none"])
+async def test_tool_choice_maps_to_the_api(
+    http: respx.MockRouter, model: AnthropicModel, choice: str
+) -> None:
+    route = http.post(URL).mock(return_value=stream_response(TEXT_EVENTS))
+    spec = ToolSpec("get_order", "Look up one order.", {"type": "object", "properties": {}})
+
+    await collect(model, request(tools=(spec,), tool_choice=choice))
+
+    expected = {"required": {"type": "any"}, "none": {"type": "none"}}
+    body = sent_json(route)
+    if choice == "auto":
+        assert "tool_choice" not in body  # the API's own default
+    else:
+        assert body["tool_choice"] == expected[choice]
+
+
 def _http_date(seconds_from_now: int) -> str:
     return format_datetime(datetime.now(UTC) + timedelta(seconds=seconds_from_now), usegmt=True)
 

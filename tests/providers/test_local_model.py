@@ -127,3 +127,40 @@ async def test_answers_from_the_tool_result(model: LocalModel) -> None:
     assert response.stop_reason in ("end", "max_tokens")
     assert response.message.text.strip()
     assert streamed == response.message.text
+
+
+async def test_required_tool_choice_makes_it_call_instead_of_chatting(model: LocalModel) -> None:
+    # A greeting is answered in text when the model may choose; with
+    # tool_choice="required" the reply is a schema-valid call all the same.
+    messages = (Message.user("Hello there!"),)
+    _, free = await call(
+        model, ModelRequest(system=SYSTEM, messages=messages, tools=(ORDER_TOOL,), max_tokens=32)
+    )
+    assert free.message.tool_calls == ()
+    streamed, forced = await call(
+        model,
+        ModelRequest(
+            system=SYSTEM,
+            messages=messages,
+            tools=(ORDER_TOOL,),
+            max_tokens=48,
+            tool_choice="required",
+        ),
+    )
+    assert streamed == ""
+    (tool_call,) = forced.message.tool_calls
+    assert tool_call.name == "get_order_details"
+    assert set(tool_call.arguments) == {"order_id"}
+    # and "none" keeps it to text even where it would call
+    _, text_only = await call(
+        model,
+        ModelRequest(
+            system=SYSTEM,
+            messages=(Message.user("Hi! What is the status of my order #W123?"),),
+            tools=(ORDER_TOOL,),
+            max_tokens=32,
+            tool_choice="none",
+        ),
+    )
+    assert text_only.message.tool_calls == ()
+    assert text_only.message.text.strip()

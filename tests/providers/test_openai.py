@@ -269,6 +269,23 @@ async def test_temperature_is_not_sent_when_none(
     assert "temperature" not in sent_json(route)
 
 
+@pytest.mark.parametrize("choice", ["auto", "required", "none"])
+async def test_tool_choice_maps_to_the_api(
+    http: respx.MockRouter, model: OpenAIModel, choice: str
+) -> None:
+    route = http.post(URL).mock(return_value=stream_response(TEXT_EVENTS))
+    spec = ToolSpec("get_order", "Look up one order.", {"type": "object", "properties": {}})
+
+    await collect(model, request(tools=(spec,), tool_choice=choice))
+
+    expected = {"required": "required", "none": "none"}
+    body = sent_json(route)
+    if choice == "auto":
+        assert "tool_choice" not in body  # the API's own default
+    else:
+        assert body["tool_choice"] == expected[choice]
+
+
 async def test_base_url_reaches_a_compatible_server_without_a_key(
     http: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+import tether
 from tests.runtime.conftest import TOOLS, Ledger
-from tether import Agent, Limits, ProviderError
-from tether.exceptions import InputRejected, InvalidSessionState, SessionConflict
+from tether import Agent, Limits, ProviderError, ToolContext
+from tether.exceptions import ConfigError, InputRejected, InvalidSessionState, SessionConflict
 from tether.runtime import InMemoryStore, Runtime, SessionStatus
 from tether.spec.events import EventType
 from tether.testing import ScriptedModel, call, capture_events
@@ -293,3 +294,68 @@ async def test_a_turn_writes_once_per_step_and_frees_the_lease_with_its_last_com
         assert failed.status == SessionStatus.FAILED
         assert store.writes == ["commit", "commit+release"]
         assert (await store.get(result.session_id)).lease_owner is None
+
+
+async def test_required_tool_choice_holds_until_a_tool_answers(ledger: Ledger) -> None:
+    model = ScriptedModel(
+        [
+            call("get_order", order_id="#W1"),
+            "It is pending.",
+            "You're welcome.",  # next turn: asked with tool_choice required again
+        ]
+    )
+    base = make_agent(model, ledger)
+    agent = Agent(
+        name=base.name,
+        instructions=base.instructions,
+        models=base.models,
+        tools=base.tools,
+        deps=base.deps,
+        tool_choice="required",
+    )
+    assert agent.with_models(base.models).tool_choice == "required"
+    async with Runtime() as rt:
+        first = await rt.run(agent, "Where is #W1?")
+        await rt.run(agent, "Thanks!", session_id=first.session_id)
+    assert [r.tool_choice for r in model.requests] == ["required", "auto", "required"]
+    # an agent without tools is never asked for a call it cannot make
+    bare = Agent(name="bare", instructions="Chat.", models=(ScriptedModel(["hi"]),))
+    plain = Agent(
+        name="bare2",
+        instructions="Chat.",
+        models=(only := ScriptedModel(["hi"]),),
+        tool_choice="required",
+    )
+    async with Runtime() as rt:
+        await rt.run(bare, "hello")
+        await rt.run(plain, "hello")
+    assert only.requests[0].tool_choice == "auto"
+
+
+def test_unknown_tool_choice_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="tool_choice"):
+        Agent(name="a", instructions="x", tool_choice="always")
+
+
+async def test_each_agent_object_gets_its_own_model_and_deps() -> None:
+    # Agents built one after another reuse freed memory, so a cache keyed on
+    # id() alone handed a new agent the previous one's model and deps.
+    @tether.tool(reads=True)
+    def whoami(ctx: ToolContext) -> str:
+        """Say which deps this agent got."""
+        return str(ctx.deps)
+
+    async with Runtime() as rt:
+        for i in range(20):
+            model = ScriptedModel([call("whoami"), f"answer {i}"])
+            agent = Agent(
+                name="same",
+                instructions="x",
+                models=(model,),
+                tools=(whoami,),
+                deps=lambda i=i: f"deps {i}",
+            )
+            result = await rt.run(agent, "hi")
+            assert result.output == f"answer {i}"
+            assert model.requests[1].messages[-1].results[0].content == f"deps {i}"
+            del agent, model

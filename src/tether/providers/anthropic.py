@@ -225,6 +225,10 @@ def build_params(model: str, request: ModelRequest) -> dict[str, Any]:
             {"name": t.name, "description": t.description, "input_schema": t.parameters}
             for t in request.tools
         ]
+        if request.tool_choice == "required":
+            params["tool_choice"] = {"type": "any"}
+        elif request.tool_choice == "none":
+            params["tool_choice"] = {"type": "none"}
     if request.temperature is not None:
         # This SDK version has no `temperature` argument; the API still takes it.
         params["extra_body"] = {"temperature": request.temperature}

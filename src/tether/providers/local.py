@@ -328,13 +328,16 @@ class LocalModel:
         calls-only schema (the prompt is in the KV cache by then, so only the
         call's tokens are paid twice). Right after tool results the reply is
         constrained to call-or-answer JSON instead: left free, this model
-        tends to repeat the call it just made.
+        tends to repeat the call it just made. ``tool_choice="required"``
+        skips the free pass (calls only); ``"none"`` generates plain text.
         """
         server = await self._loaded()
         deadline = asyncio.get_running_loop().time() + self.timeout
         tools = request.tools
-        if not tools:
+        if not tools or request.tool_choice == "none":
             mode = "text"
+        elif request.tool_choice == "required":
+            mode = "call"
         elif request.messages and request.messages[-1].role == "tool":
             mode = "json"
         else:

@@ -245,6 +245,8 @@ def build_params(model: str, request: ModelRequest, *, openai_platform: bool) ->
             }
             for t in request.tools
         ]
+        if request.tool_choice in ("required", "none"):
+            params["tool_choice"] = request.tool_choice
     return params
 
 

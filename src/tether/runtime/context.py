@@ -38,11 +38,19 @@ def build_request(
     *,
     system: str | None = None,
 ) -> ModelRequest:
-    """The request for the next model call of a session."""
+    """The request for the next model call of a session.
+
+    With ``agent.tool_choice == "required"`` the request demands a tool call
+    while the user has the last word (no tool result since their message).
+    """
+    choice = "auto"
+    if agent.tool_choice == "required" and tools and messages and messages[-1].role == "user":
+        choice = "required"
     return ModelRequest(
         system=system if system is not None else system_prompt(agent),
         messages=tuple(messages),
         tools=tools,
+        tool_choice=choice,
         max_tokens=agent.limits.max_output_tokens,
         temperature=agent.temperature,
     )

@@ -121,8 +121,13 @@ class Runtime:
         self.owner = lease.owner_id()
         self._close_store = close_store
         self._models: dict[str, Model] = dict(models or {})
-        self._services: dict[tuple[str, str, int], _AgentServices] = {}
-        self._deps: dict[int, Any] = {}
+        # Keyed by id() of the Agent / deps factory, with the object itself
+        # kept in the entry: while an entry exists its object is alive, so its
+        # id cannot be reused by a new object (which would get stale services,
+        # or another agent's deps). One entry per distinct object: build agents
+        # once, not per request.
+        self._services: dict[int, tuple[Agent, _AgentServices]] = {}
+        self._deps: dict[int, tuple[Callable[[], Any], Any]] = {}
         #: sessions with a turn in progress in this runtime (they share its lease owner)
         self._active: set[str] = set()
 
@@ -134,7 +139,7 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Close deps the agents built, the models, and (if owned) the store."""
-        for deps in self._deps.values():
+        for _factory, deps in self._deps.values():
             closer = getattr(deps, "aclose", None) or getattr(deps, "close", None)
             if closer is not None:
                 res = closer()
@@ -267,23 +272,26 @@ class Runtime:
         return model
 
     def _services_for(self, agent: Agent) -> _AgentServices:
-        key = (agent.name, agent.version, id(agent))
-        svc = self._services.get(key)
-        if svc is None:
-            deps = None
-            if agent.deps is not None:
-                deps = self._deps.get(id(agent.deps))
-                if deps is None:
-                    deps = agent.deps()
-                    self._deps[id(agent.deps)] = deps
-            svc = _AgentServices(
-                model=self._model(agent.models[0], agent.limits.model_timeout),
-                tools={t.name: t for t in agent.tools},
-                specs=tuple(t.spec for t in agent.tools),
-                system=system_prompt(agent),
-                deps=deps,
-            )
-            self._services[key] = svc
+        entry = self._services.get(id(agent))
+        if entry is not None and entry[0] is agent:
+            return entry[1]
+        deps = None
+        factory = agent.deps
+        if factory is not None:
+            made = self._deps.get(id(factory))
+            if made is not None and made[0] is factory:
+                deps = made[1]
+            else:
+                deps = factory()
+                self._deps[id(factory)] = (factory, deps)
+        svc = _AgentServices(
+            model=self._model(agent.models[0], agent.limits.model_timeout),
+            tools={t.name: t for t in agent.tools},
+            specs=tuple(t.spec for t in agent.tools),
+            system=system_prompt(agent),
+            deps=deps,
+        )
+        self._services[id(agent)] = (agent, svc)
         return svc
 
     async def _open(

@@ -66,6 +66,12 @@ class Agent:
     - ``deps``: a zero-argument factory whose result tools receive as
       ``ctx.deps`` (a database handle, a client). Called once per runtime.
     - ``temperature``: passed to the model; ``None`` keeps the provider's default.
+    - ``tool_choice``: ``auto`` (default: the model decides) or ``required``:
+      the model must call a tool before it may answer. While no tool result
+      has come in since the user's last message, each request demands a
+      call; after one, the choice is back to ``auto`` so the model can reply
+      (without that reset a required choice loops forever). Use it for small
+      models that otherwise answer from memory.
     """
 
     name: str
@@ -77,8 +83,14 @@ class Agent:
     limits: Limits = field(default_factory=Limits)
     deps: Callable[[], Any] | None = None
     temperature: float | None = None
+    tool_choice: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.tool_choice not in ("auto", "required"):
+            raise ConfigError(
+                f"agent {self.name!r}: tool_choice must be 'auto' or 'required', "
+                f"not {self.tool_choice!r}"
+            )
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(
                 f"agent name {self.name!r} must be non-empty letters, digits, '-' or '_'"
@@ -121,4 +133,5 @@ class Agent:
             limits=self.limits,
             deps=self.deps,
             temperature=self.temperature,
+            tool_choice=self.tool_choice,
         )

@@ -15,7 +15,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from tether.spec.messages import Message, Usage
 
+TOOL_CHOICES = ("auto", "required", "none")
+
 __all__ = [
+    "TOOL_CHOICES",
     "Model",
     "ModelRequest",
     "ModelResponse",
@@ -39,12 +42,16 @@ class ModelRequest:
     """One call to a model.
 
     ``system`` is built by the runtime (preamble + the agent's fixed
-    instructions) and is never built from user data.
+    instructions) and is never built from user data. ``tool_choice`` is
+    ``auto`` (the model decides), ``required`` (it must call one of
+    ``tools``) or ``none`` (it must not call any); providers map it to their
+    API's own option.
     """
 
     system: str
     messages: tuple[Message, ...]
     tools: tuple[ToolSpec, ...] = ()
+    tool_choice: str = "auto"
     max_tokens: int = 1024
     temperature: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)

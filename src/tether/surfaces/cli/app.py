@@ -99,6 +99,17 @@ def _result_json(result: TurnResult) -> dict[str, Any]:
     }
 
 
+def _print_answer(result: TurnResult, printer: LiveTurnPrinter | None) -> None:
+    """The answer on stdout (so ``> file`` and pipes get it), unless the live
+    printer already showed that very text on the same terminal."""
+    if result.output is None:
+        return
+    shown = printer is not None and printer.last_streamed.strip() == result.output.strip()
+    if shown and out.is_terminal and err.is_terminal:
+        return
+    out.print(result.output, markup=False, highlight=False)
+
+
 @app.callback()
 def _setup(
     log_level: Annotated[str, typer.Option(help="Log level for stderr.")] = "WARNING",
@@ -134,8 +145,8 @@ def run(
     result = _run_async(go)
     if as_json:
         sys.stdout.write(json.dumps(_result_json(result), ensure_ascii=False) + "\n")
-    elif result.output is not None:
-        out.print(result.output, markup=False, highlight=False)
+    else:
+        _print_answer(result, printer)
     if not as_json:
         err.print(Text(f"session {result.session_id} · {result.status}", style="dim"))
     if result.error:
@@ -219,14 +230,14 @@ def resume(
                         f"session {session_id} does not record its agent; pass --agent REF"
                     )
             agent = _agent(ref, model)
-            printer = None if as_json else LiveTurnPrinter(err)
             return await rt.resume(agent, session_id, on_event=printer)
 
+    printer = None if as_json else LiveTurnPrinter(err)
     result = _run_async(go)
     if as_json:
         sys.stdout.write(json.dumps(_result_json(result), ensure_ascii=False) + "\n")
-    elif result.output is not None:
-        out.print(result.output, markup=False, highlight=False)
+    else:
+        _print_answer(result, printer)
     if result.error:
         if not as_json:
             err.print(Text(f"error: {result.error}", style="bold red"))

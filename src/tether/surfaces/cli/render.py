@@ -123,6 +123,9 @@ class LiveTurnPrinter:
         self.console = console
         self.show_tools = show_tools
         self._streaming = False
+        self._buffer: list[str] = []
+        #: the text streamed for the last model response (its deltas, joined)
+        self.last_streamed = ""
 
     def _end_stream(self) -> None:
         if self._streaming:
@@ -136,9 +139,11 @@ class LiveTurnPrinter:
                 self.console.print(Text("agent> ", style="bold green"), end="")
                 self._streaming = True
             self.console.print(ev.data["text"], end="", markup=False, highlight=False)
+            self._buffer.append(ev.data["text"])
             return
         if t == EventType.MODEL_RESPONSE:
             self._end_stream()
+            self.last_streamed, self._buffer = "".join(self._buffer), []
         elif t == EventType.TOOL_STARTED and self.show_tools:
             self._end_stream()
             self.console.print(Text(f"  → {event_summary(ev, 200)}", style="cyan"))
