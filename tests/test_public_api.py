@@ -12,13 +12,17 @@ def test_top_level_exports() -> None:
     assert sorted(tether.__all__) == sorted(
         [
             "Agent",
+            "BreakerPolicy",
+            "CircuitOpen",
             "ConfigError",
             "Event",
             "EventType",
             "Limits",
             "Message",
             "Model",
+            "ModelUnavailable",
             "ProviderError",
+            "RetryPolicy",
             "Risk",
             "RunError",
             "Runtime",

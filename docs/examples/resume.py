@@ -5,8 +5,10 @@ Run it from the repository root::
     .venv/bin/python docs/examples/resume.py
 
 The first runtime's model answers one tool call, then fails with a 529
-(``ProviderError``). The turn ends with status ``failed``; everything up to
-the failure is committed to a SQLite file. A second runtime (in a real
+(``ProviderError``) on every attempt: the runtime retries it (three times,
+here 10 ms apart instead of the default 1 s, 2 s, 4 s) and then gives up. The
+turn ends with status ``failed``; everything up to the failure, the retries
+included, is committed to a SQLite file. A second runtime (in a real
 deployment, another process or host) opens the same store and calls
 ``Runtime.resume``: the stored tool result is reused, not run again.
 """
@@ -18,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 import tether
-from tether import Agent, ProviderError, Runtime, ToolContext
+from tether import Agent, ProviderError, RetryPolicy, Runtime, ToolContext
 from tether.testing import ScriptedModel, call
 
 
@@ -50,6 +52,7 @@ def build_agent(model: ScriptedModel) -> Agent:
         models=(model,),
         tools=(stock_level,),
         deps=lambda: WAREHOUSE,
+        retry=RetryPolicy(initial_delay=0.01),
     )
 
 
@@ -57,13 +60,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'sessions.sqlite'}"
 
-        # Process A: the provider fails after the first step.
-        down = ScriptedModel(
-            [
-                call("stock_level", sku="LAMP-01"),
-                ProviderError("overloaded", provider="demo", status=529, retryable=True),
-            ]
-        )
+        # Process A: the provider goes down after the first step, and stays down.
+        overloaded = ProviderError("overloaded", provider="demo", status=529, retryable=True)
+        down = ScriptedModel([call("stock_level", sku="LAMP-01"), *[overloaded] * 4])
         async with Runtime(store=await tether.open_store(url)) as rt:
             failed = await rt.run(build_agent(down), "Do you have LAMP-01 in stock?")
         print(f"first run: status={failed.status} error={failed.error}")

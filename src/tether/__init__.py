@@ -6,7 +6,9 @@ The public API is re-exported here; submodules are private unless documented.
 from typing import Any
 
 from tether.exceptions import (
+    CircuitOpen,
     ConfigError,
+    ModelUnavailable,
     ProviderError,
     RunError,
     SessionConflict,
@@ -30,6 +32,7 @@ from tether.spec import (
     Usage,
     tool,
 )
+from tether.spec.policy import BreakerPolicy, RetryPolicy
 
 __version__ = "0.1.0"
 
@@ -45,13 +48,17 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Agent",
+    "BreakerPolicy",
+    "CircuitOpen",
     "ConfigError",
     "Event",
     "EventType",
     "Limits",
     "Message",
     "Model",
+    "ModelUnavailable",
     "ProviderError",
+    "RetryPolicy",
     "Risk",
     "RunError",
     "Runtime",

@@ -13,6 +13,8 @@ The tree has three families, so callers can tell *who* has to act::
     └── RunError                   a run could not proceed; the session is intact
         ├── ProviderError          a model API failed (status, retryable?)
         │   └── ModelTimeout       no answer within the configured timeout
+        ├── CircuitOpen            a breaker is open: the dependency failed repeatedly
+        ├── ModelUnavailable       no model of the chain could answer (and why)
         ├── SessionConflict        another process holds this session's lease
         ├── SessionNotFound        no session has that id
         ├── InvalidSessionState    the session cannot take this action now
@@ -33,12 +35,14 @@ from __future__ import annotations
 
 __all__ = [
     "AgentLoadError",
+    "CircuitOpen",
     "ConfigError",
     "InputRejected",
     "InvalidSessionState",
     "ModelIntegrityError",
     "ModelSpecError",
     "ModelTimeout",
+    "ModelUnavailable",
     "ProviderError",
     "Retry",
     "RunError",
@@ -124,6 +128,31 @@ class ProviderError(RunError):
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+class CircuitOpen(RunError):
+    """A circuit breaker is open: calls to ``key`` fail fast until ``retry_at`` (Unix time)."""
+
+    def __init__(self, message: str, *, key: str, retry_at: float | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.retry_at = retry_at
+
+
+class ModelUnavailable(RunError):
+    """No model of the chain could answer.
+
+    ``reasons`` has one line per model tried; ``fallback_blocked`` is true
+    when a backup model was available but not allowed (the session may lead
+    to a critical action, or the agent is ``no_downgrade``).
+    """
+
+    def __init__(
+        self, message: str, *, reasons: tuple[str, ...] = (), fallback_blocked: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.reasons = reasons
+        self.fallback_blocked = fallback_blocked
 
 
 class ModelTimeout(ProviderError):

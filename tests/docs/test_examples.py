@@ -28,11 +28,13 @@ EXPECTED: dict[str, list[str]] = {
         "  10 step 3 turn.completed",
     ],
     "resume.py": [
-        "first run: status=failed error=the model is unavailable: overloaded",
+        "first run: status=failed error=The assistant is unavailable right now (scripted: "
+        "overloaded (HTTP 529, 3 retries)). Nothing was done; please try again in a few minutes.",
         "resumed: status=idle output=Yes: 7 units of LAMP-01 are in stock.",
         "stock lookups run: 1",
         "stored log: session.created message.user model.response tool.started tool.finished "
-        "session.status session.resumed session.status model.response turn.completed",
+        "model.retry model.retry model.retry session.status session.resumed session.status "
+        "model.response turn.completed",
     ],
     "testing_your_agent.py": [
         "ok test_answers_from_the_tool_result",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,7 +13,8 @@ from tether import Agent, Limits, ProviderError, ToolContext
 from tether.exceptions import ConfigError, InputRejected, InvalidSessionState, SessionConflict
 from tether.runtime import InMemoryStore, Runtime, SessionStatus
 from tether.spec.events import EventType
-from tether.testing import ScriptedModel, call, capture_events
+from tether.spec.policy import RetryPolicy
+from tether.testing import FakeClock, ScriptedModel, call, capture_events
 
 
 def make_agent(model: ScriptedModel, ledger: Ledger, **limits: int) -> Agent:
@@ -96,9 +98,17 @@ async def test_tool_failures_become_error_results_not_exceptions(
     ledger: Ledger, script_call: object, expected: str
 ) -> None:
     model = ScriptedModel([script_call, "Sorry, I could not look that up."])  # type: ignore[list-item]
-    async with Runtime() as rt:
+    clock = FakeClock()
+    async with Runtime(sleep=clock.sleep) as rt:
         result = await rt.run(make_agent(model, ledger), "check")
     assert result.ok
+    retries = [e for e in result.events if e.type == EventType.TOOL_RETRY]
+    if "did not finish" in expected:  # a read that timed out is retried; nothing else is
+        assert [e.data["attempt"] for e in retries] == [1, 2, 3]
+        assert {e.data["reason"] for e in retries} == {"timeout"}
+        assert len(clock.sleeps) == 3
+    else:
+        assert retries == []
     finished = [e for e in result.events if e.type == EventType.TOOL_FINISHED]
     assert len(finished) == 1
     assert finished[0].data["is_error"] is True
@@ -115,7 +125,7 @@ async def test_provider_failure_fails_the_turn_and_resume_continues(ledger: Ledg
             "Recovered: #W1 is pending.",
         ]
     )
-    agent = make_agent(model, ledger)
+    agent = replace(make_agent(model, ledger), retry=RetryPolicy(max_retries=0))
     async with Runtime() as rt:
         failed = await rt.run(agent, "Where is #W1?")
         assert failed.status == SessionStatus.FAILED
@@ -290,7 +300,8 @@ async def test_a_turn_writes_once_per_step_and_frees_the_lease_with_its_last_com
         # a failed turn frees its lease the same way
         store.writes.clear()
         failing = ScriptedModel([ProviderError("down", status=503, retryable=True)])
-        failed = await rt.run(make_agent(failing, ledger), "again", session_id=result.session_id)
+        no_retry = replace(make_agent(failing, ledger), retry=RetryPolicy(max_retries=0))
+        failed = await rt.run(no_retry, "again", session_id=result.session_id)
         assert failed.status == SessionStatus.FAILED
         assert store.writes == ["commit", "commit+release"]
         assert (await store.get(result.session_id)).lease_owner is None

@@ -7,6 +7,7 @@ import os
 import tether
 from tether import Agent, ProviderError
 from tether.spec.model import ModelRequest
+from tether.spec.policy import RetryPolicy
 from tether.testing import FunctionModel, ScriptedResponse, call
 
 
@@ -36,4 +37,6 @@ agent = Agent(
     instructions="Answer briefly.",
     models=(FunctionModel(reply, name="scripted-cli", chunk=4),),
     tools=(order_status,),
+    # the outage is retried once, after a few milliseconds, then the turn fails
+    retry=RetryPolicy(max_retries=1, initial_delay=0.01),
 )

@@ -11,15 +11,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pydantic
 
-from tether.exceptions import Retry, ToolFailed
+from tether.controls.breaker import Admission, Breakers
+from tether.controls.retry import RetryInfo, Sleep, call_with_retries
+from tether.exceptions import CircuitOpen, Retry, ToolFailed
+from tether.spec.events import EventType
 from tether.spec.messages import ToolCall, ToolResult
+from tether.spec.policy import BreakerPolicy, RetryPolicy
 from tether.spec.tools import Tool, ToolContext
 
-__all__ = ["execute_tool", "outcome_unknown", "render_output"]
+__all__ = ["ToolEnv", "execute_tool", "outcome_unknown", "render_output"]
 
 log = logging.getLogger("tether.tools")
 
@@ -51,6 +58,23 @@ def outcome_unknown(call: ToolCall) -> ToolResult:
     )
 
 
+@dataclass(slots=True)
+class ToolEnv:
+    """What running a tool needs besides the call: breakers, retries, events."""
+
+    agent: str
+    breakers: Breakers
+    breaker: BreakerPolicy
+    retry: RetryPolicy  # the agent's; a tool may carry its own
+    sleep: Sleep
+    rng: random.Random
+    #: queue a stored event (``type``, ``data``) on the turn
+    emit: Callable[[str, dict[str, Any]], Any]
+
+
+_NO_RETRY = RetryPolicy(max_retries=0)
+
+
 async def execute_tool(
     tools: dict[str, Tool],
     call: ToolCall,
@@ -60,8 +84,15 @@ async def execute_tool(
     user_id: str | None,
     vars: dict[str, Any],
     deps: Any,
+    env: ToolEnv | None = None,
 ) -> tuple[ToolResult, dict[str, Any] | None]:
-    """Run ``call``; return its result and the session vars it changed (or ``None``)."""
+    """Run ``call``; return its result and the session vars it changed (or ``None``).
+
+    With ``env``, the call goes through the tool's breaker
+    (``tool:<agent>:<name>``) and, if the tool is idempotent, is retried on
+    transient failures (its ``Retry`` signal, a timeout, a lost connection).
+    A tool that is not idempotent is never retried: it may have acted.
+    """
     tool = tools.get(call.name)
     if tool is None:
         names = ", ".join(sorted(tools)) or "none"
@@ -74,21 +105,82 @@ async def execute_tool(
             ),
             None,
         )
-    ctx_vars = dict(vars)
-    ctx = ToolContext(
-        session_id=session_id,
-        step=step,
-        call_id=call.id,
-        idempotency_key=f"{session_id}:{step}:{call.id}",
-        user_id=user_id,
-        vars=ctx_vars,
-        deps=deps,
-    )
+    key = f"tool:{env.agent}:{tool.name}" if env is not None else ""
+    changed_vars: list[dict[str, Any]] = [dict(vars)]
+
+    async def attempt() -> Any:
+        admission = Admission(True)
+        if env is not None:
+            admission = await env.breakers.admit(key, env.breaker)
+            if not admission.allowed:
+                raise CircuitOpen(f"{tool.name} is paused", key=key, retry_at=admission.retry_at)
+        ctx_vars = dict(vars)  # a failed attempt's changes are dropped
+        changed_vars[0] = ctx_vars
+        ctx = ToolContext(
+            session_id=session_id,
+            step=step,
+            call_id=call.id,
+            idempotency_key=f"{session_id}:{step}:{call.id}",
+            user_id=user_id,
+            vars=ctx_vars,
+            deps=deps,
+        )
+        try:
+            async with asyncio.timeout(tool.timeout):
+                value = await tool(ctx, call.arguments)
+        except pydantic.ValidationError:
+            raise  # the model's mistake: says nothing about the tool's health
+        except ToolFailed:
+            await _record(env, key, ok=True, trial=admission.trial)  # it answered: a refusal
+            raise
+        except Exception:
+            await _record(env, key, ok=False, trial=admission.trial)
+            raise
+        await _record(env, key, ok=True, trial=admission.trial)
+        return value
+
+    def on_retry(info: RetryInfo) -> None:
+        log.warning(
+            "tool %s: attempt %d failed (%s); retrying in %.2f s",
+            tool.name,
+            info.attempt,
+            info.reason,
+            info.delay,
+        )
+        if env is not None:
+            env.emit(
+                EventType.TOOL_RETRY,
+                {
+                    "call_id": call.id,
+                    "name": tool.name,
+                    "attempt": info.attempt,
+                    "reason": info.reason,
+                    "delay": round(info.delay, 3),
+                },
+            )
+
+    policy = _NO_RETRY
+    if env is not None and tool.idempotent:
+        policy = tool.retry or env.retry
     try:
-        async with asyncio.timeout(tool.timeout):
-            value = await tool(ctx, call.arguments)
+        value = await call_with_retries(
+            attempt,
+            policy,
+            sleep=env.sleep if env is not None else asyncio.sleep,
+            rng=env.rng if env is not None else None,
+            on_retry=on_retry,
+        )
     except pydantic.ValidationError as exc:
         return ToolResult(call.id, call.name, _validation_message(call, exc), True), None
+    except CircuitOpen as exc:
+        wait = ""
+        if exc.retry_at is not None and env is not None:
+            wait = f" for about {max(0.0, exc.retry_at - env.breakers.clock()):.0f} more seconds"
+        content = (
+            f"error: {call.name} is unavailable right now: it failed repeatedly, so the runtime "
+            f"stopped calling it{wait}. It was not run. Tell the user what you could not do."
+        )
+        return ToolResult(call.id, call.name, content, True), None
     except Retry as exc:
         content = (
             f"error: {call.name} is temporarily unavailable ({exc}). "
@@ -97,7 +189,7 @@ async def execute_tool(
         return ToolResult(call.id, call.name, content, True), None
     except ToolFailed as exc:
         content = f"error: {call.name} could not be done: {exc}"
-        return ToolResult(call.id, call.name, content, True), _changed(vars, ctx_vars)
+        return ToolResult(call.id, call.name, content, True), _changed(vars, changed_vars[0])
     except TimeoutError:
         log.warning("tool %s timed out after %ss (session %s)", call.name, tool.timeout, session_id)
         effect = "" if tool.idempotent else " It may or may not have taken effect."
@@ -110,7 +202,19 @@ async def execute_tool(
             "Its result is not available."
         )
         return ToolResult(call.id, call.name, content, True), None
-    return ToolResult(call.id, call.name, render_output(value)), _changed(vars, ctx_vars)
+    return ToolResult(call.id, call.name, render_output(value)), _changed(vars, changed_vars[0])
+
+
+async def _record(env: ToolEnv | None, key: str, *, ok: bool, trial: bool) -> None:
+    if env is None:
+        return
+    change = await env.breakers.record(key, env.breaker, ok=ok, trial=trial)
+    if change == "opened":
+        log.error("circuit breaker %s opened: calls fail fast for %g s", key, env.breaker.cooldown)
+        env.emit(EventType.BREAKER_OPENED, {"key": key, "cooldown": env.breaker.cooldown})
+    elif change == "closed":
+        log.warning("circuit breaker %s closed: its trial call succeeded", key)
+        env.emit(EventType.BREAKER_CLOSED, {"key": key})
 
 
 def _changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any] | None:

@@ -18,30 +18,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether.controls.breaker import Breakers
+from tether.controls.retry import Sleep
 from tether.exceptions import (
     ConfigError,
     InputRejected,
     InvalidSessionState,
+    ModelUnavailable,
     ProviderError,
     RunError,
     SessionConflict,
 )
 from tether.providers.registry import model_from_spec
 from tether.runtime import lease
+from tether.runtime.calls import CallEnv, call_model_chain
 from tether.runtime.context import build_request, system_prompt
-from tether.runtime.execute import execute_tool, outcome_unknown
+from tether.runtime.execute import ToolEnv, execute_tool, outcome_unknown
 from tether.runtime.ids import new_session_id
 from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
 from tether.runtime.state import SessionState
 from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType
 from tether.spec.messages import Message, ToolCall, ToolResult, Usage
-from tether.spec.model import Model, ModelResponse, TextDelta, ToolSpec
+from tether.spec.model import Model, ModelResponse, ToolSpec
 from tether.spec.tools import Tool
 
 __all__ = ["EventSink", "Runtime", "TurnResult"]
@@ -82,12 +87,11 @@ class TurnResult:
 class _AgentServices:
     """What the runtime built for one agent version: models, tools, deps."""
 
-    model: Model
+    models: tuple[Model, ...]
     tools: dict[str, Tool]
     specs: tuple[ToolSpec, ...]
     system: str
     deps: Any
-    prepared: bool = False
 
 
 class Runtime:
@@ -100,6 +104,12 @@ class Runtime:
     - ``models``: extra :class:`Model` objects by spec string, used instead
       of building a provider from the string (tests, custom providers).
     - ``close_store``: whether :meth:`aclose` also closes the store.
+    - ``breakers``: the circuit breakers (:class:`~tether.controls.breaker.Breakers`);
+      default: in this process. Pass one built on
+      :mod:`tether.store.redis_breakers` to share them between replicas
+      (``tether.store.open_breakers()`` does when ``TETHER_REDIS_URL`` is set).
+    - ``sleep``, ``rng``: how the runtime waits between retries and draws
+      their jitter; injected so tests run retries on a fake clock.
     """
 
     def __init__(
@@ -110,6 +120,9 @@ class Runtime:
         lease_ttl: float = 300.0,
         models: dict[str, Model] | None = None,
         close_store: bool = True,
+        breakers: Breakers | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         if store is None:
             from tether.runtime.memory import InMemoryStore
@@ -120,7 +133,11 @@ class Runtime:
         self.lease_ttl = lease_ttl
         self.owner = lease.owner_id()
         self._close_store = close_store
+        self.breakers = breakers if breakers is not None else Breakers(clock=clock)
+        self.sleep = sleep
+        self.rng = rng if rng is not None else random.Random()
         self._models: dict[str, Model] = dict(models or {})
+        self._prepared: set[int] = set()
         # Keyed by id() of the Agent / deps factory, with the object itself
         # kept in the entry: while an entry exists its object is alive, so its
         # id cannot be reused by a new object (which would get stale services,
@@ -271,6 +288,12 @@ class Runtime:
             self._models[ref] = model
         return model
 
+    async def _prepare_model(self, model: Model) -> None:
+        """One-time set-up of ``model`` before its first call (:func:`_prepare_once`)."""
+        if id(model) not in self._prepared:
+            await _prepare_once(model)
+            self._prepared.add(id(model))
+
     def _services_for(self, agent: Agent) -> _AgentServices:
         entry = self._services.get(id(agent))
         if entry is not None and entry[0] is agent:
@@ -285,7 +308,7 @@ class Runtime:
                 deps = factory()
                 self._deps[id(factory)] = (factory, deps)
         svc = _AgentServices(
-            model=self._model(agent.models[0], agent.limits.model_timeout),
+            models=tuple(self._model(m, agent.limits.model_timeout) for m in agent.models),
             tools={t.name: t for t in agent.tools},
             specs=tuple(t.spec for t in agent.tools),
             system=system_prompt(agent),
@@ -394,7 +417,7 @@ class Runtime:
             raise
 
 
-async def _prepare(model: Model) -> None:
+async def _prepare_once(model: Model) -> None:
     """Let a model do its one-time set-up (a local model loads its weights).
 
     This runs before the first call and outside the per-call timeout, so a
@@ -422,6 +445,7 @@ class _Turn:
 
     __slots__ = (
         "agent",
+        "degraded_from",
         "latency_ms",
         "pending",
         "record",
@@ -454,6 +478,8 @@ class _Turn:
         self.stored = True
         #: whether the lease was already given back by the turn's last commit
         self.released = False
+        #: the primary model's name when the last answer came from a fallback
+        self.degraded_from: str | None = None
 
     # events ---------------------------------------------------------------
 
@@ -535,8 +561,10 @@ class _Turn:
             st.step += 1
             try:
                 response = await self._call_model()
+            except ModelUnavailable as exc:
+                return await self._fail(str(exc), events, turn_usage)
             except ProviderError as exc:
-                return await self._fail(f"the model is unavailable: {exc}", events, turn_usage)
+                return await self._fail(f"the model refused the request: {exc}", events, turn_usage)
             turn_usage = turn_usage + response.usage
             msg = response.message
             calls = msg.tool_calls
@@ -547,7 +575,8 @@ class _Turn:
                     "model": response.model,
                     "stop_reason": response.stop_reason,
                     "latency_ms": self.latency_ms,
-                },
+                }
+                | ({"degraded": True, "primary": self.degraded_from} if self.degraded_from else {}),
                 response.usage,
                 msg,
             )
@@ -564,35 +593,42 @@ class _Turn:
         )
 
     async def _call_model(self) -> ModelResponse:
+        """One model answer through the reliability layer (retries, breakers, fallback)."""
         st = self.state
         request = build_request(self.agent, st.messages, self.svc.specs, system=self.svc.system)
-        model = self.svc.model
-        if not self.svc.prepared:
-            await _prepare(model)
-            self.svc.prepared = True
-        sid, step, clock, sink = st.session_id, st.step, self.rt.clock, self.sink
-        t0 = time.perf_counter()
-        response: ModelResponse | None = None
-        try:
-            async with asyncio.timeout(self.agent.limits.model_timeout):
-                async for item in model.stream(request):
-                    if isinstance(item, TextDelta):
-                        sink(Event(EventType.MODEL_DELTA, sid, step, clock(), {"text": item.text}))
-                    else:
-                        response = item
-        except TimeoutError as exc:
-            raise ProviderError(
-                f"{model.name} did not answer within {self.agent.limits.model_timeout:g} s",
-                model=model.name,
-                retryable=True,
-            ) from exc
-        if response is None:
-            raise ProviderError(
-                f"{model.name} ended its stream without a response",
-                model=model.name,
-                retryable=True,
+        env = CallEnv(
+            breakers=self.rt.breakers,
+            sleep=self.rt.sleep,
+            rng=self.rt.rng,
+            emit=self.emit,
+            sink=self.sink,
+            session_id=st.session_id,
+            step=st.step,
+            clock=self.rt.clock,
+            prepare=self.rt._prepare_model,
+        )
+        answer = await call_model_chain(self.svc.models, request, self.agent, env)
+        self.latency_ms = answer.latency_ms
+        response = answer.response
+        if answer.index > 0:
+            msg = response.message
+            self.degraded_from = self.svc.models[0].name
+            response = ModelResponse(
+                message=Message(
+                    role=msg.role,
+                    text=msg.text,
+                    tool_calls=msg.tool_calls,
+                    results=msg.results,
+                    model=msg.model or answer.model.name,
+                    degraded=True,
+                    metadata=msg.metadata,
+                ),
+                usage=response.usage,
+                model=response.model,
+                stop_reason=response.stop_reason,
             )
-        self.latency_ms = round((time.perf_counter() - t0) * 1000, 3)
+        else:
+            self.degraded_from = None
         return response
 
     async def _run_calls(self, calls: Sequence[ToolCall]) -> None:
@@ -644,6 +680,15 @@ class _Turn:
             user_id=st.user_id,
             vars=st.vars,
             deps=self.svc.deps,
+            env=ToolEnv(
+                agent=self.agent.name,
+                breakers=self.rt.breakers,
+                breaker=self.agent.breaker,
+                retry=self.agent.retry,
+                sleep=self.rt.sleep,
+                rng=self.rt.rng,
+                emit=self.emit,
+            ),
         )
         self._finish(result, (time.perf_counter() - t0) * 1000, new_vars)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from tether.exceptions import ConfigError
 from tether.spec.model import Model
+from tether.spec.policy import BreakerPolicy, RetryPolicy
 from tether.spec.tools import Tool
 
 __all__ = ["Agent", "Limits"]
@@ -27,6 +28,9 @@ class Limits:
     - ``max_tool_calls_per_step``: tool calls honoured from one model response.
     - ``max_output_tokens``: the output cap passed to every model call.
     - ``model_timeout``: seconds one model call may take in total.
+    - ``first_token_timeout``: seconds until a model call's first streamed
+      event (text, or the whole answer); a model that has not started by then
+      is treated as unavailable (retried, then the next model of the chain).
     - ``max_input_chars``: longest user message accepted.
     """
 
@@ -34,6 +38,7 @@ class Limits:
     max_tool_calls_per_step: int = 8
     max_output_tokens: int = 1024
     model_timeout: float = 120.0
+    first_token_timeout: float = 60.0
     max_input_chars: int = 32_000
 
     def __post_init__(self) -> None:
@@ -45,8 +50,8 @@ class Limits:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"Limits.{name} must be at least 1")
-        if self.model_timeout <= 0:
-            raise ConfigError("Limits.model_timeout must be positive (seconds)")
+        if self.model_timeout <= 0 or self.first_token_timeout <= 0:
+            raise ConfigError("Limits.model_timeout and first_token_timeout must be positive")
 
 
 ModelRef = str | Model
@@ -72,6 +77,13 @@ class Agent:
       call; after one, the choice is back to ``auto`` so the model can reply
       (without that reset a required choice loops forever). Use it for small
       models that otherwise answer from memory.
+    - ``retry``: the :class:`~tether.spec.policy.RetryPolicy` for model calls
+      and for idempotent tools without their own.
+    - ``breaker``: the :class:`~tether.spec.policy.BreakerPolicy` for the
+      breakers on each model of the chain and each tool.
+    - ``no_downgrade``: never answer from a backup model. An agent that
+      exposes a tool marked ``critical`` never does either; when its primary
+      model is unavailable the turn fails with a message the user can act on.
     """
 
     name: str
@@ -84,6 +96,9 @@ class Agent:
     deps: Callable[[], Any] | None = None
     temperature: float | None = None
     tool_choice: str = "auto"
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    no_downgrade: bool = False
 
     def __post_init__(self) -> None:
         if self.tool_choice not in ("auto", "required"):
@@ -134,4 +149,12 @@ class Agent:
             deps=self.deps,
             temperature=self.temperature,
             tool_choice=self.tool_choice,
+            retry=self.retry,
+            breaker=self.breaker,
+            no_downgrade=self.no_downgrade,
         )
+
+    @property
+    def may_downgrade(self) -> bool:
+        """Whether a backup model may answer: not ``no_downgrade``, no ``critical`` tool."""
+        return not self.no_downgrade and not any(t.risk.critical for t in self.tools)

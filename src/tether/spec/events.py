@@ -12,13 +12,23 @@ Event types (``Event.type``) and their ``data``:
 ``message.user``       ``text``
 ``model.delta``        ``text`` (streamed only, never stored)
 ``model.response``     ``message`` (a stored :class:`Message`), ``model``,
-                       ``stop_reason``, ``latency_ms``; ``usage`` set
+                       ``stop_reason``, ``latency_ms``; ``usage`` set;
+                       ``degraded`` and ``primary`` when a fallback answered
+``model.retry``        ``model``, ``attempt`` (the one that failed), ``reason``,
+                       ``delay`` (seconds before the next attempt), ``error``
+``model.fallback``     ``from``, ``to``, ``reason``
+``tool.retry``         ``call_id``, ``name``, ``attempt``, ``reason``, ``delay``
+``breaker.opened``     ``key``, ``cooldown`` (an alert: a dependency is failing)
+``breaker.closed``     ``key`` (its trial call succeeded)
 ``tool.started``       ``call_id``, ``name``, ``arguments``, ``idempotency_key``
 ``tool.finished``      ``call_id``, ``name``, ``content``, ``is_error``,
                        ``duration_ms``, optional ``vars`` (session vars set)
 ``turn.completed``     ``output`` (the final answer text)
 ``session.status``     ``status``, ``reason``
 ``session.resumed``    ``from_step``, ``owner``
+``answer.unacknowledged_failure``
+                       ``tools``: a final answer that does not mention the
+                       failure of those tools (a likely fabrication)
 =====================  ==========================================================
 """
 
@@ -48,6 +58,12 @@ class EventType:
     TURN_COMPLETED: Final = "turn.completed"
     SESSION_STATUS: Final = "session.status"
     SESSION_RESUMED: Final = "session.resumed"
+    MODEL_RETRY: Final = "model.retry"
+    MODEL_FALLBACK: Final = "model.fallback"
+    TOOL_RETRY: Final = "tool.retry"
+    BREAKER_OPENED: Final = "breaker.opened"
+    BREAKER_CLOSED: Final = "breaker.closed"
+    UNACKNOWLEDGED_FAILURE: Final = "answer.unacknowledged_failure"
 
 
 EPHEMERAL_TYPES: Final = frozenset({EventType.MODEL_DELTA})

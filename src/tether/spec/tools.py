@@ -26,6 +26,7 @@ import pydantic
 
 from tether.exceptions import ToolDefinitionError
 from tether.spec.model import ToolSpec
+from tether.spec.policy import RetryPolicy
 
 __all__ = ["Risk", "Tool", "ToolContext", "tool"]
 
@@ -97,6 +98,7 @@ class Tool:
     untrusted_output: bool = False
     idempotent: bool = False
     timeout: float = 30.0
+    retry: RetryPolicy | None = None
     is_async: bool = False
     context_param: str | None = None
     validator: type[pydantic.BaseModel] | None = None
@@ -143,6 +145,7 @@ def _build(
     untrusted_output: bool,
     idempotent: bool,
     timeout: float,
+    retry: RetryPolicy | None = None,
 ) -> Tool:
     if not callable(fn):
         raise ToolDefinitionError(f"@tool needs a function, got {fn!r}")
@@ -204,6 +207,7 @@ def _build(
         untrusted_output=untrusted_output,
         idempotent=idempotent,
         timeout=timeout,
+        retry=retry,
         is_async=inspect.iscoroutinefunction(fn),
         context_param=context_param,
         validator=validator,
@@ -228,6 +232,7 @@ def tool(
     untrusted_output: bool = False,
     idempotent: bool | None = None,
     timeout: float = 30.0,
+    retry: RetryPolicy | None = None,
 ) -> Callable[[ToolFn], Tool]: ...
 
 
@@ -246,11 +251,14 @@ def tool(
     untrusted_output: bool = False,
     idempotent: bool | None = None,
     timeout: float = 30.0,
+    retry: RetryPolicy | None = None,
 ) -> Tool | Callable[[ToolFn], Tool]:
     """Declare a tool. Use bare (``@tool``) or with flags (``@tool(reads=True)``).
 
     ``idempotent`` defaults to true for tools that do not write and have no
     external effect, and false otherwise. ``timeout`` (seconds) bounds each call.
+    ``retry`` overrides the agent's :class:`~tether.spec.policy.RetryPolicy`
+    for this tool; only idempotent tools are ever retried.
     """
     if timeout <= 0:
         raise ToolDefinitionError(f"tool timeout must be positive, got {timeout}")
@@ -274,6 +282,7 @@ def tool(
             untrusted_output=untrusted_output,
             idempotent=idem,
             timeout=timeout,
+            retry=retry,
         )
 
     if fn is not None:

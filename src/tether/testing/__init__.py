@@ -3,6 +3,12 @@
 - :class:`ScriptedModel` plays a list of responses and fails on an extra call;
   :class:`FunctionModel` answers from a function; :func:`call` builds a tool call.
 - :func:`capture_events` collects every event a runtime emits.
+- :class:`FakeClock` is virtual time: pass it as the clock and its ``sleep``
+  where code waits, so tests never really sleep.
+- :class:`FaultyModel` wraps a model so chosen calls fail (429, 5xx, timeouts,
+  resets, cut streams), listed per call or at a seeded random ``rate``.
+- :func:`faulty_tool` wraps a tool the same way (raise, refuse, retry, hang,
+  slow); :class:`Fault` and :class:`ToolFault` describe one injected fault.
 """
 
 from __future__ import annotations
@@ -12,14 +18,32 @@ from contextlib import contextmanager
 
 from tether.providers.scripted import FunctionModel, ScriptedModel, ScriptedResponse, call
 from tether.spec.events import Event
+from tether.testing.clock import FakeClock
+from tether.testing.faults import (
+    MODEL_FAULT_KINDS,
+    TOOL_FAULT_KINDS,
+    Fault,
+    FaultyModel,
+    FaultyTool,
+    ToolFault,
+    faulty_tool,
+)
 
 __all__ = [
+    "MODEL_FAULT_KINDS",
+    "TOOL_FAULT_KINDS",
     "EventLog",
+    "FakeClock",
+    "Fault",
+    "FaultyModel",
+    "FaultyTool",
     "FunctionModel",
     "ScriptedModel",
     "ScriptedResponse",
+    "ToolFault",
     "call",
     "capture_events",
+    "faulty_tool",
 ]
 
 

@@ -1,0 +1,144 @@
+"""Circuit breakers per provider-model and per tool.
+
+A breaker counts failures of one dependency (``model:anthropic:claude-...``,
+``tool:retail:get_order_details``). ``failure_threshold`` failures within
+``window`` seconds open it: calls then fail fast with
+:class:`~tether.exceptions.CircuitOpen` instead of waiting on something that
+is down. ``cooldown`` seconds after opening, exactly one caller is admitted
+as the *trial* (half-open); its success closes the breaker, its failure
+opens it for another cool-down. A trial that never reports (its process
+died) is replaced by a new one after a further cool-down.
+
+State lives behind :class:`BreakerBackend`: :class:`MemoryBreakerBackend`
+(one process, the default) here, and a Redis backend in
+:mod:`tether.store.redis_breakers` so that every replica sees the same
+breaker and only one trial runs across all of them.
+
+Why not a library: we looked at purgatory (async, Redis-backed), pybreaker
+and aiobreaker. None counts failures within a time window (they count
+consecutive failures), none takes an injected clock (breaker tests would
+have to sleep through real cool-downs), and purgatory's half-open state
+admits every concurrent caller rather than one trial across replicas. The
+state machine below is small; the Redis version is one atomic script per
+operation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from tether.spec.policy import BreakerPolicy
+
+__all__ = [
+    "Admission",
+    "BreakerBackend",
+    "Breakers",
+    "MemoryBreakerBackend",
+    "Transition",
+]
+
+Transition = Literal["opened", "closed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """Whether a call may go ahead: ``trial`` marks the one half-open trial;
+    a refused call gets ``retry_at``, when the next trial may start."""
+
+    allowed: bool
+    trial: bool = False
+    retry_at: float | None = None
+
+
+class BreakerBackend(Protocol):
+    """Where breaker state lives. Both methods are atomic per key."""
+
+    async def admit(self, key: str, now: float, policy: BreakerPolicy) -> Admission:
+        """Decide whether a call to ``key`` may start now."""
+        ...
+
+    async def record(
+        self, key: str, ok: bool, now: float, policy: BreakerPolicy, *, trial: bool
+    ) -> Transition | None:
+        """Record a call's outcome; return ``opened``/``closed`` if that changed the state."""
+        ...
+
+
+@dataclass(slots=True)
+class _State:
+    failures: deque[float] = field(default_factory=deque)
+    opened_at: float | None = None  # set while open or half-open
+    trial_at: float | None = None  # when the current trial was admitted
+
+
+class MemoryBreakerBackend:
+    """Breaker state in this process (the default)."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, _State] = {}
+
+    async def admit(self, key: str, now: float, policy: BreakerPolicy) -> Admission:
+        st = self._states.get(key)
+        if st is None or st.opened_at is None:
+            return Admission(True)
+        if st.trial_at is not None:  # a trial is out: wait for it, unless it went silent
+            if now < st.trial_at + policy.cooldown:
+                return Admission(False, retry_at=st.trial_at + policy.cooldown)
+        elif now < st.opened_at + policy.cooldown:
+            return Admission(False, retry_at=st.opened_at + policy.cooldown)
+        st.trial_at = now
+        return Admission(True, trial=True)
+
+    async def record(
+        self, key: str, ok: bool, now: float, policy: BreakerPolicy, *, trial: bool
+    ) -> Transition | None:
+        st = self._states.setdefault(key, _State())
+        if st.opened_at is not None:
+            if not trial:
+                return None  # a call admitted before the breaker opened, finishing late
+            st.trial_at = None
+            if ok:
+                st.opened_at = None
+                st.failures.clear()
+                return "closed"
+            st.opened_at = now
+            return "opened"
+        if ok:
+            return None
+        st.failures.append(now)
+        while st.failures and st.failures[0] <= now - policy.window:
+            st.failures.popleft()
+        if len(st.failures) >= policy.failure_threshold:
+            st.opened_at = now
+            st.trial_at = None
+            st.failures.clear()
+            return "opened"
+        return None
+
+
+class Breakers:
+    """The breakers of one runtime: a backend plus the clock (wall time, shared by replicas)."""
+
+    def __init__(
+        self, backend: BreakerBackend | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.backend: BreakerBackend = backend if backend is not None else MemoryBreakerBackend()
+        self.clock = clock
+
+    async def admit(self, key: str, policy: BreakerPolicy) -> Admission:
+        """May a call to ``key`` start now? Always yes when ``policy.enabled`` is false."""
+        if not policy.enabled:
+            return Admission(True)
+        return await self.backend.admit(key, self.clock(), policy)
+
+    async def record(
+        self, key: str, policy: BreakerPolicy, *, ok: bool, trial: bool
+    ) -> Transition | None:
+        """Record an outcome; the state change it caused, if any."""
+        if not policy.enabled:
+            return None
+        return await self.backend.record(key, ok, self.clock(), policy, trial=trial)
