@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether.controls.breaker import Breakers
+from tether.controls.honesty import unacknowledged
 from tether.controls.retry import Sleep
 from tether.exceptions import (
     ConfigError,
@@ -446,6 +447,7 @@ class _Turn:
     __slots__ = (
         "agent",
         "degraded_from",
+        "failed_tools",
         "latency_ms",
         "pending",
         "record",
@@ -480,6 +482,8 @@ class _Turn:
         self.released = False
         #: the primary model's name when the last answer came from a fallback
         self.degraded_from: str | None = None
+        #: tools whose calls ended in an error during this turn
+        self.failed_tools: list[str] = []
 
     # events ---------------------------------------------------------------
 
@@ -581,6 +585,14 @@ class _Turn:
                 msg,
             )
             if not calls:
+                missed = unacknowledged(msg.text, self.failed_tools)
+                if missed:
+                    log.warning(
+                        "session %s: the answer does not mention the failure of %s",
+                        st.session_id,
+                        ", ".join(missed),
+                    )
+                    self.emit(EventType.UNACKNOWLEDGED_FAILURE, {"tools": missed})
                 self.emit(EventType.TURN_COMPLETED, {"output": msg.text})
                 await self.commit(release=True)
                 return TurnResult(st.session_id, st.status, msg.text, turn_usage, events)
@@ -702,6 +714,8 @@ class _Turn:
         }
         if new_vars:
             data["vars"] = new_vars
+        if result.is_error:
+            self.failed_tools.append(result.name)
         self.emit(EventType.TOOL_FINISHED, data)
 
     async def _settle_open_calls(self) -> None:
