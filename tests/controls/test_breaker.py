@@ -17,6 +17,9 @@ K = "tool:shop:get_order"
 
 
 async def fail(b: MemoryBreakerBackend, now: float, trial: bool = False) -> str | None:
+    """A call admitted at ``now`` that fails at once."""
+    if not trial:
+        await b.admit(K, now, P)
     return await b.record(K, False, now, P, trial=trial)
 
 
@@ -39,6 +42,7 @@ async def test_failures_spread_wider_than_the_window_do_not() -> None:
 async def test_successes_do_not_hide_failures_in_the_window() -> None:
     b = MemoryBreakerBackend()
     await fail(b, 0.0)
+    await b.admit(K, 1.0, P)
     await b.record(K, True, 1.0, P, trial=False)
     await fail(b, 2.0)
     assert await fail(b, 3.0) == "opened"
@@ -79,6 +83,7 @@ async def test_keys_are_independent_and_disabled_policy_admits_all() -> None:
     clock = FakeClock(0.0)
     breakers = Breakers(clock=clock)
     for _ in range(3):
+        await breakers.admit(K, P)
         await breakers.record(K, P, ok=False, trial=False)
     assert not (await breakers.admit(K, P)).allowed
     assert (await breakers.admit("tool:shop:other", P)).allowed
@@ -92,3 +97,25 @@ async def test_keys_are_independent_and_disabled_policy_admits_all() -> None:
 def test_invalid_breaker_policies(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigError):
         BreakerPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_busy_dependency_with_a_few_failures_stays_closed() -> None:
+    # 3 failures among 10 calls is 30% < the 50% failure rate: not an outage.
+    b = MemoryBreakerBackend()
+    for t in range(7):
+        await b.admit(K, float(t), P)
+        await b.record(K, True, float(t), P, trial=False)
+    assert [await fail(b, t) for t in (7.0, 8.0, 9.0)] == [None, None, None]
+    assert (await b.admit(K, 9.5, P)).allowed
+    # as the successes age out of the window the failures become the majority
+    assert await fail(b, 14.0) == "opened"  # 4 failures of the 6 calls since t=4
+
+
+async def test_the_rate_counts_calls_in_flight_not_only_finished_ones() -> None:
+    # 20 calls start together; 6 fail at once while 14 are still running.
+    # Over finished calls that reads 100% failures; over admitted calls, 30%.
+    b = MemoryBreakerBackend()
+    for _ in range(20):
+        assert (await b.admit(K, 0.0, P)).allowed
+    assert [await b.record(K, False, 0.1, P, trial=False) for _ in range(6)] == [None] * 6
+    assert (await b.admit(K, 0.2, P)).allowed

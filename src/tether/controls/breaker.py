@@ -1,8 +1,9 @@
 """Circuit breakers per provider-model and per tool.
 
-A breaker counts failures of one dependency (``model:anthropic:claude-...``,
-``tool:retail:get_order_details``). ``failure_threshold`` failures within
-``window`` seconds open it: calls then fail fast with
+A breaker counts the calls of one dependency (``model:anthropic:claude-...``,
+``tool:retail:get_order_details``). At least ``failure_threshold`` failures
+within ``window`` seconds, making up at least ``failure_rate`` of the calls
+admitted in that window, open it: calls then fail fast with
 :class:`~tether.exceptions.CircuitOpen` instead of waiting on something that
 is down. ``cooldown`` seconds after opening, exactly one caller is admitted
 as the *trial* (half-open); its success closes the breaker, its failure
@@ -70,20 +71,36 @@ class BreakerBackend(Protocol):
 
 @dataclass(slots=True)
 class _State:
-    failures: deque[float] = field(default_factory=deque)
+    admitted: deque[float] = field(default_factory=deque)  # calls let through, in the window
+    failures: deque[float] = field(default_factory=deque)  # failures, in the window
     opened_at: float | None = None  # set while open or half-open
     trial_at: float | None = None  # when the current trial was admitted
 
 
+def _prune(times: deque[float], since: float) -> None:
+    while times and times[0] <= since:
+        times.popleft()
+
+
 class MemoryBreakerBackend:
-    """Breaker state in this process (the default)."""
+    """Breaker state in this process (the default).
+
+    The failure rate is failures over calls *admitted* in the window, not
+    over calls finished: failures come back fast and successes slowly, so
+    a rate over finished calls reads 100% for the first moments of any
+    burst of traffic and opens the breaker on a healthy dependency.
+    """
 
     def __init__(self) -> None:
         self._states: dict[str, _State] = {}
 
     async def admit(self, key: str, now: float, policy: BreakerPolicy) -> Admission:
         st = self._states.get(key)
-        if st is None or st.opened_at is None:
+        if st is None:
+            st = self._states[key] = _State()
+        if st.opened_at is None:
+            st.admitted.append(now)
+            _prune(st.admitted, now - policy.window)
             return Admission(True)
         if st.trial_at is not None:  # a trial is out: wait for it, unless it went silent
             if now < st.trial_at + policy.cooldown:
@@ -103,18 +120,20 @@ class MemoryBreakerBackend:
             st.trial_at = None
             if ok:
                 st.opened_at = None
-                st.failures.clear()
                 return "closed"
             st.opened_at = now
             return "opened"
         if ok:
             return None
         st.failures.append(now)
-        while st.failures and st.failures[0] <= now - policy.window:
-            st.failures.popleft()
-        if len(st.failures) >= policy.failure_threshold:
+        since = now - policy.window
+        _prune(st.failures, since)
+        _prune(st.admitted, since)
+        failed = len(st.failures)
+        if failed >= policy.failure_threshold and failed >= policy.failure_rate * len(st.admitted):
             st.opened_at = now
             st.trial_at = None
+            st.admitted.clear()
             st.failures.clear()
             return "opened"
         return None

@@ -90,14 +90,19 @@ class RetryPolicy:
 class BreakerPolicy:
     """When a circuit breaker opens, and for how long.
 
-    ``failure_threshold`` failures within ``window`` seconds open it; while
-    open every call fails fast; ``cooldown`` seconds after opening, one
-    trial call is let through (half-open): its success closes the breaker,
-    its failure opens it for another cool-down. ``enabled=False`` turns
-    breakers off.
+    It opens when, within the last ``window`` seconds, at least
+    ``failure_threshold`` calls failed *and* they were at least
+    ``failure_rate`` of all calls. The count alone would open a busy
+    breaker on a 1% error rate (5 failures a minute is nothing at 1,000
+    calls a minute); the rate alone would open a quiet one on its first
+    failure. While open every call fails fast; ``cooldown`` seconds after
+    opening, one trial call is let through (half-open): its success closes
+    the breaker, its failure opens it for another cool-down.
+    ``enabled=False`` turns breakers off.
     """
 
     failure_threshold: int = 5
+    failure_rate: float = 0.5
     window: float = 60.0
     cooldown: float = 30.0
     enabled: bool = True
@@ -105,5 +110,7 @@ class BreakerPolicy:
     def __post_init__(self) -> None:
         if self.failure_threshold < 1:
             raise ConfigError("BreakerPolicy.failure_threshold must be at least 1")
+        if not 0 < self.failure_rate <= 1:
+            raise ConfigError("BreakerPolicy.failure_rate must be in (0, 1]")
         if self.window <= 0 or self.cooldown <= 0:
             raise ConfigError("BreakerPolicy.window and cooldown must be positive seconds")
