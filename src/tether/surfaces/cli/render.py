@@ -39,7 +39,10 @@ def event_summary(ev: Event, limit: int = 100) -> str:
         parts = [f"{c['name']}({_args(c.get('arguments', {}))})" for c in calls]
         text = msg.get("text") or ""
         body = "; ".join(([_short(text, limit)] if text else []) + parts)
-        return f"{d.get('model')}: {body}" if body else str(d.get("model"))
+        who = str(d.get("model"))
+        if d.get("degraded"):
+            who += f" (fallback for {d.get('primary')})"
+        return f"{who}: {body}" if body else who
     if t == EventType.TOOL_STARTED:
         return f"{d.get('name')}({_args(d.get('arguments', {}))})"
     if t == EventType.TOOL_FINISHED:
@@ -51,6 +54,24 @@ def event_summary(ev: Event, limit: int = 100) -> str:
         return f"{d.get('status')}: {d.get('reason') or ''}".rstrip(": ")
     if t == EventType.SESSION_RESUMED:
         return f"resumed at step {d.get('from_step')} by {d.get('owner')}"
+    if t == EventType.MODEL_RETRY:
+        return (
+            f"{d.get('model')}: attempt {d.get('attempt')} failed ({d.get('reason')}); "
+            f"retry in {d.get('delay')} s"
+        )
+    if t == EventType.TOOL_RETRY:
+        return (
+            f"{d.get('name')}: attempt {d.get('attempt')} failed ({d.get('reason')}); "
+            f"retry in {d.get('delay')} s"
+        )
+    if t == EventType.MODEL_FALLBACK:
+        return f"{d.get('from')} → {d.get('to')}: {_short(d.get('reason') or '', limit)}"
+    if t == EventType.BREAKER_OPENED:
+        return f"ALERT breaker {d.get('key')} opened for {d.get('cooldown')} s"
+    if t == EventType.BREAKER_CLOSED:
+        return f"breaker {d.get('key')} closed"
+    if t == EventType.UNACKNOWLEDGED_FAILURE:
+        return "WARNING the answer does not mention the failure of " + ", ".join(d.get("tools", []))
     return _short(d, limit)
 
 

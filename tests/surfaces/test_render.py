@@ -1,0 +1,52 @@
+"""How `tether sessions show` words each reliability event."""
+
+from __future__ import annotations
+
+import pytest
+
+from tether.spec.events import Event, EventType
+from tether.surfaces.cli.render import event_summary
+
+
+def ev(type_: str, **data: object) -> Event:
+    return Event(type=type_, session_id="s", step=1, time=0.0, data=data, seq=1)
+
+
+@pytest.mark.parametrize(
+    ("event", "line"),
+    [
+        (
+            ev(EventType.MODEL_RETRY, model="anthropic:x", attempt=1, reason="HTTP 429", delay=2.0),
+            "anthropic:x: attempt 1 failed (HTTP 429); retry in 2.0 s",
+        ),
+        (
+            ev(EventType.TOOL_RETRY, name="get_order", attempt=2, reason="timeout", delay=1.9),
+            "get_order: attempt 2 failed (timeout); retry in 1.9 s",
+        ),
+        (
+            ev(EventType.MODEL_FALLBACK, **{"from": "a", "to": "b", "reason": "a: HTTP 503"}),
+            "a → b: a: HTTP 503",
+        ),
+        (
+            ev(EventType.BREAKER_OPENED, key="tool:shop:get_order", cooldown=30.0),
+            "ALERT breaker tool:shop:get_order opened for 30.0 s",
+        ),
+        (ev(EventType.BREAKER_CLOSED, key="model:a"), "breaker model:a closed"),
+        (
+            ev(EventType.UNACKNOWLEDGED_FAILURE, tools=["cancel_order"]),
+            "WARNING the answer does not mention the failure of cancel_order",
+        ),
+        (
+            ev(
+                EventType.MODEL_RESPONSE,
+                message={"role": "assistant", "text": "hi"},
+                model="backup",
+                degraded=True,
+                primary="anthropic:x",
+            ),
+            "backup (fallback for anthropic:x): hi",
+        ),
+    ],
+)
+def test_reliability_events_read_as_sentences(event: Event, line: str) -> None:
+    assert event_summary(event) == line
