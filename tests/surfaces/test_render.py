@@ -50,3 +50,27 @@ def ev(type_: str, **data: object) -> Event:
 )
 def test_reliability_events_read_as_sentences(event: Event, line: str) -> None:
     assert event_summary(event) == line
+
+
+def test_the_live_printer_shows_retries_and_a_degraded_answer() -> None:
+    from rich.console import Console
+
+    from tether.surfaces.cli.render import LiveTurnPrinter
+
+    console = Console(record=True, width=200)
+    printer = LiveTurnPrinter(console)
+    printer(ev(EventType.MODEL_RETRY, model="anthropic:x", attempt=1, reason="HTTP 529", delay=1.0))
+    printer(ev(EventType.MODEL_DELTA, text="From the backup."))
+    printer(
+        ev(
+            EventType.MODEL_RESPONSE,
+            message={"role": "assistant", "text": "From the backup."},
+            model="backup",
+            degraded=True,
+            primary="anthropic:x",
+        )
+    )
+    out = console.export_text()
+    assert "! anthropic:x: attempt 1 failed (HTTP 529); retry in 1.0 s" in out
+    assert "agent> From the backup." in out
+    assert "(answered by the backup model backup: anthropic:x is unavailable)" in out

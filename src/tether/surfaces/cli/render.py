@@ -165,6 +165,17 @@ class LiveTurnPrinter:
         if t == EventType.MODEL_RESPONSE:
             self._end_stream()
             self.last_streamed, self._buffer = "".join(self._buffer), []
+            if ev.data.get("degraded"):
+                self.console.print(
+                    Text(
+                        f"  (answered by the backup model {ev.data.get('model')}: "
+                        f"{ev.data.get('primary')} is unavailable)",
+                        style="yellow",
+                    )
+                )
+        elif t in (EventType.MODEL_RETRY, EventType.MODEL_FALLBACK, EventType.BREAKER_OPENED):
+            self._end_stream()
+            self.console.print(Text(f"  ! {event_summary(ev, 200)}", style="yellow"))
         elif t == EventType.TOOL_STARTED and self.show_tools:
             self._end_stream()
             self.console.print(Text(f"  → {event_summary(ev, 200)}", style="cyan"))
