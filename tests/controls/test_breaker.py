@@ -119,3 +119,23 @@ async def test_the_rate_counts_calls_in_flight_not_only_finished_ones() -> None:
         assert (await b.admit(K, 0.0, P)).allowed
     assert [await b.record(K, False, 0.1, P, trial=False) for _ in range(6)] == [None] * 6
     assert (await b.admit(K, 0.2, P)).allowed
+
+
+class _DownBackend:
+    async def admit(self, key: str, now: float, policy: BreakerPolicy) -> object:
+        raise ConnectionError("redis is down")
+
+    async def record(self, *args: object, **kwargs: object) -> object:
+        raise TimeoutError("redis timed out")
+
+
+async def test_breakers_fail_open_when_their_store_is_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    breakers = Breakers(_DownBackend())  # type: ignore[arg-type]
+    assert (await breakers.admit(K, P)).allowed
+    assert await breakers.record(K, P, ok=False, trial=False) is None
+    assert await breakers.record(K, P, ok=False, trial=False) is None
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1  # said once, not on every call
+    assert "letting calls through" in errors[0].getMessage()

@@ -96,3 +96,21 @@ def test_errors_are_one_actionable_line(db: str, args: tuple[str, ...], message:
     assert code in (1, 2)
     assert message in " ".join(err.split())
     assert "Traceback" not in err
+
+
+def test_breakers_are_shared_through_redis_when_the_url_is_set(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.store.test_redis_breakers import redis_url, require_redis
+
+    require_redis()
+    monkeypatch.setenv("TETHER_REDIS_URL", redis_url())
+    code, out, _ = invoke("run", AGENT, "-m", "where is my order?", "--json", "--db", db)
+    assert code == 0
+    assert json.loads(out.strip().splitlines()[-1])["status"] == "idle"
+    # an unreachable Redis is a clear error before anything runs, password not shown
+    monkeypatch.setenv("TETHER_REDIS_URL", "redis://:s3cret-pw@127.0.0.1:1/0")
+    code, out, err = invoke("run", AGENT, "-m", "hello", "--db", db)
+    assert code == 1
+    assert "TETHER_REDIS_URL" in err
+    assert "s3cret-pw" not in err + out

@@ -26,6 +26,7 @@ operation.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 Transition = Literal["opened", "closed"]
+
+log = logging.getLogger("tether.breakers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,19 +143,37 @@ class MemoryBreakerBackend:
 
 
 class Breakers:
-    """The breakers of one runtime: a backend plus the clock (wall time, shared by replicas)."""
+    """The breakers of one runtime: a backend plus the clock (wall time, shared by replicas).
+
+    If the backend itself fails (Redis down: a ``ConnectionError`` or
+    ``TimeoutError``), breakers *fail open*: the call is let through and the
+    outcome not recorded, with an error logged at most once a minute. A
+    broken breaker store must not take down the calls it protects, nor be
+    blamed on them.
+    """
 
     def __init__(
         self, backend: BreakerBackend | None = None, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.backend: BreakerBackend = backend if backend is not None else MemoryBreakerBackend()
         self.clock = clock
+        self._complained_at: float | None = None
+
+    def _backend_failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self._complained_at is None or now - self._complained_at >= 60:
+            self._complained_at = now
+            log.error("circuit breakers unavailable, letting calls through: %s", exc)
 
     async def admit(self, key: str, policy: BreakerPolicy) -> Admission:
         """May a call to ``key`` start now? Always yes when ``policy.enabled`` is false."""
         if not policy.enabled:
             return Admission(True)
-        return await self.backend.admit(key, self.clock(), policy)
+        try:
+            return await self.backend.admit(key, self.clock(), policy)
+        except (ConnectionError, TimeoutError) as exc:
+            self._backend_failed(exc)
+            return Admission(True)
 
     async def record(
         self, key: str, policy: BreakerPolicy, *, ok: bool, trial: bool
@@ -160,4 +181,14 @@ class Breakers:
         """Record an outcome; the state change it caused, if any."""
         if not policy.enabled:
             return None
-        return await self.backend.record(key, ok, self.clock(), policy, trial=trial)
+        try:
+            return await self.backend.record(key, ok, self.clock(), policy, trial=trial)
+        except (ConnectionError, TimeoutError) as exc:
+            self._backend_failed(exc)
+            return None
+
+    async def aclose(self) -> None:
+        """Close the backend's connections, if it has any."""
+        aclose = getattr(self.backend, "aclose", None)
+        if aclose is not None:
+            await aclose()

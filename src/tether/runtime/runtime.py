@@ -104,7 +104,8 @@ class Runtime:
     - ``lease_ttl``: seconds a session's lease lasts without a commit.
     - ``models``: extra :class:`Model` objects by spec string, used instead
       of building a provider from the string (tests, custom providers).
-    - ``close_store``: whether :meth:`aclose` also closes the store.
+    - ``close_store``: whether :meth:`aclose` also closes the store and the
+      breakers' backend (pass ``False`` when several runtimes share them).
     - ``breakers``: the circuit breakers (:class:`~tether.controls.breaker.Breakers`);
       default: in this process. Pass one built on
       :mod:`tether.store.redis_breakers` to share them between replicas
@@ -169,6 +170,7 @@ class Runtime:
             if aclose is not None:
                 await aclose()
         if self._close_store:
+            await self.breakers.aclose()
             await self.store.aclose()
 
     # --- public API -------------------------------------------------------

@@ -3,6 +3,9 @@
 - :class:`InMemoryStore`: in process, for tests and benchmarks.
 - :class:`SQLStore`: SQLite (default, a file under ``~/.tether``) or
   PostgreSQL, through SQLAlchemy's async Core; migrated on open.
+- :func:`open_breakers`: circuit breakers shared between replicas through
+  Redis (:class:`RedisBreakerBackend`) when ``TETHER_REDIS_URL`` is set, else
+  in this process.
 
 The protocol itself lives in :mod:`tether.runtime.ports` (the layer that
 uses it) and is re-exported here.
@@ -13,16 +16,19 @@ from __future__ import annotations
 from tether.runtime.memory import InMemoryStore
 from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
 from tether.store.errors import StoreTimeout, StoreUnavailable
+from tether.store.redis_breakers import RedisBreakerBackend, open_breakers
 from tether.store.sql import SQLStore, resolve_url
 
 __all__ = [
     "InMemoryStore",
+    "RedisBreakerBackend",
     "SQLStore",
     "SessionRecord",
     "SessionStatus",
     "SessionStore",
     "StoreTimeout",
     "StoreUnavailable",
+    "open_breakers",
     "open_store",
     "resolve_url",
 ]

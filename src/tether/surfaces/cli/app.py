@@ -23,7 +23,7 @@ from tether.exceptions import ConfigError, RunError, TetherError
 from tether.runtime import Runtime, TurnResult
 from tether.spec.agent import Agent
 from tether.spec.events import EventType
-from tether.store import open_store
+from tether.store import open_breakers, open_store
 from tether.surfaces.cli.render import LiveTurnPrinter, sessions_table, timeline_table
 from tether.surfaces.loader import load_agent
 from tether.surfaces.logs import configure_logging
@@ -80,7 +80,16 @@ def _agent(ref: str, model: str | None) -> Agent:
 
 
 async def _runtime(db: str | None) -> Runtime:
-    return Runtime(store=await open_store(db))
+    """A runtime on the store at ``db`` (or the default), with breakers shared
+    through Redis when ``TETHER_REDIS_URL`` is set."""
+
+    store = await open_store(db)
+    try:
+        breakers = await open_breakers()
+    except BaseException:
+        await store.aclose()
+        raise
+    return Runtime(store=store, breakers=breakers)
 
 
 def _result_json(result: TurnResult) -> dict[str, Any]:
