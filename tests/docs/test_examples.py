@@ -27,6 +27,30 @@ EXPECTED: dict[str, list[str]] = {
         "   0 step 3 model.delta  (streamed only, not stored)",
         "  10 step 3 turn.completed",
     ],
+    "reliability.py": [
+        "retry: attempt 1 failed (HTTP 429); waited 2.00 s",
+        "retry: attempt 2 failed (HTTP 503); waited 1.86 s",
+        "retry: attempt 3 failed (HTTP 503); waited 3.44 s",
+        "fallback: primary -> backup",
+        "answer: Order #W1 is pending.",
+        "degraded: event=True primary=primary",
+        "stored message: degraded=True model=backup",
+        "primary calls: 4, waited 7.30 s (virtual)",
+        "may downgrade: False",
+        "error: primary is unavailable right now (primary: injected HTTP 503 (service "
+        "unavailable) (HTTP 503, 3 retries)). This conversation can lead to an action that must "
+        "not be decided by a backup model, so nothing was done; please try again in a few minutes.",
+        "retries: 3, fallbacks: 0",
+        "backup model asked: 0 times",
+        "turn 2: breaker.opened tool:lookup:order_status for 30 s",
+        "turn 3: error: order_status is unavailable right now: it failed repeatedly, so the "
+        "runtime stopped calling it for about 30 more seconds. It was not run. Tell the user what "
+        "you could not do.",
+        "turn 4 (30 s later): breaker.opened tool:lookup:order_status for 30 s",
+        "answer (the same in every turn): Sorry, I could not look up order #W1 right now. "
+        "Please try again later.",
+        "tool really run: 3 times in 4 turns",
+    ],
     "resume.py": [
         "first run: status=failed error=The assistant is unavailable right now (scripted: "
         "overloaded (HTTP 529, 3 retries)). Nothing was done; please try again in a few minutes.",

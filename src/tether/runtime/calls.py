@@ -236,7 +236,7 @@ async def call_model_chain(
             if not agent.retry.is_transient(exc):
                 raise  # a request the provider refused: another model will not fix it
             tries = agent.retry.max_retries
-            reasons.append(f"{model.name}: {exc} ({describe(exc)}, {tries} retries)")
+            reasons.append(f"{model.name}: {_said(model, exc)} ({describe(exc)}, {tries} retries)")
             continue
         latency = round((time.perf_counter() - started) * 1000, 3)
         return ChainAnswer(response, model, index, latency)
@@ -248,6 +248,14 @@ async def call_model_chain(
         + "). Nothing was done; please try again in a few minutes.",
         reasons=tuple(reasons),
     )
+
+
+def _said(model: Model, exc: BaseException) -> str:
+    """The error's message without the model name that providers already put first."""
+    text = str(exc)
+    if text.startswith(model.name):
+        text = text[len(model.name) :].lstrip(" :")
+    return text or type(exc).__name__
 
 
 def _secs(at: float, env: CallEnv) -> str:
