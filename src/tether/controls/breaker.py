@@ -58,6 +58,9 @@ class Admission:
     retry_at: float | None = None
 
 
+_ADMITTED = Admission(True)
+
+
 class BreakerBackend(Protocol):
     """Where breaker state lives. Both methods are atomic per key."""
 
@@ -98,13 +101,22 @@ class MemoryBreakerBackend:
         self._states: dict[str, _State] = {}
 
     async def admit(self, key: str, now: float, policy: BreakerPolicy) -> Admission:
+        return self.admit_now(key, now, policy)
+
+    async def record(
+        self, key: str, ok: bool, now: float, policy: BreakerPolicy, *, trial: bool
+    ) -> Transition | None:
+        return self.record_now(key, ok, now, policy, trial=trial)
+
+    def admit_now(self, key: str, now: float, policy: BreakerPolicy) -> Admission:
+        """:meth:`admit` without a coroutine (the state is right here)."""
         st = self._states.get(key)
         if st is None:
             st = self._states[key] = _State()
         if st.opened_at is None:
             st.admitted.append(now)
             _prune(st.admitted, now - policy.window)
-            return Admission(True)
+            return _ADMITTED
         if st.trial_at is not None:  # a trial is out: wait for it, unless it went silent
             if now < st.trial_at + policy.cooldown:
                 return Admission(False, retry_at=st.trial_at + policy.cooldown)
@@ -113,10 +125,13 @@ class MemoryBreakerBackend:
         st.trial_at = now
         return Admission(True, trial=True)
 
-    async def record(
+    def record_now(
         self, key: str, ok: bool, now: float, policy: BreakerPolicy, *, trial: bool
     ) -> Transition | None:
-        st = self._states.setdefault(key, _State())
+        """:meth:`record` without a coroutine."""
+        st = self._states.get(key)
+        if st is None:
+            st = self._states[key] = _State()
         if st.opened_at is not None:
             if not trial:
                 return None  # a call admitted before the breaker opened, finishing late
@@ -158,6 +173,9 @@ class Breakers:
         self.backend: BreakerBackend = backend if backend is not None else MemoryBreakerBackend()
         self.clock = clock
         self._complained_at: float | None = None
+        # The in-process backend is called directly: a coroutine per call
+        # would cost more than its bookkeeping (two per model and tool call).
+        self._local = self.backend if isinstance(self.backend, MemoryBreakerBackend) else None
 
     def _backend_failed(self, exc: BaseException) -> None:
         now = time.monotonic()
@@ -165,10 +183,33 @@ class Breakers:
             self._complained_at = now
             log.error("circuit breakers unavailable, letting calls through: %s", exc)
 
+    @property
+    def local(self) -> bool:
+        """Whether the state is in this process (then the ``_now`` methods always answer)."""
+        return self._local is not None
+
+    def admit_now(self, key: str, policy: BreakerPolicy) -> Admission | None:
+        """:meth:`admit` without awaiting when the state is in this process, else ``None``."""
+        if not policy.enabled:
+            return _ADMITTED
+        if self._local is not None:
+            return self._local.admit_now(key, self.clock(), policy)
+        return None
+
+    def record_now(
+        self, key: str, policy: BreakerPolicy, *, ok: bool, trial: bool
+    ) -> Transition | None:
+        """:meth:`record` without awaiting; only for a :attr:`local` breaker store."""
+        if not policy.enabled or self._local is None:
+            return None
+        return self._local.record_now(key, ok, self.clock(), policy, trial=trial)
+
     async def admit(self, key: str, policy: BreakerPolicy) -> Admission:
         """May a call to ``key`` start now? Always yes when ``policy.enabled`` is false."""
         if not policy.enabled:
-            return Admission(True)
+            return _ADMITTED
+        if self._local is not None:
+            return self._local.admit_now(key, self.clock(), policy)
         try:
             return await self.backend.admit(key, self.clock(), policy)
         except (ConnectionError, TimeoutError) as exc:
@@ -181,6 +222,8 @@ class Breakers:
         """Record an outcome; the state change it caused, if any."""
         if not policy.enabled:
             return None
+        if self._local is not None:
+            return self._local.record_now(key, ok, self.clock(), policy, trial=trial)
         try:
             return await self.backend.record(key, ok, self.clock(), policy, trial=trial)
         except (ConnectionError, TimeoutError) as exc:

@@ -26,7 +26,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tether.exceptions import ProviderError
 from tether.spec.policy import RetryPolicy
 
-__all__ = ["RetryInfo", "Sleep", "call_with_retries", "describe"]
+__all__ = ["RetryInfo", "Sleep", "call_with_retries", "describe", "retry_after"]
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
@@ -72,27 +72,64 @@ async def call_with_retries(
     The last failure is re-raised unchanged when retries run out or the
     failure is not transient.
     """
-    rand = rng if rng is not None else random.Random()
+    # The first attempt runs outside tenacity: setting up its retry state costs
+    # ~36 us per call (measured), more than a whole step of the runtime, and
+    # almost every call succeeds first time.
+    try:
+        return await fn()
+    except Exception as exc:
+        return await retry_after(
+            exc, fn, policy, sleep=sleep, rng=rng, on_retry=on_retry, can_retry=can_retry
+        )
+
+
+async def retry_after(
+    first: Exception,
+    fn: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    rng: random.Random | None = None,
+    on_retry: Callable[[RetryInfo], None] | None = None,
+    can_retry: Callable[[BaseException], bool] | None = None,
+) -> T:
+    """The retries of a call whose first attempt failed with ``first``.
+
+    Re-raises ``first`` if it is not transient (or retries are off);
+    otherwise waits, reports the retry, and lets tenacity run retries 1..N.
+    Callers on a hot path await ``fn()`` themselves and call this only on a
+    failure, sparing a coroutine per call; :func:`call_with_retries` does
+    both.
+    """
 
     def transient(exc: BaseException) -> bool:
         return policy.is_transient(exc) and (can_retry is None or can_retry(exc))
+
+    if policy.max_retries == 0 or not transient(first):
+        raise first
+    rand = rng if rng is not None else random.Random()
+    delay = policy.delay(1, first, rand)
+    if on_retry is not None:
+        on_retry(RetryInfo(1, delay, describe(first), first))
+    await sleep(delay)
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
         if exc is None:  # pragma: no cover - tenacity waits only after a failure here
             return 0.0
-        return policy.delay(state.attempt_number, exc, rand)
+        return policy.delay(state.attempt_number + 1, exc, rand)
 
     def before_sleep(state: RetryCallState) -> None:
         if on_retry is None or state.outcome is None or state.next_action is None:
             return
         exc = state.outcome.exception()
         assert exc is not None
-        on_retry(RetryInfo(state.attempt_number, state.next_action.sleep, describe(exc), exc))
+        attempt = state.attempt_number + 1  # counting the first attempt, run by the caller
+        on_retry(RetryInfo(attempt, state.next_action.sleep, describe(exc), exc))
 
     retrying = AsyncRetrying(
         sleep=sleep,
-        stop=stop_after_attempt(policy.max_retries + 1),
+        stop=stop_after_attempt(policy.max_retries),
         wait=wait,
         retry=retry_if_exception(transient),
         before_sleep=before_sleep,

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tether.controls.breaker import Breakers
-from tether.controls.retry import RetryInfo, Sleep, call_with_retries, describe
+from tether.controls.retry import RetryInfo, Sleep, describe, retry_after
 from tether.exceptions import CircuitOpen, ModelTimeout, ModelUnavailable, ProviderError
 from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType
@@ -59,6 +59,8 @@ class CallEnv:
     clock: Callable[[], float]
     #: one-time set-up of a model before its first call, outside every timeout
     prepare: Callable[[Model], Awaitable[None]]
+    #: ids of the models already set up (``prepare`` adds to it)
+    prepared: set[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,38 +73,75 @@ class ChainAnswer:
     latency_ms: float
 
 
+class _Deadlines:
+    """The first-event and total deadlines of one model call, on one timer.
+
+    ``asyncio.timeout`` would need a second timer (a reschedule) as soon as
+    the first event arrives, on every call; here the single timer fires at
+    the first-event deadline and, if the stream has started by then, moves
+    itself to the total deadline instead of cancelling. Most calls finish
+    before either, so they pay for one timer. Cancellation follows
+    ``asyncio.timeout``: the task is cancelled, and the ``CancelledError`` is
+    turned into a timeout only if this timer caused it (``uncancel``).
+    """
+
+    __slots__ = ("_end", "_handle", "_loop", "_task", "fired", "started")
+
+    def __init__(self, first_by: float, end: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task(self._loop)
+        assert task is not None
+        self._task = task
+        self._end = end
+        self.started = False
+        self.fired = False
+        self._handle = self._loop.call_at(first_by, self._expire)
+
+    def _expire(self) -> None:
+        if self.started and self._loop.time() < self._end:
+            self._handle = self._loop.call_at(self._end, self._expire)
+            return
+        self.fired = True
+        self._task.cancel()
+
+    def close(self) -> bool:
+        """Stop the timer (idempotent); whether it fired and the cancellation is ours."""
+        self._handle.cancel()
+        if not self.fired:
+            return False
+        self.fired = False  # uncancel once, however often close() is called
+        return self._task.uncancel() == 0
+
+
 async def _stream_once(
     model: Model, request: ModelRequest, agent: Agent, env: CallEnv, shown: list[bool]
 ) -> ModelResponse:
     limits = agent.limits
-    loop = asyncio.get_running_loop()
-    start = loop.time()
+    start = asyncio.get_running_loop().time()
     end = start + limits.model_timeout
-    first_by = min(start + limits.first_token_timeout, end)
+    deadlines = _Deadlines(min(start + limits.first_token_timeout, end), end)
     response: ModelResponse | None = None
-    waiting_first = True
     try:
-        async with asyncio.timeout_at(first_by) as deadline:
-            async for item in model.stream(request):
-                if waiting_first:
-                    waiting_first = False
-                    deadline.reschedule(end)
-                if isinstance(item, TextDelta):
-                    if item.text:
-                        shown[0] = True
-                    env.sink(
-                        Event(
-                            EventType.MODEL_DELTA,
-                            env.session_id,
-                            env.step,
-                            env.clock(),
-                            {"text": item.text},
-                        )
+        async for item in model.stream(request):
+            deadlines.started = True
+            if isinstance(item, TextDelta):
+                if item.text:
+                    shown[0] = True
+                env.sink(
+                    Event(
+                        EventType.MODEL_DELTA,
+                        env.session_id,
+                        env.step,
+                        env.clock(),
+                        {"text": item.text},
                     )
-                else:
-                    response = item
-    except TimeoutError as exc:
-        if waiting_first and first_by < end:
+                )
+            else:
+                response = item
+    except asyncio.CancelledError as exc:
+        if not deadlines.close():
+            raise
+        if not deadlines.started and limits.first_token_timeout < limits.model_timeout:
             raise ModelTimeout(
                 f"{model.name} did not start answering within "
                 f"{limits.first_token_timeout:g} s (Limits.first_token_timeout)",
@@ -113,6 +152,8 @@ async def _stream_once(
             "(Limits.model_timeout)",
             model=model.name,
         ) from exc
+    finally:
+        deadlines.close()  # on success, and when the stream raised anything else
     if response is None:
         raise ProviderError(
             f"{model.name} ended its stream without a response", model=model.name, retryable=True
@@ -127,7 +168,7 @@ async def _call_one(
     policy = agent.breaker
 
     async def attempt() -> ModelResponse:
-        admission = await env.breakers.admit(key, policy)
+        admission = env.breakers.admit_now(key, policy) or await env.breakers.admit(key, policy)
         if not admission.allowed:
             raise CircuitOpen(
                 f"{model.name} is failing repeatedly; calls to it are paused",
@@ -162,18 +203,26 @@ async def _call_one(
             },
         )
 
-    return await call_with_retries(
-        attempt,
-        agent.retry,
-        sleep=env.sleep,
-        rng=env.rng,
-        on_retry=on_retry,
-        can_retry=lambda _exc: not shown[0],
-    )
+    try:
+        return await attempt()
+    except Exception as exc:
+        return await retry_after(
+            exc,
+            attempt,
+            agent.retry,
+            sleep=env.sleep,
+            rng=env.rng,
+            on_retry=on_retry,
+            can_retry=lambda _exc: not shown[0],
+        )
 
 
 async def _record(env: CallEnv, key: str, agent: Agent, *, ok: bool, trial: bool) -> None:
-    change = await env.breakers.record(key, agent.breaker, ok=ok, trial=trial)
+    breakers = env.breakers
+    if breakers.local:
+        change = breakers.record_now(key, agent.breaker, ok=ok, trial=trial)
+    else:
+        change = await breakers.record(key, agent.breaker, ok=ok, trial=trial)
     if change == "opened":
         log.error(
             "circuit breaker %s opened: calls fail fast for %g s", key, agent.breaker.cooldown
@@ -200,10 +249,9 @@ async def call_model_chain(
 ) -> ChainAnswer:
     """Ask the chain for one answer; raise :class:`ModelUnavailable` if none can give it."""
     reasons: list[str] = []
-    downgrade = _may_downgrade(agent, request)
     for index, model in enumerate(models):
         if index > 0:
-            if not downgrade:
+            if not _may_downgrade(agent, request):
                 raise ModelUnavailable(
                     f"{models[0].name} is unavailable right now ({reasons[-1]}). This "
                     "conversation can lead to an action that must not be decided by a backup "
@@ -217,7 +265,8 @@ async def call_model_chain(
             )
             log.warning("falling back from %s to %s", models[index - 1].name, model.name)
         shown = [False]
-        await env.prepare(model)
+        if id(model) not in env.prepared:
+            await env.prepare(model)
         started = time.perf_counter()
         try:
             response = await _call_one(model, request, agent, env, shown)
@@ -240,8 +289,6 @@ async def call_model_chain(
             continue
         latency = round((time.perf_counter() - started) * 1000, 3)
         return ChainAnswer(response, model, index, latency)
-    if len(models) > 1 and not downgrade:  # pragma: no cover - raised in the loop above
-        raise ModelUnavailable("no model could answer", reasons=tuple(reasons))
     raise ModelUnavailable(
         "The assistant is unavailable right now ("
         + "; ".join(reasons)

@@ -19,7 +19,7 @@ from typing import Any
 import pydantic
 
 from tether.controls.breaker import Admission, Breakers
-from tether.controls.retry import RetryInfo, Sleep, call_with_retries
+from tether.controls.retry import RetryInfo, Sleep, retry_after
 from tether.exceptions import CircuitOpen, Retry, ToolFailed
 from tether.spec.events import EventType
 from tether.spec.messages import ToolCall, ToolResult
@@ -73,6 +73,7 @@ class ToolEnv:
 
 
 _NO_RETRY = RetryPolicy(max_retries=0)
+_ADMITTED = Admission(True)
 
 
 async def execute_tool(
@@ -109,9 +110,12 @@ async def execute_tool(
     changed_vars: list[dict[str, Any]] = [dict(vars)]
 
     async def attempt() -> Any:
-        admission = Admission(True)
+        admission = _ADMITTED
         if env is not None:
-            admission = await env.breakers.admit(key, env.breaker)
+            breakers = env.breakers
+            admission = breakers.admit_now(key, env.breaker) or await breakers.admit(
+                key, env.breaker
+            )
             if not admission.allowed:
                 raise CircuitOpen(f"{tool.name} is paused", key=key, retry_at=admission.retry_at)
         ctx_vars = dict(vars)  # a failed attempt's changes are dropped
@@ -163,13 +167,17 @@ async def execute_tool(
     if env is not None and tool.idempotent:
         policy = tool.retry or env.retry
     try:
-        value = await call_with_retries(
-            attempt,
-            policy,
-            sleep=env.sleep if env is not None else asyncio.sleep,
-            rng=env.rng if env is not None else None,
-            on_retry=on_retry,
-        )
+        try:
+            value = await attempt()
+        except Exception as exc:
+            value = await retry_after(
+                exc,
+                attempt,
+                policy,
+                sleep=env.sleep if env is not None else asyncio.sleep,
+                rng=env.rng if env is not None else None,
+                on_retry=on_retry,
+            )
     except pydantic.ValidationError as exc:
         return ToolResult(call.id, call.name, _validation_message(call, exc), True), None
     except CircuitOpen as exc:
@@ -208,7 +216,10 @@ async def execute_tool(
 async def _record(env: ToolEnv | None, key: str, *, ok: bool, trial: bool) -> None:
     if env is None:
         return
-    change = await env.breakers.record(key, env.breaker, ok=ok, trial=trial)
+    if env.breakers.local:
+        change = env.breakers.record_now(key, env.breaker, ok=ok, trial=trial)
+    else:
+        change = await env.breakers.record(key, env.breaker, ok=ok, trial=trial)
     if change == "opened":
         log.error("circuit breaker %s opened: calls fail fast for %g s", key, env.breaker.cooldown)
         env.emit(EventType.BREAKER_OPENED, {"key": key, "cooldown": env.breaker.cooldown})

@@ -448,6 +448,7 @@ class _Turn:
 
     __slots__ = (
         "agent",
+        "call_env",
         "degraded_from",
         "failed_tools",
         "latency_ms",
@@ -459,6 +460,7 @@ class _Turn:
         "state",
         "stored",
         "svc",
+        "tool_env",
     )
 
     def __init__(
@@ -486,6 +488,9 @@ class _Turn:
         self.degraded_from: str | None = None
         #: tools whose calls ended in an error during this turn
         self.failed_tools: list[str] = []
+        #: what the reliability layer needs, built at the first model / tool call
+        self.call_env: CallEnv | None = None
+        self.tool_env: ToolEnv | None = None
 
     # events ---------------------------------------------------------------
 
@@ -610,17 +615,21 @@ class _Turn:
         """One model answer through the reliability layer (retries, breakers, fallback)."""
         st = self.state
         request = build_request(self.agent, st.messages, self.svc.specs, system=self.svc.system)
-        env = CallEnv(
-            breakers=self.rt.breakers,
-            sleep=self.rt.sleep,
-            rng=self.rt.rng,
-            emit=self.emit,
-            sink=self.sink,
-            session_id=st.session_id,
-            step=st.step,
-            clock=self.rt.clock,
-            prepare=self.rt._prepare_model,
-        )
+        env = self.call_env
+        if env is None:
+            env = self.call_env = CallEnv(
+                breakers=self.rt.breakers,
+                sleep=self.rt.sleep,
+                rng=self.rt.rng,
+                emit=self.emit,
+                sink=self.sink,
+                session_id=st.session_id,
+                step=st.step,
+                clock=self.rt.clock,
+                prepare=self.rt._prepare_model,
+                prepared=self.rt._prepared,
+            )
+        env.step = st.step
         answer = await call_model_chain(self.svc.models, request, self.agent, env)
         self.latency_ms = answer.latency_ms
         response = answer.response
@@ -694,7 +703,14 @@ class _Turn:
             user_id=st.user_id,
             vars=st.vars,
             deps=self.svc.deps,
-            env=ToolEnv(
+            env=self._tool_env(),
+        )
+        self._finish(result, (time.perf_counter() - t0) * 1000, new_vars)
+
+    def _tool_env(self) -> ToolEnv:
+        env = self.tool_env
+        if env is None:
+            env = self.tool_env = ToolEnv(
                 agent=self.agent.name,
                 breakers=self.rt.breakers,
                 breaker=self.agent.breaker,
@@ -702,9 +718,8 @@ class _Turn:
                 sleep=self.rt.sleep,
                 rng=self.rt.rng,
                 emit=self.emit,
-            ),
-        )
-        self._finish(result, (time.perf_counter() - t0) * 1000, new_vars)
+            )
+        return env
 
     def _finish(self, result: ToolResult, ms: float, new_vars: dict[str, Any] | None) -> None:
         data: dict[str, Any] = {
