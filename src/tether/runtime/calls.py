@@ -34,6 +34,7 @@ from typing import Any
 from tether.controls.breaker import Breakers
 from tether.controls.retry import RetryInfo, Sleep, describe, retry_after
 from tether.exceptions import CircuitOpen, ModelTimeout, ModelUnavailable, ProviderError
+from tether.runtime.execute import record_outcome
 from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType
 from tether.spec.model import Model, ModelRequest, ModelResponse, TextDelta
@@ -218,19 +219,7 @@ async def _call_one(
 
 
 async def _record(env: CallEnv, key: str, agent: Agent, *, ok: bool, trial: bool) -> None:
-    breakers = env.breakers
-    if breakers.local:
-        change = breakers.record_now(key, agent.breaker, ok=ok, trial=trial)
-    else:
-        change = await breakers.record(key, agent.breaker, ok=ok, trial=trial)
-    if change == "opened":
-        log.error(
-            "circuit breaker %s opened: calls fail fast for %g s", key, agent.breaker.cooldown
-        )
-        env.emit(EventType.BREAKER_OPENED, {"key": key, "cooldown": agent.breaker.cooldown})
-    elif change == "closed":
-        log.warning("circuit breaker %s closed: its trial call succeeded", key)
-        env.emit(EventType.BREAKER_CLOSED, {"key": key})
+    await record_outcome(env.breakers, key, agent.breaker, env.emit, ok=ok, trial=trial)
 
 
 def _may_downgrade(agent: Agent, request: ModelRequest) -> bool:

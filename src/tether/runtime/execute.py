@@ -26,7 +26,7 @@ from tether.spec.messages import ToolCall, ToolResult
 from tether.spec.policy import BreakerPolicy, RetryPolicy
 from tether.spec.tools import Tool, ToolContext
 
-__all__ = ["ToolEnv", "execute_tool", "outcome_unknown", "render_output"]
+__all__ = ["ToolEnv", "execute_tool", "outcome_unknown", "record_outcome", "render_output"]
 
 log = logging.getLogger("tether.tools")
 
@@ -214,18 +214,30 @@ async def execute_tool(
 
 
 async def _record(env: ToolEnv | None, key: str, *, ok: bool, trial: bool) -> None:
-    if env is None:
-        return
-    if env.breakers.local:
-        change = env.breakers.record_now(key, env.breaker, ok=ok, trial=trial)
+    if env is not None:
+        await record_outcome(env.breakers, key, env.breaker, env.emit, ok=ok, trial=trial)
+
+
+async def record_outcome(
+    breakers: Breakers,
+    key: str,
+    policy: BreakerPolicy,
+    emit: Callable[[str, dict[str, Any]], Any],
+    *,
+    ok: bool,
+    trial: bool,
+) -> None:
+    """Record a call's outcome on its breaker; an opening is an alert event and an error log."""
+    if breakers.local:
+        change = breakers.record_now(key, policy, ok=ok, trial=trial)
     else:
-        change = await env.breakers.record(key, env.breaker, ok=ok, trial=trial)
+        change = await breakers.record(key, policy, ok=ok, trial=trial)
     if change == "opened":
-        log.error("circuit breaker %s opened: calls fail fast for %g s", key, env.breaker.cooldown)
-        env.emit(EventType.BREAKER_OPENED, {"key": key, "cooldown": env.breaker.cooldown})
+        log.error("circuit breaker %s opened: calls fail fast for %g s", key, policy.cooldown)
+        emit(EventType.BREAKER_OPENED, {"key": key, "cooldown": policy.cooldown})
     elif change == "closed":
         log.warning("circuit breaker %s closed: its trial call succeeded", key)
-        env.emit(EventType.BREAKER_CLOSED, {"key": key})
+        emit(EventType.BREAKER_CLOSED, {"key": key})
 
 
 def _changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any] | None:
