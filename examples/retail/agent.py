@@ -20,7 +20,7 @@ import tether.providers
 from examples.retail.generate import HELP_ARTICLES, generate
 from examples.retail.shop import Shop
 from examples.retail.tools import TOOLS, check_order
-from tether import Agent, Limits, Model
+from tether import Agent, Limits, Model, RetryPolicy
 
 __all__ = [
     "INSTRUCTIONS",
@@ -155,9 +155,13 @@ def build_agent(
         tools=LOCAL_TOOLS if local else TOOLS,
         tool_choice="required" if local else "auto",
         deps=functools.partial(open_shop, shop_path),
-        # The embedded model on two CPU cores reads this agent's long prompt (policy
-        # and 18 tool schemas) slowly on its first call; hosted models answer in seconds.
-        limits=Limits(model_timeout=300.0),
+        # The embedded model on two busy CPU cores can take minutes to read a prompt
+        # before it emits anything (a tool call arrives whole, at the end), so its
+        # first-event deadline is the whole call's; hosted models answer in seconds.
+        limits=Limits(model_timeout=300.0, first_token_timeout=300.0 if local else 60.0),
+        # An in-process model has no network to be flaky: a failure (a timeout on a
+        # busy machine) would only repeat, for minutes. Hosted models get the defaults.
+        retry=RetryPolicy(max_retries=0) if local else RetryPolicy(),
     )
 
 

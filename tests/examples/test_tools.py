@@ -467,6 +467,8 @@ def test_the_local_variant_is_read_only_and_requires_a_tool_call() -> None:
     local = build_agent(models=("local",))
     hosted = build_agent(models=("anthropic:claude-sonnet-4-5", "anthropic:claude-haiku-4-5"))
     assert (local.version, local.tool_choice) == ("1-local", "required")
+    assert local.retry.max_retries == 0
+    assert hosted.retry.max_retries == 3
     assert local.tools == LOCAL_TOOLS
     assert all(not t.risk.writes for t in local.tools)
     assert (hosted.version, hosted.tool_choice, hosted.tools) == ("1", "auto", TOOLS)
