@@ -122,8 +122,9 @@ async def _stream_once(
     end = start + limits.model_timeout
     deadlines = _Deadlines(min(start + limits.first_token_timeout, end), end)
     response: ModelResponse | None = None
+    stream = model.stream(request)
     try:
-        async for item in model.stream(request):
+        async for item in stream:
             deadlines.started = True
             if isinstance(item, TextDelta):
                 if item.text:
@@ -155,6 +156,11 @@ async def _stream_once(
         ) from exc
     finally:
         deadlines.close()  # on success, and when the stream raised anything else
+        # Close the provider's stream now (its HTTP connection goes back to the
+        # pool) rather than when it is collected, before any retry opens another.
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
     if response is None:
         raise ProviderError(
             f"{model.name} ended its stream without a response", model=model.name, retryable=True
