@@ -307,34 +307,3 @@ async def test_total_timeout_after_the_first_event(clock: FakeClock) -> None:
     assert result.status == "failed"
     assert result.error is not None
     assert "did not finish answering within 0.2 s" in result.error
-
-
-async def test_a_failed_stream_is_closed_before_the_retry(clock: FakeClock) -> None:
-    # The provider's stream holds an HTTP connection: it must be closed at
-    # once, not when it is garbage-collected, before a retry opens another.
-    from tether.exceptions import ProviderError
-    from tether.spec.model import ModelResponse
-
-    log: list[str] = []
-
-    class Flaky:
-        name = "flaky"
-        calls = 0
-
-        async def stream(self, request: ModelRequest):  # type: ignore[no-untyped-def]
-            Flaky.calls += 1
-            n = Flaky.calls
-            try:
-                log.append(f"open {n}")
-                if n == 1:
-                    raise ProviderError("overloaded", status=529, retryable=True)
-                yield ModelResponse(
-                    message=tether.Message.assistant("ok"), usage=tether.Usage(), model="flaky"
-                )
-            finally:
-                log.append(f"closed {n}")
-
-    async with Runtime(clock=clock, sleep=clock.sleep) as rt:
-        result = await rt.run(agent(Flaky()), "hi")
-    assert result.output == "ok"
-    assert log == ["open 1", "closed 1", "open 2", "closed 2"]
