@@ -35,6 +35,7 @@ from typing import Any
 import tether
 from tether import Agent, ToolContext
 from tether.runtime import Runtime, SessionStore
+from tether.spec.approval import ApprovalPolicy
 from tether.spec.model import ModelRequest
 from tether.store import InMemoryStore, open_store
 from tether.testing import FunctionModel, ScriptedResponse, call
@@ -83,6 +84,10 @@ def _agent(delay: float = 0.0) -> Agent:
         instructions="Answer order questions.",
         models=(FunctionModel(_script, name="scripted", delay=delay),),
         tools=(get_order_details, send_email),
+        # The workflow as the compared frameworks run it: the email is not held
+        # for a person's approval (Tether would, by default; that is a pause, not
+        # runtime overhead).
+        approval=ApprovalPolicy(enabled=False),
     )
 
 

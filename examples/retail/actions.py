@@ -50,7 +50,13 @@ def _add_to_gift_card(shop: Shop, user_id: str, method_id: str, amount: float) -
 
 
 # writes + irreversible: cancels and refunds; a cancelled order cannot be reinstated.
-@tool(writes=True, irreversible=True)
+@tool(
+    writes=True,
+    irreversible=True,
+    summary=(
+        "cancel order {order_id} (reason: {reason}); the refund goes to the original payment method"
+    ),
+)
 def cancel_pending_order(ctx: ToolContext, order_id: str, reason: str) -> JSON:
     """Cancel a pending order and refund it to the payment methods it was paid with.
 
@@ -83,7 +89,11 @@ def cancel_pending_order(ctx: ToolContext, order_id: str, reason: str) -> JSON:
 
 
 # writes + irreversible: the previous shipping address is overwritten.
-@tool(writes=True, irreversible=True)
+@tool(
+    writes=True,
+    irreversible=True,
+    summary="ship order {order_id} to {address1} {address2}, {city}, {state} {zip}, {country}",
+)
 def modify_pending_order_address(
     ctx: ToolContext,
     order_id: str,
@@ -116,7 +126,14 @@ def modify_pending_order_address(
 
 
 # writes + irreversible: moves money between payment methods.
-@tool(writes=True, irreversible=True)
+@tool(
+    writes=True,
+    irreversible=True,
+    summary=(
+        "pay order {order_id} with {payment_method_id} instead (the difference is charged"
+        " or refunded)"
+    ),
+)
 def modify_pending_order_payment(ctx: ToolContext, order_id: str, payment_method_id: str) -> JSON:
     """Pay a pending order with another of the user's payment methods.
 
@@ -157,7 +174,15 @@ def modify_pending_order_payment(ctx: ToolContext, order_id: str, payment_method
 
 
 # writes + irreversible: can be done only once per order; the order can no longer be changed.
-@tool(writes=True, irreversible=True)
+@tool(
+    writes=True,
+    irreversible=True,
+    summary=(
+        "in order {order_id}, replace items {item_ids} with {new_item_ids}; "
+        "{payment_method_id} pays or receives the difference (items can be changed only "
+        "once)"
+    ),
+)
 def modify_pending_order_items(
     ctx: ToolContext,
     order_id: str,
@@ -211,7 +236,14 @@ def modify_pending_order_items(
 
 
 # writes + irreversible: the previous default address is overwritten.
-@tool(writes=True, irreversible=True)
+@tool(
+    writes=True,
+    irreversible=True,
+    summary=(
+        "change the default address of {user_id} to {address1} {address2}, {city}, "
+        "{state} {zip}, {country}"
+    ),
+)
 def modify_user_address(
     ctx: ToolContext,
     user_id: str,
@@ -245,7 +277,11 @@ def modify_user_address(
 
 
 # writes + irreversible: starts a return and its refund; cannot be undone by the agent.
-@tool(writes=True, irreversible=True)
+@tool(
+    writes=True,
+    irreversible=True,
+    summary="return items {item_ids} of order {order_id}; the refund goes to {payment_method_id}",
+)
 def return_delivered_order_items(
     ctx: ToolContext, order_id: str, item_ids: list[str], payment_method_id: str
 ) -> JSON:
@@ -281,7 +317,14 @@ def return_delivered_order_items(
 
 
 # writes + irreversible: starts an exchange and its payment; cannot be undone by the agent.
-@tool(writes=True, irreversible=True)
+@tool(
+    writes=True,
+    irreversible=True,
+    summary=(
+        "exchange items {item_ids} of order {order_id} for {new_item_ids}; "
+        "{payment_method_id} pays or receives the difference (one exchange per order)"
+    ),
+)
 def exchange_delivered_order_items(
     ctx: ToolContext,
     order_id: str,

@@ -225,7 +225,11 @@ def search_help_center(ctx: ToolContext, query: str) -> list[JSON]:
 
 
 # external_comms + irreversible: an email leaves the shop and cannot be recalled.
-@tool(external_comms=True, irreversible=True)
+@tool(
+    external_comms=True,
+    irreversible=True,
+    summary='send the email "{subject}" to {to}',
+)
 def send_email(ctx: ToolContext, to: str, subject: str, body: str) -> JSON:
     """Send an email to the authenticated user (only to their own address on file).
 

@@ -14,6 +14,7 @@ The tree has three families, so callers can tell *who* has to act::
         ├── ProviderError          a model API failed (status, retryable?)
         │   └── ModelTimeout       no answer within the configured timeout
         ├── CircuitOpen            a breaker is open: the dependency failed repeatedly
+        ├── ApprovalError          a stale, unknown or unauthorised approval decision
         ├── ModelUnavailable       no model of the chain could answer (and why)
         ├── SessionConflict        another process holds this session's lease
         ├── SessionNotFound        no session has that id
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 __all__ = [
     "AgentLoadError",
+    "ApprovalError",
     "CircuitOpen",
     "ConfigError",
     "InputRejected",
@@ -137,6 +139,10 @@ class CircuitOpen(RunError):
         super().__init__(message)
         self.key = key
         self.retry_at = retry_at
+
+
+class ApprovalError(RunError):
+    """An approval decision that cannot be taken: stale, for another call, or without the role."""
 
 
 class ModelUnavailable(RunError):

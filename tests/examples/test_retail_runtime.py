@@ -38,6 +38,38 @@ def retail_agent(model: Any, shop: Shop) -> Agent:
     )
 
 
+#: the retail tools that must wait for a person: every write and every email
+GATED = {
+    "cancel_pending_order",
+    "modify_pending_order_address",
+    "modify_pending_order_payment",
+    "modify_pending_order_items",
+    "modify_user_address",
+    "return_delivered_order_items",
+    "exchange_delivered_order_items",
+    "send_email",
+}
+
+
+async def run_deciding(
+    rt: Runtime, agent: Agent, message: str, *, approve: bool
+) -> tuple[Any, list[Any], list[tuple[str, JSON]]]:
+    """Run a turn, answering every approval it stops for; the last result, all
+    events, and the (tool, arguments) of each approval asked."""
+    result = await rt.run(agent, message)
+    events = list(result.events)
+    asked: list[tuple[str, JSON]] = []
+    while result.status == SessionStatus.AWAITING_APPROVAL:
+        pending = result.approval
+        assert pending is not None
+        asked.append((pending.tool, pending.arguments))
+        result = await rt.decide(
+            agent, result.session_id, pending.id, approve=approve, by="test-approver"
+        )
+        events += result.events
+    return result, events, asked
+
+
 def replay_model(calls: list[tuple[str, JSON]]) -> FunctionModel:
     """A model that makes ``calls`` one per step, then answers."""
     pending = list(calls)
@@ -66,18 +98,42 @@ async def test_task_replay_through_runtime_matches_direct(
 
     shop = tau2_template.copy()
     async with Runtime() as rt:
-        result = await rt.run(retail_agent(replay_model(calls), shop), "replay the task")
+        agent = retail_agent(replay_model(calls), shop)
+        result, events, asked = await run_deciding(rt, agent, "replay the task", approve=True)
         final = shop.export_json()  # the runtime closes the deps it opened on exit
     assert result.status == SessionStatus.IDLE, result.error
     started = [
-        (e.data["name"], e.data["arguments"])
-        for e in result.events
-        if e.type == EventType.TOOL_STARTED
+        (e.data["name"], e.data["arguments"]) for e in events if e.type == EventType.TOOL_STARTED
     ]
     assert started == calls
-    errors = [e for e in result.events if e.type == EventType.TOOL_FINISHED and e.data["is_error"]]
+    # every write and every email waited for approval; no read did
+    assert asked == [(n, a) for n, a in calls if n in GATED]
+    errors = [e for e in events if e.type == EventType.TOOL_FINISHED and e.data["is_error"]]
     assert len(errors) == len(failures)
     assert json.dumps(final, sort_keys=True) == json.dumps(expected, sort_keys=True)
+
+
+@pytest.mark.parametrize("task_id", _load_task_ids())
+async def test_task_replay_with_every_approval_denied_changes_nothing(
+    task_id: str, tau2_tasks: list[JSON], tau2_template: Shop
+) -> None:
+    task = next(t for t in tau2_tasks if t["id"] == task_id)
+    calls: list[tuple[str, JSON]] = []
+    direct = tau2_template.copy()
+    await apply_actions(direct, task["evaluation_criteria"]["actions"], failures=[], calls=calls)
+    direct.close()
+    before = tau2_template.export_json()
+
+    shop = tau2_template.copy()
+    async with Runtime() as rt:
+        agent = retail_agent(replay_model(calls), shop)
+        result, events, asked = await run_deciding(rt, agent, "replay the task", approve=False)
+        final = shop.export_json()
+    assert result.status == SessionStatus.IDLE, result.error
+    assert asked == [(n, a) for n, a in calls if n in GATED]
+    ran = {e.data["name"] for e in events if e.type == EventType.TOOL_STARTED}
+    assert not ran & GATED  # no gated tool even started
+    assert json.dumps(final, sort_keys=True) == json.dumps(before, sort_keys=True)
 
 
 async def test_multi_turn_cancel_with_confirmation(demo_shop: Shop) -> None:
@@ -85,7 +141,6 @@ async def test_multi_turn_cancel_with_confirmation(demo_shop: Shop) -> None:
         [
             call("find_user_id_by_name_zip", first_name="Ava", last_name="Moreno", zip="94107"),
             call("get_order_details", order_id="#W1024001"),
-            "Order #W1024001 is pending. Cancel it because it is no longer needed? (yes/no)",
             call("cancel_pending_order", order_id="#W1024001", reason="no longer needed"),
             "Done: order #W1024001 is cancelled.",
         ]
@@ -93,8 +148,16 @@ async def test_multi_turn_cancel_with_confirmation(demo_shop: Shop) -> None:
     agent = retail_agent(model, demo_shop)
     async with Runtime() as rt:
         first = await rt.run(agent, "I'm Ava Moreno, zip 94107. Cancel #W1024001 please.")
-        assert first.output is not None
-        assert first.output.endswith("(yes/no)")
+        # the runtime, not the model, asks, with the summary built from the real arguments
+        assert first.status == SessionStatus.AWAITING_APPROVAL
+        assert first.output == (
+            "Please confirm: cancel order #W1024001 (reason: no longer needed); the refund "
+            "goes to the original payment method. Reply yes or no."
+        )
+        assert demo_shop.order("#W1024001")["status"] == "pending"
+        unclear = await rt.run(agent, "hmm, what would that cost?", session_id=first.session_id)
+        assert unclear.status == SessionStatus.AWAITING_APPROVAL  # asked again, nothing ran
+        assert unclear.output == first.output
         assert demo_shop.order("#W1024001")["status"] == "pending"
         second = await rt.run(agent, "yes", session_id=first.session_id)
         state = await rt.load(first.session_id)
@@ -102,6 +165,15 @@ async def test_multi_turn_cancel_with_confirmation(demo_shop: Shop) -> None:
     model.assert_all_used()
     assert second.output == "Done: order #W1024001 is cancelled."
     assert state.vars.get("authenticated_user_id") == "ava_moreno_1024"
+    decided = [e.data for e in second.events if e.type == EventType.APPROVAL_DECIDED]
+    assert decided == [
+        {
+            "approval_id": first.approval.id if first.approval else "",
+            "approved": True,
+            "by": "user",
+            "reason": None,
+        }
+    ]
 
 
 async def test_other_customers_order_is_refused_by_the_tool(demo_shop: Shop) -> None:
@@ -118,8 +190,11 @@ async def test_other_customers_order_is_refused_by_the_tool(demo_shop: Shop) -> 
         ]
     )
     async with Runtime() as rt:
-        result = await rt.run(retail_agent(model, demo_shop), f"cancel {other}")
+        # even approved, the tool itself refuses another customer's order
+        agent = retail_agent(model, demo_shop)
+        _, events, asked = await run_deciding(rt, agent, f"cancel {other}", approve=True)
         assert demo_shop.order(other)["status"] == "pending"
-    finished = [e for e in result.events if e.type == EventType.TOOL_FINISHED]
+    assert [name for name, _ in asked] == ["cancel_pending_order"]
+    finished = [e for e in events if e.type == EventType.TOOL_FINISHED]
     assert finished[1].data["is_error"] is True
     assert model.requests[-1].messages[-1].results[0].is_error

@@ -16,6 +16,7 @@ from pathlib import Path
 import tether
 from tether import Agent, ToolContext
 from tether.runtime import Runtime
+from tether.spec.approval import ApprovalPolicy
 from tether.spec.model import ModelRequest
 from tether.store import open_store
 from tether.testing import FunctionModel, ScriptedResponse, call
@@ -61,6 +62,8 @@ def build(workdir: str) -> Agent:
         models=(FunctionModel(script, name="scripted-crashy"),),
         tools=(lookup, charge),
         deps=lambda: workdir,
+        # exactly-once under kill -9; approvals are tested in test_approvals.py
+        approval=ApprovalPolicy(enabled=False),
     )
 
 

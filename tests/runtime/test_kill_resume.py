@@ -72,7 +72,11 @@ async def test_sigkill_mid_tool_then_resume(tmp_path: Path) -> None:
     types = [e.type for e in after[len(before) :]]
     assert types == [
         EventType.SESSION_RESUMED,
+        EventType.OPERATOR_ALERT,  # a person must check whether the charge happened
         EventType.TOOL_FINISHED,
         EventType.MODEL_RESPONSE,
         EventType.TURN_COMPLETED,
     ]
+    alert = next(e for e in after if e.type == EventType.OPERATOR_ALERT)
+    assert alert.data["tool"] == "charge"
+    assert "outcome unknown" in alert.data["reason"]

@@ -12,6 +12,7 @@ import pytest
 
 import tether
 from tether import Agent, BreakerPolicy, RetryPolicy, Runtime, ToolContext
+from tether.spec.approval import ApprovalPolicy
 from tether.spec.events import EventType
 from tether.spec.model import ModelRequest
 from tether.testing import (
@@ -66,6 +67,7 @@ def agent(*models: object, tools: tuple[tether.Tool, ...] = (get_order,), **kw: 
         instructions="Help.",
         models=models,  # type: ignore[arg-type]
         tools=tools,
+        approval=ApprovalPolicy(enabled=False),  # reliability, not approvals
         **kw,  # type: ignore[arg-type]
     )
 

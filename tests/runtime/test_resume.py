@@ -9,6 +9,7 @@ import pytest
 import tether
 from tether import Agent, ToolContext
 from tether.runtime import InMemoryStore, Runtime, SessionStatus
+from tether.spec.approval import ApprovalPolicy
 from tether.spec.events import EventType
 from tether.testing import ScriptedModel, call
 
@@ -51,6 +52,7 @@ def agent_with(model: ScriptedModel, effects: Effects) -> Agent:
         models=(model,),
         tools=(charge, lookup),
         deps=lambda: effects,
+        approval=ApprovalPolicy(enabled=False),  # resume semantics, not approvals
     )
 
 
@@ -107,6 +109,7 @@ async def test_only_the_unsafe_call_in_flight_is_reported_unknown() -> None:
         models=(model,),
         tools=(charge, lookup, refund),
         deps=lambda: effects,
+        approval=ApprovalPolicy(enabled=False),
     )
     async with Runtime(store=store, close_store=False) as rt:
         with pytest.raises(Crash):

@@ -12,6 +12,7 @@ from tests.runtime.conftest import TOOLS, Ledger
 from tether import Agent, Limits, ProviderError, ToolContext
 from tether.exceptions import ConfigError, InputRejected, InvalidSessionState, SessionConflict
 from tether.runtime import InMemoryStore, Runtime, SessionStatus
+from tether.spec.approval import ApprovalPolicy
 from tether.spec.events import EventType
 from tether.spec.policy import RetryPolicy
 from tether.testing import FakeClock, ScriptedModel, call, capture_events
@@ -25,6 +26,8 @@ def make_agent(model: ScriptedModel, ledger: Ledger, **limits: int) -> Agent:
         tools=TOOLS,
         deps=lambda: ledger,
         limits=Limits(**limits),
+        # the step machine itself; approvals have their own tests (test_approvals.py)
+        approval=ApprovalPolicy(enabled=False),
     )
 
 

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from tether.controls.breaker import Breakers
 from tether.controls.honesty import unacknowledged
 from tether.controls.retry import Sleep
 from tether.exceptions import (
+    ApprovalError,
     ConfigError,
     InputRejected,
     InvalidSessionState,
@@ -38,6 +39,7 @@ from tether.exceptions import (
 )
 from tether.providers.registry import model_from_spec
 from tether.runtime import lease
+from tether.runtime.approvals import PendingApproval, needs_approval, parse_reply, summarize
 from tether.runtime.calls import CallEnv, call_model_chain
 from tether.runtime.context import build_request, system_prompt
 from tether.runtime.execute import ToolEnv, execute_tool, outcome_unknown
@@ -45,6 +47,7 @@ from tether.runtime.ids import new_session_id
 from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
 from tether.runtime.state import SessionState
 from tether.spec.agent import Agent
+from tether.spec.approval import arguments_hash
 from tether.spec.events import Event, EventType
 from tether.spec.messages import Message, ToolCall, ToolResult, Usage
 from tether.spec.model import Model, ModelResponse, ToolSpec
@@ -58,7 +61,12 @@ EventSink = Callable[[Event], None]
 
 _RESUMABLE = frozenset({SessionStatus.RUNNING, SessionStatus.FAILED})
 _ACCEPTS_MESSAGE = frozenset(
-    {SessionStatus.IDLE, SessionStatus.AWAITING_USER, SessionStatus.FAILED}
+    {
+        SessionStatus.IDLE,
+        SessionStatus.AWAITING_USER,
+        SessionStatus.AWAITING_APPROVAL,  # the message is read as the yes/no
+        SessionStatus.FAILED,
+    }
 )
 
 
@@ -78,6 +86,8 @@ class TurnResult:
     usage: Usage
     events: list[Event] = field(default_factory=list)
     error: str | None = None
+    #: the approval the session waits for (status ``awaiting_approval``)
+    approval: PendingApproval | None = None
 
     @property
     def ok(self) -> bool:
@@ -198,10 +208,55 @@ class Runtime:
             agent, session_id, user_id, sink, new_message=True, metadata=metadata
         )
         try:
+            if turn.state.status == SessionStatus.AWAITING_APPROVAL:
+                return await turn.reply_to_approval(text, events)
             await turn.add_user_message(text)
             return await turn.run_steps(events)
         finally:
             await turn.close()
+
+    async def decide(
+        self,
+        agent: Agent,
+        session_id: str,
+        approval_id: str,
+        *,
+        approve: bool,
+        by: str,
+        roles: frozenset[str] | set[str] = frozenset(),
+        reason: str | None = None,
+        on_event: EventSink | None = None,
+    ) -> TurnResult:
+        """Approve or deny the call a session waits on, then continue its turn.
+
+        ``approval_id`` must be the pending request's (an older one is
+        stale); ``by`` is who decided (recorded). In ``operator`` mode
+        ``roles`` must hold the policy's ``approver_role``. An approval past
+        its expiry is refused: the call is not run and the model is told.
+        Raises :class:`~tether.exceptions.ApprovalError` for a stale or
+        unauthorised decision (nothing is recorded then).
+        """
+        events: list[Event] = []
+        sink = _tee(events, on_event)
+        turn = await self._open(agent, session_id, None, sink, new_message=False)
+        try:
+            return await turn.decide(
+                approval_id,
+                approve=approve,
+                by=by,
+                roles=frozenset(roles),
+                reason=reason,
+                events=events,
+            )
+        finally:
+            await turn.close()
+
+    async def pending_approval(self, session_id: str) -> PendingApproval | None:
+        """The approval a stored session waits for, if any (read-only)."""
+        state = await self.load(session_id)
+        if state.status != SessionStatus.AWAITING_APPROVAL or state.pending_approval is None:
+            return None
+        return PendingApproval.from_event(session_id, state.pending_approval)
 
     async def resume(
         self, agent: Agent, session_id: str, *, on_event: EventSink | None = None
@@ -565,9 +620,10 @@ class _Turn:
         limits = self.agent.limits
         started_step = st.step
         turn_usage = Usage()
-        # A resumed turn may stop between a tool call's intent and its result.
-        if st.open_calls:
-            await self._settle_open_calls()
+        # A resumed turn may stop between a tool call's intent and its result,
+        # and a decided approval leaves the rest of its step to run.
+        if st.open_calls and not await self._run_open_calls():
+            return await self._pause(events, turn_usage)
         while st.step - started_step < limits.max_steps_per_turn:
             st.step += 1
             try:
@@ -603,7 +659,8 @@ class _Turn:
                 self.emit(EventType.TURN_COMPLETED, {"output": msg.text})
                 await self.commit(release=True)
                 return TurnResult(st.session_id, st.status, msg.text, turn_usage, events)
-            await self._run_calls(calls)
+            if not await self._run_open_calls():
+                return await self._pause(events, turn_usage)
         return await self._fail(
             f"the agent took {limits.max_steps_per_turn} steps without answering; "
             "the turn was stopped (raise Limits.max_steps_per_turn if that is expected)",
@@ -654,19 +711,25 @@ class _Turn:
             self.degraded_from = None
         return response
 
-    async def _run_calls(self, calls: Sequence[ToolCall]) -> None:
-        """Run a step's tool calls in order, committing the intent before unsafe ones.
+    async def _run_open_calls(self) -> bool:
+        """Run the step's calls that have no result yet, in order.
+
+        Returns ``False`` if one of them waits for approval.
 
         ``tool.started`` is emitted right before each call runs. Before a tool
         that is not idempotent runs, everything so far (its intent included) is
         committed, so after a crash the runtime knows exactly which unsafe call
-        may have run and never runs it a second time.
+        may have run and never runs it a second time: such a call, found
+        started but without a result, is reported as "outcome unknown" and an
+        operator is alerted. A call that needs approval and has none is not
+        run: the approval is requested and the turn pauses there.
         """
         st = self.state
         cap = self.agent.limits.max_tool_calls_per_step
         tools = self.svc.tools
-        for i, call in enumerate(calls):
-            if i >= cap:
+        order = list(st.open_calls)
+        for call in st.unanswered_calls():
+            if order.index(call.id) >= cap:
                 result = ToolResult(
                     call.id,
                     call.name,
@@ -677,6 +740,18 @@ class _Turn:
                 self._finish(result, 0.0, None)
                 continue
             tool = tools.get(call.name)
+            if tool is not None and call.id in st.started and not tool.idempotent:
+                self._alert(call, "outcome unknown: it started but never reported a result")
+                self._finish(outcome_unknown(call), 0.0, None)
+                continue
+            if (
+                tool is not None
+                and call.id not in st.approved
+                and needs_approval(self.agent, tool, call)
+            ):
+                if st.pending_approval is None:
+                    self._request_approval(call, tool)
+                return False
             if tool is not None:
                 self.emit(
                     EventType.TOOL_STARTED,
@@ -691,6 +766,130 @@ class _Turn:
                     await self.commit()
             await self._execute(call)
         await self.commit()
+        return True
+
+    def _request_approval(self, call: ToolCall, tool: Tool) -> None:
+        st = self.state
+        policy = self.agent.approval
+        last = st.messages[-1] if st.messages else None
+        explanation = last.text if last is not None and last.role == "assistant" else ""
+        self.emit(
+            EventType.APPROVAL_REQUESTED,
+            {
+                "approval_id": f"{st.session_id}.{st.event_count + 1}",
+                "call_id": call.id,
+                "tool": call.name,
+                "arguments": call.arguments,
+                "args_hash": arguments_hash(call.name, call.arguments),
+                "summary": summarize(tool, call),
+                "explanation": explanation,
+                "mode": policy.mode,
+                "expires_at": self.rt.clock() + policy.expires_after,
+            },
+        )
+        self.emit(
+            EventType.SESSION_STATUS,
+            {"status": SessionStatus.AWAITING_APPROVAL, "reason": f"{call.name} needs approval"},
+        )
+
+    async def decide(
+        self,
+        approval_id: str,
+        *,
+        approve: bool,
+        by: str,
+        roles: frozenset[str],
+        reason: str | None,
+        events: list[Event],
+    ) -> TurnResult:
+        st = self.state
+        pending = st.pending_approval
+        if st.status != SessionStatus.AWAITING_APPROVAL or pending is None:
+            raise InvalidSessionState(
+                f"session {st.session_id} is {st.status!r} and waits for no approval"
+            )
+        if pending["approval_id"] != approval_id:
+            raise ApprovalError(
+                f"approval {approval_id} is not the one session {st.session_id} waits for "
+                f"({pending['approval_id']}): it is stale or unknown. Decide on the pending one"
+            )
+        policy = self.agent.approval
+        if pending.get("mode") == "operator" and policy.approver_role not in roles:
+            raise ApprovalError(
+                f"{by} cannot decide approval {approval_id}: it needs the "
+                f"{policy.approver_role!r} role (operator approval)"
+            )
+        call = st.open_calls.get(pending["call_id"])
+        if call is None or arguments_hash(call.name, call.arguments) != pending["args_hash"]:
+            raise ApprovalError(  # the log itself would have to be inconsistent
+                f"approval {approval_id} does not match the call it was requested for"
+            )
+        if self.rt.clock() > float(pending["expires_at"]):
+            self.emit(EventType.APPROVAL_EXPIRED, {"approval_id": approval_id, "by": by})
+            self._running("approval expired")
+            self._finish(
+                ToolResult(
+                    call.id,
+                    call.name,
+                    f"not done: the request to approve {pending['summary']} expired before "
+                    "anyone decided, so it did not run. Ask the user again if it is still wanted.",
+                ),
+                0.0,
+                None,
+            )
+        else:
+            self.emit(
+                EventType.APPROVAL_DECIDED,
+                {"approval_id": approval_id, "approved": approve, "by": by, "reason": reason},
+            )
+            self._running("approval decided")
+            if not approve:
+                why = f" ({reason})" if reason else ""
+                self._finish(
+                    ToolResult(
+                        call.id,
+                        call.name,
+                        f"not done: the user declined {pending['summary']}{why}. Do not do it; "
+                        "ask what they would like instead.",
+                    ),
+                    0.0,
+                    None,
+                )
+        await self.commit()
+        return await self.run_steps(events)
+
+    async def reply_to_approval(self, text: str, events: list[Event]) -> TurnResult:
+        """A chat message while an approval is pending: a strict yes or no decides; else re-ask."""
+        st = self.state
+        assert st.pending_approval is not None
+        pending = PendingApproval.from_event(st.session_id, st.pending_approval)
+        answer = parse_reply(text) if pending.mode == "user" else None
+        if answer is None:
+            self.emit(EventType.APPROVAL_REASKED, {"text": text})
+            return await self._pause(events, Usage())
+        by = f"user:{st.user_id}" if st.user_id else "user"
+        return await self.decide(
+            pending.id, approve=answer, by=by, roles=frozenset(), reason=None, events=events
+        )
+
+    def _running(self, reason: str) -> None:
+        self.emit(EventType.SESSION_STATUS, {"status": SessionStatus.RUNNING, "reason": reason})
+
+    async def _pause(self, events: list[Event], usage: Usage) -> TurnResult:
+        """End the turn waiting for a decision on the pending approval."""
+        st = self.state
+        assert st.pending_approval is not None
+        pending = PendingApproval.from_event(st.session_id, st.pending_approval)
+        await self.commit(release=True)
+        return TurnResult(
+            st.session_id, st.status, pending.question(), usage, events, approval=pending
+        )
+
+    def _alert(self, call: ToolCall, reason: str) -> None:
+        sid = self.state.session_id
+        log.error("session %s: %s: %s; a person must check", sid, call.name, reason)
+        data = {"reason": reason, "call_id": call.id, "tool": call.name}
+        self.emit(EventType.OPERATOR_ALERT, data)
 
     async def _execute(self, call: ToolCall) -> None:
         st = self.state
@@ -734,22 +933,6 @@ class _Turn:
         if result.is_error:
             self.failed_tools.append(result.name)
         self.emit(EventType.TOOL_FINISHED, data)
-
-    async def _settle_open_calls(self) -> None:
-        """Give every unanswered call of an interrupted step a result.
-
-        A call that never started, or whose tool is idempotent, runs (again);
-        a non-idempotent call that started but left no result is *not* re-run:
-        its outcome is unknown, and the model is told so.
-        """
-        st = self.state
-        for call in st.unanswered_calls():
-            tool = self.svc.tools.get(call.name)
-            if call.id in st.started and tool is not None and not tool.idempotent:
-                self._finish(outcome_unknown(call), 0.0, None)
-            else:
-                await self._execute(call)
-        await self.commit()
 
     async def _fail(self, reason: str, events: list[Event], usage: Usage) -> TurnResult:
         log.error("session %s failed: %s", self.state.session_id, reason)

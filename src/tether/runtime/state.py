@@ -42,6 +42,10 @@ class SessionState:
     #: results gathered for the last assistant message, by call id
     partial_results: dict[str, ToolResult] = field(default_factory=dict)
     last_output: str | None = None
+    #: the ``approval.requested`` data of the request waiting for a decision
+    pending_approval: dict[str, Any] | None = None
+    #: open calls a person approved (each approval is for that one call)
+    approved: set[str] = field(default_factory=set)
 
     @classmethod
     def from_events(cls, session_id: str, events: Iterable[Event]) -> SessionState:
@@ -70,6 +74,7 @@ class SessionState:
             self.open_calls = {c.id: c for c in msg.tool_calls}
             self.partial_results = {}
             self.started = set()
+            self.approved = set()
         elif t == EventType.TOOL_STARTED:
             self.started.add(data["call_id"])
         elif t == EventType.TOOL_FINISHED:
@@ -97,6 +102,14 @@ class SessionState:
                 self.last_error = data.get("reason")
             elif self.status == SessionStatus.RUNNING:
                 self.last_error = None
+        elif t == EventType.APPROVAL_REQUESTED:
+            self.pending_approval = dict(data)
+        elif t == EventType.APPROVAL_DECIDED:
+            if data.get("approved") and self.pending_approval is not None:
+                self.approved.add(self.pending_approval["call_id"])
+            self.pending_approval = None
+        elif t == EventType.APPROVAL_EXPIRED:
+            self.pending_approval = None
         elif t == EventType.SESSION_CREATED:
             self.agent = data["agent"]
             self.agent_version = data["version"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether.exceptions import ConfigError
+from tether.spec.approval import ApprovalPolicy
 from tether.spec.model import Model
 from tether.spec.policy import BreakerPolicy, RetryPolicy
 from tether.spec.tools import Tool
@@ -84,6 +85,9 @@ class Agent:
     - ``no_downgrade``: never answer from a backup model. An agent that
       exposes a tool marked ``critical`` never does either; when its primary
       model is unavailable the turn fails with a message the user can act on.
+    - ``approval``: the :class:`~tether.spec.approval.ApprovalPolicy`: which
+      calls stop for a person's decision, who decides, and for how long a
+      request stays valid.
     """
 
     name: str
@@ -99,6 +103,7 @@ class Agent:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     no_downgrade: bool = False
+    approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)
 
     def __post_init__(self) -> None:
         if self.tool_choice not in ("auto", "required"):
@@ -152,6 +157,7 @@ class Agent:
             retry=self.retry,
             breaker=self.breaker,
             no_downgrade=self.no_downgrade,
+            approval=self.approval,
         )
 
     @property

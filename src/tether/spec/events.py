@@ -29,6 +29,13 @@ Event types (``Event.type``) and their ``data``:
 ``answer.unacknowledged_failure``
                        ``tools``: a final answer that does not mention the
                        failure of those tools (a likely fabrication)
+``approval.requested`` ``approval_id``, ``call_id``, ``tool``, ``arguments``,
+                       ``args_hash``, ``summary``, ``explanation``, ``mode``,
+                       ``expires_at``: the call waits for a decision
+``approval.decided``   ``approval_id``, ``approved``, ``by``, ``reason``
+``approval.expired``   ``approval_id``: decided too late; the call did not run
+``approval.reasked``   ``text``: a chat reply that was neither yes nor no
+``operator.alert``     ``reason``, ``call_id``, ``tool``: a person must check
 =====================  ==========================================================
 """
 
@@ -64,6 +71,11 @@ class EventType:
     BREAKER_OPENED: Final = "breaker.opened"
     BREAKER_CLOSED: Final = "breaker.closed"
     UNACKNOWLEDGED_FAILURE: Final = "answer.unacknowledged_failure"
+    APPROVAL_REQUESTED: Final = "approval.requested"
+    APPROVAL_DECIDED: Final = "approval.decided"
+    APPROVAL_EXPIRED: Final = "approval.expired"
+    APPROVAL_REASKED: Final = "approval.reasked"
+    OPERATOR_ALERT: Final = "operator.alert"
 
 
 EPHEMERAL_TYPES: Final = frozenset({EventType.MODEL_DELTA})

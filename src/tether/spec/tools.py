@@ -99,6 +99,10 @@ class Tool:
     idempotent: bool = False
     timeout: float = 30.0
     retry: RetryPolicy | None = None
+    #: ``None``: by the agent's approval flags; ``True``/``False`` overrides them
+    needs_approval: bool | None = None
+    #: the approval summary, a ``str.format`` template over the arguments
+    summary: str | None = None
     is_async: bool = False
     context_param: str | None = None
     validator: type[pydantic.BaseModel] | None = None
@@ -146,13 +150,15 @@ def _build(
     idempotent: bool,
     timeout: float,
     retry: RetryPolicy | None = None,
+    needs_approval: bool | None = None,
+    summary: str | None = None,
 ) -> Tool:
     if not callable(fn):
         raise ToolDefinitionError(f"@tool needs a function, got {fn!r}")
     tool_name = name or fn.__name__
     doc = docstring_parser.parse(inspect.getdoc(fn) or "")
     param_docs = {p.arg_name: (p.description or "") for p in doc.params}
-    summary = "\n\n".join(x for x in (doc.short_description, doc.long_description) if x)
+    doc_text = "\n\n".join(x for x in (doc.short_description, doc.long_description) if x)
     try:
         hints = typing.get_type_hints(fn)
     except Exception as exc:  # NameError from unresolvable forward refs, mostly
@@ -193,14 +199,14 @@ def _build(
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():
         prop.pop("title", None)
-    if not summary:
+    if not doc_text:
         raise ToolDefinitionError(
             f"tool {tool_name!r} has no docstring; the model needs a description "
             "to know when to call it"
         )
     return Tool(
         name=tool_name,
-        description=description or summary,
+        description=description or doc_text,
         parameters=schema,
         fn=fn,
         risk=risk,
@@ -208,6 +214,8 @@ def _build(
         idempotent=idempotent,
         timeout=timeout,
         retry=retry,
+        needs_approval=needs_approval,
+        summary=summary,
         is_async=inspect.iscoroutinefunction(fn),
         context_param=context_param,
         validator=validator,
@@ -233,6 +241,8 @@ def tool(
     idempotent: bool | None = None,
     timeout: float = 30.0,
     retry: RetryPolicy | None = None,
+    needs_approval: bool | None = None,
+    summary: str | None = None,
 ) -> Callable[[ToolFn], Tool]: ...
 
 
@@ -252,13 +262,18 @@ def tool(
     idempotent: bool | None = None,
     timeout: float = 30.0,
     retry: RetryPolicy | None = None,
+    needs_approval: bool | None = None,
+    summary: str | None = None,
 ) -> Tool | Callable[[ToolFn], Tool]:
     """Declare a tool. Use bare (``@tool``) or with flags (``@tool(reads=True)``).
 
     ``idempotent`` defaults to true for tools that do not write and have no
     external effect, and false otherwise. ``timeout`` (seconds) bounds each call.
     ``retry`` overrides the agent's :class:`~tether.spec.policy.RetryPolicy`
-    for this tool; only idempotent tools are ever retried.
+    for this tool; only idempotent tools are ever retried. ``needs_approval``
+    overrides the agent's approval flags for this tool; ``summary`` is what
+    the person approving reads, a template over the call's real arguments
+    (``"Cancel order {order_id}"``), never the model's words.
     """
     if timeout <= 0:
         raise ToolDefinitionError(f"tool timeout must be positive, got {timeout}")
@@ -283,6 +298,8 @@ def tool(
             idempotent=idem,
             timeout=timeout,
             retry=retry,
+            needs_approval=needs_approval,
+            summary=summary,
         )
 
     if fn is not None:

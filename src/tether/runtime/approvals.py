@@ -1,0 +1,96 @@
+"""Approvals: which calls stop for a person, what they are shown, and how a chat reply is read.
+
+The step machine (:mod:`tether.runtime.runtime`) calls these: a call that
+:func:`needs_approval` is not run; the runtime stores an
+``approval.requested`` event carrying :func:`summarize`'s plain-language
+summary (built from the tool's template and the real arguments, never from
+the model's words), the hash of the exact arguments and an expiry, and the
+session waits in ``awaiting_approval``. A decision arrives through
+:meth:`Runtime.decide` (structured: the CLI, an API) or, in ``user`` mode,
+as a chat reply that :func:`parse_reply` reads strictly: yes or no, nothing
+else.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tether.spec.agent import Agent
+from tether.spec.messages import ToolCall
+from tether.spec.tools import Tool
+
+__all__ = ["PendingApproval", "needs_approval", "parse_reply", "summarize"]
+
+_YES = re.compile(r"^\s*(?:yes|y|yes please|approve|approved|confirm|confirmed)\s*[.!]?\s*$", re.I)
+_NO = re.compile(r"^\s*(?:no|n|no thanks|deny|denied|decline|cancel|stop)\s*[.!]?\s*$", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingApproval:
+    """An approval request waiting for a decision (as the caller sees it)."""
+
+    id: str
+    session_id: str
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    summary: str
+    explanation: str
+    mode: str
+    expires_at: float
+
+    @classmethod
+    def from_event(cls, session_id: str, data: dict[str, Any]) -> PendingApproval:
+        return cls(
+            id=data["approval_id"],
+            session_id=session_id,
+            call_id=data["call_id"],
+            tool=data["tool"],
+            arguments=dict(data.get("arguments") or {}),
+            summary=data["summary"],
+            explanation=data.get("explanation", ""),
+            mode=data.get("mode", "user"),
+            expires_at=float(data["expires_at"]),
+        )
+
+    def question(self) -> str:
+        """What the user is asked (``user`` mode) or told (``operator`` mode)."""
+        if self.mode == "operator":
+            return f"This action is waiting for review by an operator: {self.summary}"
+        return f"Please confirm: {self.summary}. Reply yes or no."
+
+
+def needs_approval(agent: Agent, tool: Tool, call: ToolCall) -> bool:
+    """Whether ``call`` must wait for a person's decision before it runs."""
+    policy = agent.approval
+    if not policy.enabled:
+        return False
+    if tool.needs_approval is not None:
+        flagged = tool.needs_approval
+    else:
+        flagged = any(getattr(tool.risk, flag, False) for flag in policy.flags)
+    if flagged:
+        return True
+    return bool(policy.rule is not None and policy.rule(tool.name, call.arguments))
+
+
+def summarize(tool: Tool, call: ToolCall) -> str:
+    """The action in plain words, from the tool's template and the real arguments."""
+    if tool.summary:
+        try:
+            return tool.summary.format(**call.arguments)
+        except (KeyError, IndexError, ValueError, AttributeError):
+            pass  # a template naming an argument the call lacks: say it plainly instead
+    args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
+    return f"run {tool.name}({args})"
+
+
+def parse_reply(text: str) -> bool | None:
+    """``True`` for a clear yes, ``False`` for a clear no, ``None`` for anything else."""
+    if _YES.match(text):
+        return True
+    if _NO.match(text):
+        return False
+    return None
