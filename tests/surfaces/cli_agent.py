@@ -21,10 +21,29 @@ def order_status(order_id: str) -> dict[str, str]:
     return {"order_id": order_id, "status": "shipped"}
 
 
+CANCELLED: list[str] = []
+
+
+@tether.tool(writes=True, irreversible=True, summary="cancel order {order_id}")
+def cancel_order(order_id: str) -> str:
+    """Cancel an order.
+
+    Args:
+        order_id: The order id.
+    """
+    CANCELLED.append(order_id)
+    return f"{order_id} cancelled"
+
+
 def reply(request: ModelRequest) -> ScriptedResponse:
     last = request.messages[-1]
     if last.role == "tool":
-        return f"Order status: {last.results[0].content}"
+        result = last.results[0]
+        if result.name == "cancel_order":
+            return f"Cancel result: {result.content}"
+        return f"Order status: {result.content}"
+    if "cancel" in last.text:
+        return call("cancel_order", order_id="#W7")
     if "outage" in last.text and os.environ.get("CLI_AGENT_DOWN") == "1":
         return ProviderError("503 from upstream", status=503, retryable=True)
     if "order" in last.text:
@@ -36,7 +55,7 @@ agent = Agent(
     name="cli-test",
     instructions="Answer briefly.",
     models=(FunctionModel(reply, name="scripted-cli", chunk=4),),
-    tools=(order_status,),
+    tools=(order_status, cancel_order),
     # the outage is retried once, after a few milliseconds, then the turn fails
     retry=RetryPolicy(max_retries=1, initial_delay=0.01),
 )

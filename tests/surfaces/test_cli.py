@@ -114,3 +114,54 @@ def test_breakers_are_shared_through_redis_when_the_url_is_set(
     assert code == 1
     assert "TETHER_REDIS_URL" in err
     assert "s3cret-pw" not in err + out
+
+
+def test_approvals_list_deny_and_approve(db: str) -> None:
+    code, out, _ = invoke("run", AGENT, "-m", "please cancel my order", "--json", "--db", db)
+    assert code == 0
+    payload = json.loads(out.strip().splitlines()[-1])
+    assert payload["status"] == "awaiting_approval"
+    assert payload["output"] == "Please confirm: cancel order #W7. Reply yes or no."
+
+    code, out, _ = invoke("approvals", "list", "--json", "--db", db)
+    assert code == 0
+    (pending,) = json.loads(out)
+    assert (pending["tool"], pending["summary"]) == ("cancel_order", "cancel order #W7")
+    assert pending["session_id"] == payload["session_id"]
+
+    code, out, err = invoke(
+        "approvals", "deny", pending["id"], "--reason", "changed my mind", "--db", db
+    )
+    assert code == 0
+    assert "declined" in out  # the model was told, and said so
+    assert "cancel order #W7 (changed my mind)" in out
+    code, out, _ = invoke("approvals", "list", "--db", db)
+    assert "nothing is waiting for approval" in out
+
+    # a new request, approved from the CLI: it runs once
+    code, out, _ = invoke(
+        "run",
+        AGENT,
+        "-m",
+        "cancel it after all",
+        "--session",
+        payload["session_id"],
+        "--json",
+        "--db",
+        db,
+    )
+    again = json.loads(out.strip().splitlines()[-1])
+    assert again["status"] == "awaiting_approval"
+    code, out, _ = invoke("approvals", "list", "--json", "--db", db)
+    (second,) = json.loads(out)
+    assert second["id"] != pending["id"]
+    code, out, _ = invoke("approvals", "approve", second["id"], "--by", "ada", "--db", db)
+    assert code == 0
+    assert "#W7 cancelled" in out
+    # an approval id that is not pending any more is refused with a clear error
+    code, _, err = invoke("approvals", "approve", second["id"], "--db", db)
+    assert code == 1
+    assert "waits for no approval" in " ".join(err.split())  # rich wraps long lines
+    code, _, err = invoke("approvals", "approve", "not-an-id", "--db", db)
+    assert code == 2
+    assert "is not an approval id" in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
@@ -24,7 +25,12 @@ from tether.runtime import Runtime, TurnResult
 from tether.spec.agent import Agent
 from tether.spec.events import EventType
 from tether.store import open_breakers, open_store
-from tether.surfaces.cli.render import LiveTurnPrinter, sessions_table, timeline_table
+from tether.surfaces.cli.render import (
+    LiveTurnPrinter,
+    approvals_table,
+    sessions_table,
+    timeline_table,
+)
 from tether.surfaces.loader import load_agent
 from tether.surfaces.logs import configure_logging
 
@@ -38,6 +44,8 @@ app = typer.Typer(
 )
 sessions_app = typer.Typer(help="Inspect stored sessions.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
+approvals_app = typer.Typer(help="Actions waiting for a person's decision.", no_args_is_help=True)
+app.add_typer(approvals_app, name="approvals")
 
 out = Console()
 err = Console(stderr=True)
@@ -106,6 +114,21 @@ def _result_json(result: TurnResult) -> dict[str, Any]:
         "tool_calls": tool_calls,
         "usage": result.usage.to_dict(),
     }
+
+
+async def _session_agent(
+    rt: Runtime, session_id: str, agent_ref: str | None, model: str | None
+) -> Agent:
+    """The agent a stored session started with (its recorded reference), or ``agent_ref``."""
+    ref = agent_ref
+    if ref is None:
+        await rt.store.get(session_id)  # SessionNotFound, with the id, if absent
+        first = await rt.store.events(session_id)
+        meta = first[0].data.get("metadata", {}) if first else {}
+        ref = meta.get("agent_ref")
+        if not ref:
+            raise ConfigError(f"session {session_id} does not record its agent; pass --agent REF")
+    return _agent(ref, model)
 
 
 def _print_answer(result: TurnResult, printer: LiveTurnPrinter | None) -> None:
@@ -228,17 +251,7 @@ def resume(
 
     async def go() -> TurnResult:
         async with await _runtime(db) as rt:
-            ref = agent_ref
-            if ref is None:
-                await rt.store.get(session_id)  # SessionNotFound, with the id, if absent
-                first = await rt.store.events(session_id)
-                meta = first[0].data.get("metadata", {}) if first else {}
-                ref = meta.get("agent_ref")
-                if not ref:
-                    raise ConfigError(
-                        f"session {session_id} does not record its agent; pass --agent REF"
-                    )
-            agent = _agent(ref, model)
+            agent = await _session_agent(rt, session_id, agent_ref, model)
             return await rt.resume(agent, session_id, on_event=printer)
 
     printer = None if as_json else LiveTurnPrinter(err)
@@ -304,3 +317,118 @@ def sessions_show(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+def _session_of(approval_id: str) -> str:
+    session_id, dot, _ = approval_id.rpartition(".")
+    if not dot or not session_id:
+        raise _fail(f"{approval_id!r} is not an approval id (tether approvals list shows them)")
+    return session_id
+
+
+@approvals_app.command("list")
+def approvals_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    db: DbOption = None,
+) -> None:
+    """List the actions waiting for approval, oldest session first."""
+
+    async def go() -> list[Any]:
+        async with await _runtime(db) as rt:
+            rows = await rt.store.list_sessions(limit=1000, status="awaiting_approval")
+            found = [await rt.pending_approval(r.id) for r in reversed(rows)]
+            return [p for p in found if p is not None]
+
+    pending = _run_async(go)
+    if as_json:
+        sys.stdout.write(
+            json.dumps(
+                [
+                    {
+                        "id": p.id,
+                        "session_id": p.session_id,
+                        "tool": p.tool,
+                        "arguments": p.arguments,
+                        "summary": p.summary,
+                        "mode": p.mode,
+                        "expires_at": p.expires_at,
+                    }
+                    for p in pending
+                ],
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
+        return
+    if not pending:
+        out.print("nothing is waiting for approval")
+        return
+    out.print(approvals_table(pending))
+
+
+def _decide(
+    approval_id: str,
+    approve: bool,
+    by: str | None,
+    roles: list[str],
+    reason: str | None,
+    agent_ref: str | None,
+    db: str | None,
+) -> None:
+    session_id = _session_of(approval_id)
+    printer = LiveTurnPrinter(err)
+
+    async def go() -> TurnResult:
+        async with await _runtime(db) as rt:
+            agent = await _session_agent(rt, session_id, agent_ref, None)
+            return await rt.decide(
+                agent,
+                session_id,
+                approval_id,
+                approve=approve,
+                by=by or f"cli:{os.environ.get('USER', 'unknown')}",
+                roles=set(roles),
+                reason=reason,
+                on_event=printer,
+            )
+
+    result = _run_async(go)
+    _print_answer(result, printer)
+    err.print(Text(f"session {result.session_id} · {result.status}", style="dim"))
+    if result.error:
+        err.print(Text(f"error: {result.error}", style="bold red"))
+        raise typer.Exit(1)
+
+
+ByOption = Annotated[str | None, typer.Option("--by", help="Who decides (recorded).")]
+RoleOption = Annotated[
+    list[str], typer.Option("--role", help="A role of the decider (operator mode: approver).")
+]
+AgentOption = Annotated[
+    str | None, typer.Option("--agent", help="Agent reference (default: the session's own).")
+]
+
+
+@approvals_app.command("approve")
+def approvals_approve(
+    approval_id: Annotated[str, typer.Argument(metavar="ID")],
+    by: ByOption = None,
+    role: RoleOption = [],  # noqa: B006 - typer reads the default, never mutates it
+    agent_ref: AgentOption = None,
+    db: DbOption = None,
+) -> None:
+    """Approve a waiting action: it runs (once) and the session continues."""
+    _decide(approval_id, True, by, role, None, agent_ref, db)
+
+
+@approvals_app.command("deny")
+def approvals_deny(
+    approval_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Told to the model.")] = None,
+    by: ByOption = None,
+    role: RoleOption = [],  # noqa: B006 - typer reads the default, never mutates it
+    agent_ref: AgentOption = None,
+    db: DbOption = None,
+) -> None:
+    """Deny a waiting action: it does not run, and the model is told why."""
+    _decide(approval_id, False, by, role, reason, agent_ref, db)

@@ -185,5 +185,26 @@ class LiveTurnPrinter:
         elif t == EventType.SESSION_STATUS and ev.data.get("status") == "failed":
             self._end_stream()
             self.console.print(Text(f"turn failed: {ev.data.get('reason')}", style="bold red"))
+        elif t == EventType.APPROVAL_REQUESTED:
+            self._end_stream()
+            d = ev.data
+            if d.get("mode") == "operator":
+                ask = f"  ? waiting for an operator to approve: {d.get('summary')}"
+            else:
+                ask = f"  ? approve: {d.get('summary')} (yes/no)"
+            self.console.print(Text(ask, style="bold yellow"))
         elif t == EventType.TURN_COMPLETED:
             self._end_stream()
+
+
+def approvals_table(pending: list[Any]) -> Table:
+    """Pending approvals (:class:`~tether.runtime.approvals.PendingApproval`), one row each."""
+    import datetime as _dt
+
+    table = Table(title="waiting for approval", title_justify="left")
+    for col in ("id", "tool", "summary", "mode", "expires"):
+        table.add_column(col)
+    for p in pending:
+        when = _dt.datetime.fromtimestamp(p.expires_at).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(p.id, p.tool, p.summary, p.mode, when)
+    return table
