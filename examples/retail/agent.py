@@ -154,6 +154,8 @@ def build_agent(
         models=chain,
         tools=LOCAL_TOOLS if local else TOOLS,
         tool_choice="required" if local else "auto",
+        # a 0.5B model with a required tool call would ask instead of looking up
+        clarify=not local,
         deps=functools.partial(open_shop, shop_path),
         # The embedded model on two busy CPU cores can take minutes to read a prompt
         # before it emits anything (a tool call arrives whole, at the end), so its

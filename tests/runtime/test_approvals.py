@@ -275,3 +275,36 @@ async def test_a_rule_and_per_tool_overrides(ledger: Ledger) -> None:
         done = await rt.run(agent2, "cancel")
     assert done.status == SessionStatus.IDLE
     assert ledger.cancelled == ["#W1"]
+
+
+async def test_clarify_waits_for_the_users_answer(ledger: Ledger) -> None:
+    model = ScriptedModel(
+        [
+            tether.Message.assistant(
+                "", [call("clarify", question="Cancel the order, not change it - right?")]
+            ),
+            call("cancel_order", order_id="#W1"),
+            "Cancelled.",
+        ]
+    )
+    agent = shop_agent(model, ledger)
+    async with Runtime() as rt:
+        asked = await rt.run(agent, "I don't want #W1 any more")
+        assert asked.status == SessionStatus.AWAITING_USER
+        assert asked.output == "Cancel the order, not change it - right?"
+        # the tool is offered to the model, and the answer comes back as its result
+        assert "clarify" in [t.name for t in model.requests[0].tools]
+        answered = await rt.run(agent, "Right, cancel it.", session_id=asked.session_id)
+        assert answered.status == SessionStatus.AWAITING_APPROVAL  # clarify is not consent
+        assert ledger.cancelled == []
+        assert answered.approval is not None
+        done = await rt.run(agent, "yes", session_id=asked.session_id)
+    assert done.output == "Cancelled."
+    assert ledger.cancelled == ["#W1"]
+    clarify_result = model.requests[1].messages[-1].results[0]
+    assert clarify_result.content == "The user answered: Right, cancel it."
+    # an agent can go without it
+    bare = ScriptedModel(["hi"])
+    async with Runtime() as rt:
+        await rt.run(replace(shop_agent(bare, ledger), clarify=False), "hello")
+    assert "clarify" not in [t.name for t in bare.requests[0].tools]

@@ -70,7 +70,8 @@ async def test_multi_step_flow_answers_and_records_every_step(ledger: Ledger) ->
     # The preamble is always first in the system prompt, then the instructions.
     assert second.system.startswith("You are an assistant run by the Tether runtime")
     assert second.system.rstrip().endswith("Help with orders.")
-    assert [t.name for t in second.tools] == [t.name for t in TOOLS]
+    # the agent's tools, then the built-in clarify
+    assert [t.name for t in second.tools] == [*[t.name for t in TOOLS], "clarify"]
     assert result.usage.input_tokens > 0
 
 

@@ -1,5 +1,10 @@
 """Approvals: which calls stop for a person, what they are shown, and how a chat reply is read.
 
+The built-in ``clarify`` tool (:data:`CLARIFY_SPEC`, offered to the model
+unless ``Agent(clarify=False)`` or the agent has its own tool of that name)
+lets the model ask the user a question; the session waits in
+``awaiting_user`` and the user's next message is the call's result.
+
 The step machine (:mod:`tether.runtime.runtime`) calls these: a call that
 :func:`needs_approval` is not run; the runtime stores an
 ``approval.requested`` event carrying :func:`summarize`'s plain-language
@@ -19,9 +24,32 @@ from typing import Any
 
 from tether.spec.agent import Agent
 from tether.spec.messages import ToolCall
+from tether.spec.model import ToolSpec
 from tether.spec.tools import Tool
 
-__all__ = ["PendingApproval", "needs_approval", "parse_reply", "summarize"]
+__all__ = [
+    "CLARIFY",
+    "CLARIFY_SPEC",
+    "PendingApproval",
+    "needs_approval",
+    "parse_reply",
+    "summarize",
+]
+
+#: the built-in tool the model calls to ask the user a question
+CLARIFY = "clarify"
+CLARIFY_SPEC = ToolSpec(
+    CLARIFY,
+    "Ask the user a question when you are not sure what they want (for example "
+    '"cancel the order, not change it - right?"). The conversation waits for their '
+    "answer, which comes back as this tool's result. Ask one short question.",
+    {
+        "type": "object",
+        "properties": {"question": {"type": "string", "description": "The question for the user."}},
+        "required": ["question"],
+        "additionalProperties": False,
+    },
+)
 
 _YES = re.compile(r"^\s*(?:yes|y|yes please|approve|approved|confirm|confirmed)\s*[.!]?\s*$", re.I)
 _NO = re.compile(r"^\s*(?:no|n|no thanks|deny|denied|decline|cancel|stop)\s*[.!]?\s*$", re.I)

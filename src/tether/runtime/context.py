@@ -47,7 +47,8 @@ def build_request(
     while the user has the last word (no tool result since their message).
     """
     choice = "auto"
-    if agent.tool_choice == "required" and tools and messages and messages[-1].role == "user":
+    # The agent's own tools: the built-in clarify alone must not be forced on every turn.
+    if agent.tool_choice == "required" and agent.tools and messages and messages[-1].role == "user":
         choice = "required"
     return ModelRequest(
         system=system if system is not None else system_prompt(agent),

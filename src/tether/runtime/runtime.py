@@ -39,7 +39,14 @@ from tether.exceptions import (
 )
 from tether.providers.registry import model_from_spec
 from tether.runtime import lease
-from tether.runtime.approvals import PendingApproval, needs_approval, parse_reply, summarize
+from tether.runtime.approvals import (
+    CLARIFY,
+    CLARIFY_SPEC,
+    PendingApproval,
+    needs_approval,
+    parse_reply,
+    summarize,
+)
 from tether.runtime.calls import CallEnv, call_model_chain
 from tether.runtime.context import build_request, system_prompt
 from tether.runtime.execute import ToolEnv, execute_tool, outcome_unknown
@@ -210,6 +217,9 @@ class Runtime:
         try:
             if turn.state.status == SessionStatus.AWAITING_APPROVAL:
                 return await turn.reply_to_approval(text, events)
+            asked = turn.open_clarify()
+            if asked is not None:
+                return await turn.answer_clarify(asked, text, events)
             await turn.add_user_message(text)
             return await turn.run_steps(events)
         finally:
@@ -368,7 +378,7 @@ class Runtime:
         svc = _AgentServices(
             models=tuple(self._model(m, agent.limits.model_timeout) for m in agent.models),
             tools={t.name: t for t in agent.tools},
-            specs=tuple(t.spec for t in agent.tools),
+            specs=tuple(t.spec for t in agent.tools) + _clarify_spec(agent),
             system=system_prompt(agent),
             deps=deps,
         )
@@ -485,6 +495,20 @@ async def _prepare_once(model: Model) -> None:
     prepare = getattr(model, "prepare", None)
     if prepare is not None:
         await prepare()
+
+
+def _last_question(events: list[Event]) -> str | None:
+    for ev in reversed(events):
+        if ev.type == EventType.CLARIFY_ASKED:
+            return str(ev.data["question"])
+    return None
+
+
+def _clarify_spec(agent: Agent) -> tuple[ToolSpec, ...]:
+    """The built-in clarify tool, unless turned off or the agent has its own."""
+    if not agent.clarify or agent.tool(CLARIFY) is not None:
+        return ()
+    return (CLARIFY_SPEC,)
 
 
 def _tee(events: list[Event], on_event: EventSink | None) -> EventSink:
@@ -740,6 +764,15 @@ class _Turn:
                 self._finish(result, 0.0, None)
                 continue
             tool = tools.get(call.name)
+            if tool is None and call.name == CLARIFY and self.agent.clarify:
+                question = str(call.arguments.get("question") or "").strip()
+                if question:
+                    self.emit(EventType.CLARIFY_ASKED, {"call_id": call.id, "question": question})
+                    self.emit(
+                        EventType.SESSION_STATUS,
+                        {"status": SessionStatus.AWAITING_USER, "reason": "clarify"},
+                    )
+                    return False
             if tool is not None and call.id in st.started and not tool.idempotent:
                 self._alert(call, "outcome unknown: it started but never reported a result")
                 self._finish(outcome_unknown(call), 0.0, None)
@@ -876,14 +909,32 @@ class _Turn:
         self.emit(EventType.SESSION_STATUS, {"status": SessionStatus.RUNNING, "reason": reason})
 
     async def _pause(self, events: list[Event], usage: Usage) -> TurnResult:
-        """End the turn waiting for a decision on the pending approval."""
+        """End the turn waiting for a decision (an approval) or an answer (clarify)."""
         st = self.state
-        assert st.pending_approval is not None
-        pending = PendingApproval.from_event(st.session_id, st.pending_approval)
         await self.commit(release=True)
+        if st.pending_approval is None:
+            question = _last_question(events) or st.last_output
+            return TurnResult(st.session_id, st.status, question, usage, events)
+        pending = PendingApproval.from_event(st.session_id, st.pending_approval)
         return TurnResult(
             st.session_id, st.status, pending.question(), usage, events, approval=pending
         )
+
+    def open_clarify(self) -> ToolCall | None:
+        """The unanswered ``clarify`` call the session waits on, if any."""
+        if self.state.status != SessionStatus.AWAITING_USER:
+            return None
+        for call in self.state.unanswered_calls():
+            if call.name == CLARIFY and call.name not in self.svc.tools:
+                return call
+        return None
+
+    async def answer_clarify(self, call: ToolCall, text: str, events: list[Event]) -> TurnResult:
+        """The user's message is the clarify call's result; the turn goes on."""
+        self.emit(EventType.SESSION_STATUS, {"status": SessionStatus.RUNNING, "reason": "answered"})
+        self._finish(ToolResult(call.id, call.name, f"The user answered: {text}"), 0.0, None)
+        await self.commit()
+        return await self.run_steps(events)
 
     def _alert(self, call: ToolCall, reason: str) -> None:
         sid = self.state.session_id

@@ -88,6 +88,9 @@ class Agent:
     - ``approval``: the :class:`~tether.spec.approval.ApprovalPolicy`: which
       calls stop for a person's decision, who decides, and for how long a
       request stays valid.
+    - ``clarify``: offer the model the built-in ``clarify`` tool, to ask the
+      user a question when it is unsure; the session then waits in
+      ``awaiting_user`` and the next message is the answer.
     """
 
     name: str
@@ -104,6 +107,7 @@ class Agent:
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     no_downgrade: bool = False
     approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)
+    clarify: bool = True
 
     def __post_init__(self) -> None:
         if self.tool_choice not in ("auto", "required"):
@@ -158,6 +162,7 @@ class Agent:
             breaker=self.breaker,
             no_downgrade=self.no_downgrade,
             approval=self.approval,
+            clarify=self.clarify,
         )
 
     @property

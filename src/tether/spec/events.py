@@ -36,6 +36,8 @@ Event types (``Event.type``) and their ``data``:
 ``approval.expired``   ``approval_id``: decided too late; the call did not run
 ``approval.reasked``   ``text``: a chat reply that was neither yes nor no
 ``operator.alert``     ``reason``, ``call_id``, ``tool``: a person must check
+``clarify.asked``      ``call_id``, ``question``: the model asks the user; the
+                       session waits in ``awaiting_user``
 =====================  ==========================================================
 """
 
@@ -76,6 +78,7 @@ class EventType:
     APPROVAL_EXPIRED: Final = "approval.expired"
     APPROVAL_REASKED: Final = "approval.reasked"
     OPERATOR_ALERT: Final = "operator.alert"
+    CLARIFY_ASKED: Final = "clarify.asked"
 
 
 EPHEMERAL_TYPES: Final = frozenset({EventType.MODEL_DELTA})
