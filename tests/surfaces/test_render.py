@@ -33,6 +33,27 @@ def ev(type_: str, **data: object) -> Event:
         ),
         (ev(EventType.BREAKER_CLOSED, key="model:a"), "breaker model:a closed"),
         (
+            ev(
+                EventType.APPROVAL_REQUESTED,
+                approval_id="s.7",
+                summary="cancel order #W1",
+                mode="user",
+            ),
+            "waits for the user: cancel order #W1 [s.7]",
+        ),
+        (
+            ev(
+                EventType.APPROVAL_DECIDED, approval_id="s.7", approved=False, by="ada", reason="no"
+            ),
+            "denied by ada (no) [s.7]",
+        ),
+        (ev(EventType.APPROVAL_EXPIRED, approval_id="s.7"), "expired before anyone decided [s.7]"),
+        (
+            ev(EventType.OPERATOR_ALERT, tool="charge", reason="outcome unknown"),
+            "ALERT charge: outcome unknown",
+        ),
+        (ev(EventType.CLARIFY_ASKED, question="Which order?"), "asks the user: Which order?"),
+        (
             ev(EventType.UNACKNOWLEDGED_FAILURE, tools=["cancel_order"]),
             "WARNING the answer does not mention the failure of cancel_order",
         ),

@@ -70,6 +70,21 @@ def event_summary(ev: Event, limit: int = 100) -> str:
         return f"ALERT breaker {d.get('key')} opened for {d.get('cooldown')} s"
     if t == EventType.BREAKER_CLOSED:
         return f"breaker {d.get('key')} closed"
+    if t == EventType.APPROVAL_REQUESTED:
+        who = "an operator" if d.get("mode") == "operator" else "the user"
+        return f"waits for {who}: {d.get('summary')} [{d.get('approval_id')}]"
+    if t == EventType.APPROVAL_DECIDED:
+        verdict = "approved" if d.get("approved") else "denied"
+        why = f" ({d.get('reason')})" if d.get("reason") else ""
+        return f"{verdict} by {d.get('by')}{why} [{d.get('approval_id')}]"
+    if t == EventType.APPROVAL_EXPIRED:
+        return f"expired before anyone decided [{d.get('approval_id')}]"
+    if t == EventType.APPROVAL_REASKED:
+        return f"asked again: {_short(d.get('text') or '', limit)!r} is not a yes or a no"
+    if t == EventType.OPERATOR_ALERT:
+        return f"ALERT {d.get('tool')}: {d.get('reason')}"
+    if t == EventType.CLARIFY_ASKED:
+        return f"asks the user: {_short(d.get('question') or '', limit)}"
     if t == EventType.UNACKNOWLEDGED_FAILURE:
         return "WARNING the answer does not mention the failure of " + ", ".join(d.get("tools", []))
     return _short(d, limit)
