@@ -19,6 +19,33 @@ EXAMPLES = REPO / "docs" / "examples"
 
 # Lines each example must print (whole lines of stdout): what its docs page shows.
 EXPECTED: dict[str, list[str]] = {
+    "oversight.py": [
+        "lookups run: 1, cancellations run: 0",
+        "asked: Please confirm: cancel order #W1 (reason: ordered twice). Reply yes or no.",
+        "the model's own words, shown beside it: I'll cancel order #W1 now.",
+        "reply 'hmm, is it refunded?': awaiting_approval, approval.reasked",
+        "asked again: True",
+        "reply 'yes': idle, approval.decided",
+        "cancelled: ['#W1'], idempotency key: SESSION:2:cancel-1",
+        "the same approval again: InvalidSessionState: session SESSION is 'idle' and waits for "
+        "no approval",
+        "asked: Please confirm: cancel order #W2 (reason: ordered twice). Reply yes or no.",
+        "approval ids: SESSION.7 approved, SESSION.18 asked",
+        "reply 'no': idle, approval.decided",
+        "cancelled: ['#W1']",
+        "the model was told: not done: the user declined cancel order #W2 (reason: ordered "
+        "twice). Do not do it; tell the user, and ask what they would like instead.",
+        "the user is told: This action is waiting for review by an operator: cancel order #W3 "
+        "(reason: damaged)",
+        "the user replies 'yes': awaiting_approval, cancelled: []",
+        "without the role: ApprovalError: mallory cannot decide approval SESSION.4: it needs the "
+        "'approver' role (operator approval)",
+        "approved by olga: idle, cancelled: ['#W3']",
+        "expires after: 900 s",
+        "reply 'yes' 16 minutes later: idle, approval.expired",
+        "cancelled: []",
+        "status: idle, cancelled: ['#W5']",
+    ],
     "quickstart.py": [
         "answer: Order #W1001 has shipped with UPS; it should arrive in 3 days.",
         "status: idle",

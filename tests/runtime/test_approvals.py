@@ -308,3 +308,28 @@ async def test_clarify_waits_for_the_users_answer(ledger: Ledger) -> None:
     async with Runtime() as rt:
         await rt.run(replace(shop_agent(bare, ledger), clarify=False), "hello")
     assert "clarify" not in [t.name for t in bare.requests[0].tools]
+
+
+def test_summaries_and_rules_that_break_fail_safe(caplog: pytest.LogCaptureFixture) -> None:
+    from tether.runtime.approvals import needs_approval, parse_reply, summarize
+
+    # a template that cannot format the model's value still shows the real arguments
+    odd = call("refund", order_id="#W1", amount=None)
+    assert summarize(refund, odd) == "run refund(order_id='#W1', amount=None)"
+
+    # a rule that raises asks rather than lets the call through
+    def broken(tool: str, arguments: dict[str, Any]) -> bool:
+        raise KeyError("amount")
+
+    agent = shop_agent(ScriptedModel([]), Ledger(), rule=broken)
+    assert needs_approval(agent, get_order, call("get_order", order_id="#W1"))
+    assert "approval rule failed" in caplog.text
+    # strict replies: "cancel" is not a no when the question is "cancel order #W1?"
+    assert [parse_reply(t) for t in ("Yes.", "y", "NO", "cancel", "yes please do", "")] == [
+        True,
+        True,
+        False,
+        None,
+        None,
+        None,
+    ]

@@ -95,3 +95,19 @@ def test_the_live_printer_shows_retries_and_a_degraded_answer() -> None:
     assert "! anthropic:x: attempt 1 failed (HTTP 529); retry in 1.0 s" in out
     assert "agent> From the backup." in out
     assert "(answered by the backup model backup: anthropic:x is unavailable)" in out
+
+
+def test_the_live_printer_shows_what_the_user_must_answer() -> None:
+    from rich.console import Console
+
+    from tether.surfaces.cli.render import LiveTurnPrinter
+
+    console = Console(record=True, width=200)
+    printer = LiveTurnPrinter(console)
+    printer(ev(EventType.CLARIFY_ASKED, call_id="c1", question="Which order do you mean?"))
+    printer(ev(EventType.APPROVAL_REQUESTED, summary="cancel order #W1", mode="user"))
+    printer(ev(EventType.APPROVAL_REASKED, text="hmm"))
+    out = console.export_text()
+    assert "agent> Which order do you mean?" in out
+    assert "? approve: cancel order #W1 (yes/no)" in out
+    assert "? please answer yes or no" in out

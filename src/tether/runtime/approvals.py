@@ -18,6 +18,7 @@ else.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,8 @@ __all__ = [
     "summarize",
 ]
 
+logger = logging.getLogger("tether.approvals")
+
 #: the built-in tool the model calls to ask the user a question
 CLARIFY = "clarify"
 CLARIFY_SPEC = ToolSpec(
@@ -52,7 +55,8 @@ CLARIFY_SPEC = ToolSpec(
 )
 
 _YES = re.compile(r"^\s*(?:yes|y|yes please|approve|approved|confirm|confirmed)\s*[.!]?\s*$", re.I)
-_NO = re.compile(r"^\s*(?:no|n|no thanks|deny|denied|decline|cancel|stop)\s*[.!]?\s*$", re.I)
+# Not "cancel": asked to confirm "cancel order #W1", "cancel" would mean yes.
+_NO = re.compile(r"^\s*(?:no|n|no thanks|deny|denied|decline|stop|don't)\s*[.!]?\s*$", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +105,14 @@ def needs_approval(agent: Agent, tool: Tool, call: ToolCall) -> bool:
         flagged = any(getattr(tool.risk, flag, False) for flag in policy.flags)
     if flagged:
         return True
-    return bool(policy.rule is not None and policy.rule(tool.name, call.arguments))
+    if policy.rule is None:
+        return False
+    try:
+        return bool(policy.rule(tool.name, call.arguments))
+    except Exception:
+        # A rule that cannot decide must not let the call through unasked.
+        logger.exception("approval rule failed on %s; asking for approval", tool.name)
+        return True
 
 
 def summarize(tool: Tool, call: ToolCall) -> str:
@@ -109,8 +120,8 @@ def summarize(tool: Tool, call: ToolCall) -> str:
     if tool.summary:
         try:
             return tool.summary.format(**call.arguments)
-        except (KeyError, IndexError, ValueError, AttributeError):
-            pass  # a template naming an argument the call lacks: say it plainly instead
+        except Exception:
+            pass  # say it plainly instead: the person must still see the real arguments
     args = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
     return f"run {tool.name}({args})"
 

@@ -858,18 +858,7 @@ class _Turn:
                 f"approval {approval_id} does not match the call it was requested for"
             )
         if self.rt.clock() > float(pending["expires_at"]):
-            self.emit(EventType.APPROVAL_EXPIRED, {"approval_id": approval_id, "by": by})
-            self._running("approval expired")
-            self._finish(
-                ToolResult(
-                    call.id,
-                    call.name,
-                    f"not done: the request to approve {pending['summary']} expired before "
-                    "anyone decided, so it did not run. Ask the user again if it is still wanted.",
-                ),
-                0.0,
-                None,
-            )
+            self._expire(pending, call, by)
         else:
             self.emit(
                 EventType.APPROVAL_DECIDED,
@@ -878,12 +867,15 @@ class _Turn:
             self._running("approval decided")
             if not approve:
                 why = f" ({reason})" if reason else ""
+                who = (
+                    "the operator reviewing it" if pending.get("mode") == "operator" else "the user"
+                )
                 self._finish(
                     ToolResult(
                         call.id,
                         call.name,
-                        f"not done: the user declined {pending['summary']}{why}. Do not do it; "
-                        "ask what they would like instead.",
+                        f"not done: {who} declined {pending['summary']}{why}. Do not do it; "
+                        "tell the user, and ask what they would like instead.",
                     ),
                     0.0,
                     None,
@@ -891,11 +883,32 @@ class _Turn:
         await self.commit()
         return await self.run_steps(events)
 
+    def _expire(self, pending: dict[str, Any], call: ToolCall, by: str) -> None:
+        """The request lapsed: the call does not run and the model is told."""
+        self.emit(EventType.APPROVAL_EXPIRED, {"approval_id": pending["approval_id"], "by": by})
+        self._running("approval expired")
+        self._finish(
+            ToolResult(
+                call.id,
+                call.name,
+                f"not done: the request to approve {pending['summary']} expired before "
+                "anyone decided, so it did not run. Ask the user again if it is still wanted.",
+            ),
+            0.0,
+            None,
+        )
+
     async def reply_to_approval(self, text: str, events: list[Event]) -> TurnResult:
         """A chat message while an approval is pending: a strict yes or no decides; else re-ask."""
         st = self.state
         assert st.pending_approval is not None
         pending = PendingApproval.from_event(st.session_id, st.pending_approval)
+        call = st.open_calls.get(pending.call_id)
+        if call is not None and self.rt.clock() > pending.expires_at:
+            # Too late to ask again: the request lapses now, and the turn goes on.
+            self._expire(st.pending_approval, call, "user")
+            await self.commit()
+            return await self.run_steps(events)
         answer = parse_reply(text) if pending.mode == "user" else None
         if answer is None:
             self.emit(EventType.APPROVAL_REASKED, {"text": text})

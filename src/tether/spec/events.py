@@ -33,7 +33,7 @@ Event types (``Event.type``) and their ``data``:
                        ``args_hash``, ``summary``, ``explanation``, ``mode``,
                        ``expires_at``: the call waits for a decision
 ``approval.decided``   ``approval_id``, ``approved``, ``by``, ``reason``
-``approval.expired``   ``approval_id``: decided too late; the call did not run
+``approval.expired``   ``approval_id``, ``by``: decided too late; the call did not run
 ``approval.reasked``   ``text``: a chat reply that was neither yes nor no
 ``operator.alert``     ``reason``, ``call_id``, ``tool``: a person must check
 ``clarify.asked``      ``call_id``, ``question``: the model asks the user; the

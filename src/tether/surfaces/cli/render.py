@@ -200,6 +200,13 @@ class LiveTurnPrinter:
         elif t == EventType.SESSION_STATUS and ev.data.get("status") == "failed":
             self._end_stream()
             self.console.print(Text(f"turn failed: {ev.data.get('reason')}", style="bold red"))
+        elif t == EventType.CLARIFY_ASKED:
+            self._end_stream()
+            self.console.print(Text("agent> ", style="bold green"), end="")
+            self.console.print(ev.data.get("question", ""), markup=False, highlight=False)
+        elif t == EventType.APPROVAL_REASKED:
+            self._end_stream()
+            self.console.print(Text("  ? please answer yes or no", style="bold yellow"))
         elif t == EventType.APPROVAL_REQUESTED:
             self._end_stream()
             d = ev.data
