@@ -751,9 +751,12 @@ class _Turn:
         st = self.state
         cap = self.agent.limits.max_tool_calls_per_step
         tools = self.svc.tools
-        order = list(st.open_calls)
-        for call in st.unanswered_calls():
-            if order.index(call.id) >= cap:
+        done = st.partial_results
+        gate = self.agent.approval.enabled
+        for position, call in enumerate(list(st.open_calls.values())):
+            if call.id in done:
+                continue
+            if position >= cap:
                 result = ToolResult(
                     call.id,
                     call.name,
@@ -778,7 +781,8 @@ class _Turn:
                 self._finish(outcome_unknown(call), 0.0, None)
                 continue
             if (
-                tool is not None
+                gate
+                and tool is not None
                 and call.id not in st.approved
                 and needs_approval(self.agent, tool, call)
             ):
