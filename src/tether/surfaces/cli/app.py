@@ -351,6 +351,7 @@ def approvals_list(
                         "tool": p.tool,
                         "arguments": p.arguments,
                         "summary": p.summary,
+                        "explanation": p.explanation,
                         "mode": p.mode,
                         "expires_at": p.expires_at,
                     }

@@ -210,6 +210,8 @@ class LiveTurnPrinter:
         elif t == EventType.APPROVAL_REQUESTED:
             self._end_stream()
             d = ev.data
+            if d.get("explanation"):  # the model's own words, beside the runtime's summary
+                self.console.print(Text(f"  (the agent says: {d['explanation']})", style="dim"))
             if d.get("mode") == "operator":
                 ask = f"  ? waiting for an operator to approve: {d.get('summary')}"
             else:
