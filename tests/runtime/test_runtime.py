@@ -374,3 +374,23 @@ async def test_each_agent_object_gets_its_own_model_and_deps() -> None:
             assert result.output == f"answer {i}"
             assert model.requests[1].messages[-1].results[0].content == f"deps {i}"
             del agent, model
+
+
+async def test_a_caller_can_name_a_new_session(
+    ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = ScriptedModel(["Hello.", "Again."])
+    agent = make_agent(model, ledger)
+    async with Runtime() as rt:
+        first = await rt.run(agent, "hi", new_session_id="ticket-4711")
+        assert first.session_id == "ticket-4711"
+        with pytest.raises(SessionConflict):
+            await rt.run(agent, "hi", new_session_id="ticket-4711")  # exists: nothing runs
+        assert len(model.requests) == 1
+        stored = await rt.store.events("ticket-4711")
+        assert [e.type for e in stored].count("session.created") == 1
+        again = await rt.run(agent, "again", session_id="ticket-4711")
+        assert again.output == "Again."
+        with pytest.raises(ConfigError):
+            await rt.run(agent, "x", session_id="ticket-4711", new_session_id="other")
+    assert "final commit failed" not in caplog.text

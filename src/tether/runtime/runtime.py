@@ -201,18 +201,33 @@ class Runtime:
         user_id: str | None = None,
         on_event: EventSink | None = None,
         metadata: dict[str, Any] | None = None,
+        new_session_id: str | None = None,
     ) -> TurnResult:
         """Send ``message`` to a session (a new one unless ``session_id``) and run the turn.
 
         ``metadata`` (JSON-serialisable) is recorded when a new session is
         created, e.g. the agent reference the CLI loaded, so ``tether resume``
-        can find the agent again.
+        can find the agent again. ``new_session_id`` names the new session
+        instead of a generated id: a caller that dies before ``run`` returns
+        (the first turn may stop for an approval) can still find its session.
+        An id that exists raises ``SessionConflict``; nothing is run then.
         """
         text = self._check_input(agent, message)
+        if new_session_id is not None:
+            if session_id is not None:
+                raise ConfigError("pass session_id (to continue) or new_session_id, not both")
+            if not new_session_id.strip() or len(new_session_id) > 255:
+                raise ConfigError("new_session_id must be 1 to 255 characters, not blank")
         events: list[Event] = []
         sink = _tee(events, on_event)
         turn = await self._open(
-            agent, session_id, user_id, sink, new_message=True, metadata=metadata
+            agent,
+            session_id,
+            user_id,
+            sink,
+            new_message=True,
+            metadata=metadata,
+            new_id=new_session_id,
         )
         try:
             if turn.state.status == SessionStatus.AWAITING_APPROVAL:
@@ -394,11 +409,14 @@ class Runtime:
         *,
         new_message: bool,
         metadata: dict[str, Any] | None = None,
+        new_id: str | None = None,
     ) -> _Turn:
         svc = self._services_for(agent)
         now = self.clock()
         if session_id is None:
-            sid = new_session_id()
+            sid = new_id if new_id is not None else new_session_id()
+            if new_id is not None and new_id in self._active:
+                raise SessionConflict(f"session {new_id} already has a turn in this process")
             record = SessionRecord(
                 id=sid,
                 agent=agent.name,
@@ -607,6 +625,8 @@ class _Turn:
         rec.last_error = st.last_error
         rec.updated_at = self.rt.clock()
         if not self.stored:
+            # A conflict (the id exists) writes nothing: the pending events are
+            # dropped with it, so close() does not try to create it again.
             await self.rt.store.create(
                 rec, self.take_pending(), owner=self.rt.owner, lease_ttl=self.rt.lease_ttl
             )
