@@ -36,6 +36,7 @@ from typing import Literal, Protocol
 from tether.spec.policy import BreakerPolicy
 
 __all__ = [
+    "ADMITTED",
     "Admission",
     "BreakerBackend",
     "Breakers",
@@ -58,7 +59,8 @@ class Admission:
     retry_at: float | None = None
 
 
-_ADMITTED = Admission(True)
+#: the admission of every call to a closed breaker (one shared, immutable object)
+ADMITTED = Admission(True)
 
 
 class BreakerBackend(Protocol):
@@ -116,7 +118,7 @@ class MemoryBreakerBackend:
         if st.opened_at is None:
             st.admitted.append(now)
             _prune(st.admitted, now - policy.window)
-            return _ADMITTED
+            return ADMITTED
         if st.trial_at is not None:  # a trial is out: wait for it, unless it went silent
             if now < st.trial_at + policy.cooldown:
                 return Admission(False, retry_at=st.trial_at + policy.cooldown)
@@ -191,7 +193,7 @@ class Breakers:
     def admit_now(self, key: str, policy: BreakerPolicy) -> Admission | None:
         """:meth:`admit` without awaiting when the state is in this process, else ``None``."""
         if not policy.enabled:
-            return _ADMITTED
+            return ADMITTED
         if self._local is not None:
             return self._local.admit_now(key, self.clock(), policy)
         return None
@@ -207,7 +209,7 @@ class Breakers:
     async def admit(self, key: str, policy: BreakerPolicy) -> Admission:
         """May a call to ``key`` start now? Always yes when ``policy.enabled`` is false."""
         if not policy.enabled:
-            return _ADMITTED
+            return ADMITTED
         if self._local is not None:
             return self._local.admit_now(key, self.clock(), policy)
         try:

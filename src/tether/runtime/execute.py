@@ -18,7 +18,7 @@ from typing import Any
 
 import pydantic
 
-from tether.controls.breaker import Admission, Breakers
+from tether.controls.breaker import ADMITTED, Breakers
 from tether.controls.retry import RetryInfo, Sleep, retry_after
 from tether.exceptions import CircuitOpen, Retry, ToolFailed
 from tether.spec.events import EventType
@@ -73,7 +73,6 @@ class ToolEnv:
 
 
 _NO_RETRY = RetryPolicy(max_retries=0)
-_ADMITTED = Admission(True)
 
 
 async def execute_tool(
@@ -110,7 +109,7 @@ async def execute_tool(
     changed_vars: list[dict[str, Any]] = [dict(vars)]
 
     async def attempt() -> Any:
-        admission = _ADMITTED
+        admission = ADMITTED
         if env is not None:
             breakers = env.breakers
             admission = breakers.admit_now(key, env.breaker) or await breakers.admit(
