@@ -10,6 +10,7 @@ from tether.exceptions import (
     ConfigError,
     ModelUnavailable,
     ProviderError,
+    RateLimited,
     RunError,
     SessionConflict,
     SessionNotFound,
@@ -19,11 +20,14 @@ from tether.exceptions import (
 from tether.runtime import Runtime, TurnResult
 from tether.spec import (
     Agent,
+    Budget,
     Event,
     EventType,
     Limits,
     Message,
     Model,
+    Quota,
+    RateLimits,
     Risk,
     Tool,
     ToolCall,
@@ -33,6 +37,7 @@ from tether.spec import (
     tool,
 )
 from tether.spec.policy import BreakerPolicy, RetryPolicy
+from tether.spec.pricing import Price, PriceTable
 
 __version__ = "0.1.0"
 
@@ -49,6 +54,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Agent",
     "BreakerPolicy",
+    "Budget",
     "CircuitOpen",
     "ConfigError",
     "Event",
@@ -57,7 +63,12 @@ __all__ = [
     "Message",
     "Model",
     "ModelUnavailable",
+    "Price",
+    "PriceTable",
     "ProviderError",
+    "Quota",
+    "RateLimited",
+    "RateLimits",
     "RetryPolicy",
     "Risk",
     "RunError",

@@ -20,6 +20,7 @@ The tree has three families, so callers can tell *who* has to act::
         ├── SessionNotFound        no session has that id
         ├── InvalidSessionState    the session cannot take this action now
         ├── InputRejected          a user message the runtime will not accept
+        ├── RateLimited            a per-user or per-tenant limit refused the request
         ├── ModelIntegrityError    a local model file failed its hash check
         ├── ScriptExhausted        a scripted test model was called once too often
         ├── StoreTimeout           a store operation outlived op_timeout (also a TimeoutError)
@@ -46,6 +47,7 @@ __all__ = [
     "ModelTimeout",
     "ModelUnavailable",
     "ProviderError",
+    "RateLimited",
     "Retry",
     "RunError",
     "ScriptExhausted",
@@ -193,6 +195,37 @@ class InvalidSessionState(RunError):
 
 class InputRejected(RunError):
     """A user message was rejected before anything was stored (empty, too long...)."""
+
+
+class RateLimited(RunError):
+    """A per-user or per-tenant limit refused the request; nothing was spent or stored.
+
+    ``limit`` names it (``sessions_per_hour``, ``tokens_per_day``,
+    ``concurrent_sessions``), ``scope`` says whose (``user`` or ``tenant``),
+    ``key`` the user or tenant id, ``allowed`` the limit's size, and
+    ``reset_at`` (Unix time) when it admits again: for a concurrency limit,
+    when one of the running turns ends, so ``None``. ``retry_after`` is the
+    same as a number of seconds from the time it was raised.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str,
+        scope: str,
+        key: str,
+        allowed: int,
+        reset_at: float | None,
+        retry_after: float | None,
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.scope = scope
+        self.key = key
+        self.allowed = allowed
+        self.reset_at = reset_at
+        self.retry_after = retry_after
 
 
 class ModelIntegrityError(RunError):

@@ -157,7 +157,8 @@ async def test_input_is_checked_before_anything_is_stored(ledger: Ledger) -> Non
 
 
 async def test_step_limit_ends_the_turn_cleanly(ledger: Ledger) -> None:
-    model = ScriptedModel([call("get_order", order_id="#W1")] * 3)
+    # Distinct calls, so loop detection (same call again and again) does not stop it first.
+    model = ScriptedModel([call("get_order", order_id=f"#W{i}") for i in range(3)])
     async with Runtime() as rt:
         result = await rt.run(make_agent(model, ledger, max_steps_per_turn=3), "loop")
     assert result.status == SessionStatus.FAILED

@@ -78,7 +78,7 @@ async def test_upgrade_creates_tables_and_is_idempotent(empty_db: tuple[str, str
             await conn.execute(
                 sa.text(
                     "INSERT INTO sessions VALUES ('s', 'a', '1', NULL, 'idle', 0, 0, 0, 0, 0, 0,"
-                    " NULL, NULL, NULL, 1.0, 1.0)"
+                    " NULL, NULL, NULL, 1.0, 1.0, 0.0, NULL)"
                 )
             )
     finally:
@@ -190,11 +190,23 @@ async def test_0002_keeps_every_session_and_event_both_ways(
         assert len(before[0]) == 3
         assert len(before[1]) == 6
         async with engine.begin() as conn:
-            await conn.run_sync(migrations.upgrade, "head")
+            await conn.run_sync(migrations.upgrade, "0002")
         assert await contents() == before
         async with engine.begin() as conn:
             await conn.run_sync(migrations.downgrade, "0001")
         assert await contents() == before
+        # 0003 adds the cost (0 for old rows) and tenant columns, and takes them away again
+        async with engine.begin() as conn:
+            await conn.run_sync(migrations.upgrade, "head")
+        sessions, events = await contents()
+        assert events == before[1]
+        assert [r[:-2] for r in sessions] == before[0]
+        assert {r[-2:] for r in sessions} == {(0.0, None)}
+        async with engine.begin() as conn:
+            await conn.run_sync(migrations.downgrade, "0002")
+        assert await contents() == before
+        async with engine.begin() as conn:
+            await conn.run_sync(migrations.upgrade, "head")
     finally:
         await engine.dispose()
     # and the store works on the upgraded data

@@ -42,6 +42,8 @@ def _copy(r: SessionRecord) -> SessionRecord:
         r.last_error,
         r.lease_owner,
         r.lease_expires,
+        r.cost,
+        r.tenant_id,
     )
 
 
@@ -183,21 +185,38 @@ class InMemoryStore:
     async def list_sessions(
         self,
         *,
-        limit: int = 50,
+        limit: int | None = 50,
         status: str | None = None,
         agent: str | None = None,
         user_id: str | None = None,
+        since: float | None = None,
     ) -> list[SessionRecord]:
-        """Newest sessions first (by ``created_at``; ties: larger id first)."""
+        """Newest sessions first (by ``created_at``; ties: larger id first).
+
+        ``limit=None`` lists all; ``since`` keeps sessions created at or after it.
+        """
         rows = [
             e.record
             for e in self._sessions.values()
             if (status is None or e.record.status == status)
             and (agent is None or e.record.agent == agent)
             and (user_id is None or e.record.user_id == user_id)
+            and (since is None or e.record.created_at >= since)
         ]
         rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
-        return [_copy(r) for r in rows[: max(limit, 0)]]
+        if limit is not None:
+            rows = rows[: max(limit, 0)]
+        return [_copy(r) for r in rows]
+
+    async def scan_events(self, types: Sequence[str], *, since: float | None = None) -> list[Event]:
+        """Stored events of the given types across all sessions, by session then ``seq``."""
+        wanted = frozenset(types)
+        return [
+            ev
+            for sid in sorted(self._sessions)
+            for ev in self._sessions[sid].events
+            if ev.type in wanted and (since is None or ev.time >= since)
+        ]
 
     async def aclose(self) -> None:
         """Forget every session. The store is unusable afterwards."""

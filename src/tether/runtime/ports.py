@@ -47,7 +47,8 @@ class SessionRecord:
 
     ``event_count`` is the number of stored events (the next event's ``seq``
     is ``event_count + 1``); ``step`` the step counter; ``last_error`` the
-    message of the failure that stopped the session, if any.
+    message of the failure that stopped the session, if any; ``cost`` the
+    dollars its model calls cost.
     """
 
     id: str
@@ -63,6 +64,10 @@ class SessionRecord:
     last_error: str | None = None
     lease_owner: str | None = None
     lease_expires: float | None = None
+    #: dollars spent by the session's model calls, at the prices in force when made
+    cost: float = 0.0
+    #: the tenant (organisation) the user belongs to, when there is one
+    tenant_id: str | None = None
 
 
 class SessionStore(Protocol):
@@ -128,12 +133,24 @@ class SessionStore(Protocol):
     async def list_sessions(
         self,
         *,
-        limit: int = 50,
+        limit: int | None = 50,
         status: str | None = None,
         agent: str | None = None,
         user_id: str | None = None,
+        since: float | None = None,
     ) -> list[SessionRecord]:
-        """Newest sessions first (by ``created_at``; ties: larger id first)."""
+        """Newest sessions first (by ``created_at``; ties: larger id first).
+
+        ``limit=None`` lists all; ``since`` keeps sessions created at or after it.
+        """
+        ...
+
+    async def scan_events(self, types: Sequence[str], *, since: float | None = None) -> list[Event]:
+        """Stored events of the given types across all sessions (reports, audits).
+
+        Ordered by session then ``seq``; ``since`` keeps events at or after
+        that time.
+        """
         ...
 
     async def aclose(self) -> None:

@@ -21,7 +21,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tether.controls.breaker import Breakers
 from tether.controls.retry import Sleep
@@ -29,6 +29,7 @@ from tether.exceptions import (
     ConfigError,
     InputRejected,
     InvalidSessionState,
+    RateLimited,
     SessionConflict,
 )
 from tether.providers.registry import model_from_spec
@@ -46,6 +47,10 @@ from tether.runtime.turn import AgentServices, EventSink, Turn, TurnResult
 from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType
 from tether.spec.model import Model, ToolSpec
+from tether.spec.pricing import Price, PriceTable, load_prices
+
+if TYPE_CHECKING:  # the limits library loads only when a limiter is used
+    from tether.controls.ratelimit import RateLimiter
 
 __all__ = ["EventSink", "Runtime", "TurnResult"]
 
@@ -79,6 +84,14 @@ class Runtime:
       (``tether.store.open_breakers()`` does when ``TETHER_REDIS_URL`` is set).
     - ``sleep``, ``rng``: how the runtime waits between retries and draws
       their jitter; injected so tests run retries on a fake clock.
+    - ``prices``: the :class:`~tether.spec.pricing.PriceTable` that prices
+      every model call (recorded as the event's ``cost``); default: the
+      built-in table, or the file ``TETHER_PRICES`` names.
+    - ``limiter``: a :class:`~tether.controls.ratelimit.RateLimiter` enforcing
+      per-user and per-tenant sessions per hour, tokens per day and
+      concurrent sessions (``tether.store.open_rate_limiter`` shares one
+      through Redis); ``None``: no such limits. A refused request raises
+      :class:`~tether.exceptions.RateLimited` before anything is stored.
     """
 
     def __init__(
@@ -92,6 +105,8 @@ class Runtime:
         breakers: Breakers | None = None,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        prices: PriceTable | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         if store is None:
             from tether.runtime.memory import InMemoryStore
@@ -105,6 +120,9 @@ class Runtime:
         self.breakers = breakers if breakers is not None else Breakers(clock=clock)
         self.sleep = sleep
         self.rng = rng if rng is not None else random.Random()
+        self.prices = prices if prices is not None else load_prices()
+        self._price_cache: dict[str, Price | None] = {}
+        self.limiter = limiter
         self._models: dict[str, Model] = dict(models or {})
         self._prepared: set[int] = set()
         # Keyed by id() of the Agent / deps factory, with the object itself
@@ -138,6 +156,8 @@ class Runtime:
                 await aclose()
         if self._close_store:
             await self.breakers.aclose()
+            if self.limiter is not None:
+                await self.limiter.aclose()
             await self.store.aclose()
 
     # --- public API -------------------------------------------------------
@@ -152,6 +172,7 @@ class Runtime:
         on_event: EventSink | None = None,
         metadata: dict[str, Any] | None = None,
         new_session_id: str | None = None,
+        tenant_id: str | None = None,
     ) -> TurnResult:
         """Send ``message`` to a session (a new one unless ``session_id``) and run the turn.
 
@@ -161,6 +182,8 @@ class Runtime:
         instead of a generated id: a caller that dies before ``run`` returns
         (the first turn may stop for an approval) can still find its session.
         An id that exists raises ``SessionConflict``; nothing is run then.
+        ``user_id`` and ``tenant_id`` are recorded on a new session and
+        checked against the runtime's per-user and per-tenant rate limits.
         """
         text = self._check_input(agent, message)
         if new_session_id is not None:
@@ -178,8 +201,11 @@ class Runtime:
             new_message=True,
             metadata=metadata,
             new_id=new_session_id,
+            tenant_id=tenant_id,
         )
         try:
+            if self.limiter is not None:
+                await self._limit(turn, new_session=session_id is None, new_message=True)
             if turn.state.status == SessionStatus.AWAITING_APPROVAL:
                 return await turn.reply_to_approval(text, events)
             asked = turn.open_clarify()
@@ -215,6 +241,8 @@ class Runtime:
         sink = _tee(events, on_event)
         turn = await self._open(agent, session_id, None, sink, new_message=False)
         try:
+            if self.limiter is not None:
+                await self._limit(turn, new_session=False, new_message=False)
             return await turn.decide(
                 approval_id,
                 approve=approve,
@@ -241,6 +269,8 @@ class Runtime:
         sink = _tee(events, on_event)
         turn = await self._open(agent, session_id, None, sink, new_message=False)
         try:
+            if self.limiter is not None:
+                await self._limit(turn, new_session=False, new_message=False)
             if turn.state.status not in _RESUMABLE:
                 raise InvalidSessionState(
                     f"session {session_id} is {turn.state.status!r}; only a running "
@@ -297,6 +327,46 @@ class Runtime:
         return state
 
     # --- internals --------------------------------------------------------
+
+    async def _limit(self, turn: Turn, *, new_session: bool, new_message: bool) -> None:
+        """Check the per-user and per-tenant limits before a turn stores anything.
+
+        A message to a user whose daily tokens are spent is refused, a turn
+        takes a concurrency slot (given back when it closes), and a new
+        session counts against sessions per hour, last, so a refusal by an
+        earlier check does not use one up. On refusal nothing of the turn is
+        stored (a new session is not created) and ``RateLimited`` propagates.
+        """
+        limiter = self.limiter
+        assert limiter is not None
+        st = turn.state
+        try:
+            if new_message:
+                await limiter.check_tokens(st.user_id, st.tenant_id)
+            turn.slots = await limiter.acquire_slots(
+                st.user_id, st.tenant_id, f"{st.session_id}:{self.owner}"
+            )
+            if new_session:
+                await limiter.admit_session(st.user_id, st.tenant_id)
+        except RateLimited as exc:
+            log.info("session %s: %s", st.session_id, exc)
+            if not turn.stored:
+                turn.pending.clear()  # the new session is not created
+            raise
+
+    def price_of(self, model: str) -> Price | None:
+        """The price of ``model`` in this runtime's table (``None``: unpriced)."""
+        try:
+            return self._price_cache[model]
+        except KeyError:
+            price = self._price_cache[model] = self.prices.lookup(model)
+            if price is None:
+                log.warning(
+                    "no price for model %s: its calls are recorded at $0; add it to the "
+                    "price table (TETHER_PRICES) to count its cost",
+                    model,
+                )
+            return price
 
     def _check_input(self, agent: Agent, message: str) -> str:
         if not isinstance(message, str):
@@ -360,6 +430,7 @@ class Runtime:
         new_message: bool,
         metadata: dict[str, Any] | None = None,
         new_id: str | None = None,
+        tenant_id: str | None = None,
     ) -> Turn:
         svc = self._services_for(agent)
         now = self.clock()
@@ -375,9 +446,14 @@ class Runtime:
                 status=SessionStatus.IDLE,
                 created_at=now,
                 updated_at=now,
+                tenant_id=tenant_id,
             )
             state = SessionState(
-                session_id=sid, agent=agent.name, agent_version=agent.version, user_id=user_id
+                session_id=sid,
+                agent=agent.name,
+                agent_version=agent.version,
+                user_id=user_id,
+                tenant_id=tenant_id,
             )
             turn = Turn(self, agent, svc, record, state, sink)
             created: dict[str, Any] = {
@@ -386,6 +462,8 @@ class Runtime:
                 "user_id": user_id,
                 "models": [m if isinstance(m, str) else m.name for m in agent.models],
             }
+            if tenant_id is not None:
+                created["tenant_id"] = tenant_id
             if metadata:
                 created["metadata"] = metadata
             turn.emit(EventType.SESSION_CREATED, created)
@@ -416,11 +494,15 @@ class Runtime:
             state = SessionState.from_events(session_id, stored)
             state.status = record.status
             if new_message and record.status not in _ACCEPTS_MESSAGE:
-                hint = (
-                    f"it was interrupted mid-turn; run `tether resume {session_id}` first"
-                    if record.status == SessionStatus.RUNNING
-                    else "it has ended; start a new session"
-                )
+                if record.status == SessionStatus.RUNNING:
+                    hint = f"it was interrupted mid-turn; run `tether resume {session_id}` first"
+                elif record.status == SessionStatus.BUDGET_EXHAUSTED:
+                    hint = (
+                        f"it has used its token budget ({record.usage.total_tokens:,} tokens) "
+                        "and has ended; start a new session"
+                    )
+                else:
+                    hint = "it has ended; start a new session"
                 raise InvalidSessionState(
                     f"session {session_id} is {record.status!r} and cannot take a new "
                     f"message: {hint}"

@@ -9,15 +9,25 @@ to resume any session.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether.runtime.compress import apply_compression
 from tether.runtime.ports import SessionStatus
 from tether.spec.events import Event, EventType
 from tether.spec.messages import Message, ToolCall, ToolResult, Usage
 
-__all__ = ["SessionState"]
+__all__ = ["SessionState", "call_key"]
+
+
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
+def call_key(name: str, arguments: dict[str, Any]) -> str:
+    """One tool call's identity for loop detection: its name and canonical arguments."""
+    return name + _canonical(arguments)
 
 
 @dataclass(slots=True)
@@ -28,6 +38,7 @@ class SessionState:
     agent: str = ""
     agent_version: str = ""
     user_id: str | None = None
+    tenant_id: str | None = None
     status: str = SessionStatus.IDLE
     step: int = 0
     event_count: int = 0
@@ -46,6 +57,13 @@ class SessionState:
     pending_approval: dict[str, Any] | None = None
     #: open calls a person approved (each approval is for that one call)
     approved: set[str] = field(default_factory=set)
+    #: dollars spent by model calls (their ``cost``)
+    cost: float = 0.0
+    #: tool calls run in the session, and in the current turn
+    tool_calls: int = 0
+    turn_tool_calls: int = 0
+    #: how often each (tool, arguments) ran in the current turn (loop detection)
+    turn_call_keys: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_events(cls, session_id: str, events: Iterable[Event]) -> SessionState:
@@ -69,6 +87,9 @@ class SessionState:
         if ev.usage is not None:
             self.usage = self.usage + ev.usage
         if t == EventType.MODEL_RESPONSE:
+            cost = data.get("cost")
+            if cost:
+                self.cost += cost
             msg = message if message is not None else Message.from_dict(data["message"])
             self.messages.append(msg)
             self.open_calls = {c.id: c for c in msg.tool_calls}
@@ -77,6 +98,10 @@ class SessionState:
             self.approved = set()
         elif t == EventType.TOOL_STARTED:
             self.started.add(data["call_id"])
+            self.tool_calls += 1
+            self.turn_tool_calls += 1
+            key = call_key(data["name"], data.get("arguments") or {})
+            self.turn_call_keys[key] = self.turn_call_keys.get(key, 0) + 1
         elif t == EventType.TOOL_FINISHED:
             self.record_result(
                 ToolResult(
@@ -93,6 +118,8 @@ class SessionState:
             self.messages.append(Message(role="user", text=data["text"]))
             self.status = SessionStatus.RUNNING
             self.last_error = None
+            self.turn_tool_calls = 0
+            self.turn_call_keys = {}
         elif t == EventType.TURN_COMPLETED:
             self.last_output = data.get("output")
             self.status = SessionStatus.IDLE
@@ -114,6 +141,10 @@ class SessionState:
             self.agent = data["agent"]
             self.agent_version = data["version"]
             self.user_id = data.get("user_id")
+            self.tenant_id = data.get("tenant_id")
+        elif t == EventType.CONTEXT_COMPRESSED:
+            self.messages = apply_compression(self.messages, data)
+            self.cost += data.get("cost") or 0.0
 
     def record_result(self, result: ToolResult) -> None:
         """Add one tool result; once every open call has one, close the tool message."""

@@ -12,15 +12,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from tether.controls.budget import (
+    Reservation,
+    TokenLedger,
+    estimate_fixed,
+    estimate_messages,
+    estimate_tokens,
+)
 from tether.controls.honesty import unacknowledged
 from tether.exceptions import (
     ApprovalError,
     InvalidSessionState,
     ModelUnavailable,
     ProviderError,
+    RateLimited,
     RunError,
 )
 from tether.runtime.approvals import (
@@ -31,18 +39,35 @@ from tether.runtime.approvals import (
     summarize,
 )
 from tether.runtime.calls import CallEnv, call_model_chain
+from tether.runtime.compress import (
+    cheapest,
+    digest,
+    split_point,
+    summary_message,
+    summary_request,
+)
 from tether.runtime.context import build_request
 from tether.runtime.execute import ToolEnv, execute_tool, outcome_unknown
 from tether.runtime.ports import SessionRecord, SessionStatus
+from tether.runtime.spend import (
+    LimitHit,
+    OutOfBudget,
+    exhausted_notice,
+    over_limit,
+    partial_answer,
+    wrap_up_fallback,
+    wrap_up_request,
+)
 from tether.runtime.state import SessionState
 from tether.spec.agent import Agent
 from tether.spec.approval import arguments_hash
 from tether.spec.events import Event, EventType
 from tether.spec.messages import Message, ToolCall, ToolResult, Usage
-from tether.spec.model import Model, ModelResponse, ToolSpec
+from tether.spec.model import Model, ModelRequest, ModelResponse, ToolSpec
 from tether.spec.tools import Tool
 
 if TYPE_CHECKING:
+    from tether.controls.ratelimit import Slots, TokenHold
     from tether.runtime.runtime import Runtime
 
 __all__ = ["AgentServices", "EventSink", "Turn", "TurnResult"]
@@ -59,7 +84,12 @@ class TurnResult:
     ``status`` is the session's status after the turn (``idle`` when the
     agent answered); ``output`` the final answer, if any; ``error`` a
     message a person can act on when the turn failed; ``events`` every
-    event of the turn, streamed ones included.
+    event of the turn, streamed ones included. ``stop_reason`` says why a
+    turn that answered was cut short: ``max_tool_calls``,
+    ``max_tool_calls_per_turn`` or ``loop`` (the answer is the summary the
+    model gave without tools), or ``budget_exhausted`` (the session has
+    ended; the answer is what was said so far and a notice). ``cost`` is the
+    turn's model calls in dollars.
     """
 
     session_id: str
@@ -70,6 +100,8 @@ class TurnResult:
     error: str | None = None
     #: the approval the session waits for (status ``awaiting_approval``)
     approval: PendingApproval | None = None
+    stop_reason: str | None = None
+    cost: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -85,6 +117,12 @@ class AgentServices:
     specs: tuple[ToolSpec, ...]
     system: str
     deps: Any
+    #: estimated tokens of the system prompt and tool schemas (set at the first call)
+    fixed_tokens: int | None = None
+
+
+def _discard(_ev: Event) -> None:
+    return None
 
 
 def _last_question(events: list[Event]) -> str | None:
@@ -100,14 +138,20 @@ class Turn:
     __slots__ = (
         "agent",
         "call_env",
+        "compress_failed",
+        "cost0",
         "degraded_from",
+        "estimates",
         "failed_tools",
+        "hit",
         "latency_ms",
+        "ledger",
         "pending",
         "record",
         "released",
         "rt",
         "sink",
+        "slots",
         "state",
         "stored",
         "svc",
@@ -142,6 +186,16 @@ class Turn:
         #: what the reliability layer needs, built at the first model / tool call
         self.call_env: CallEnv | None = None
         self.tool_env: ToolEnv | None = None
+        #: the session's token account, opened at the turn's first model call
+        self.ledger: TokenLedger | None = None
+        #: the tool-call limit that stopped a call this turn, if any
+        self.hit: LimitHit | None = None
+        self.compress_failed = False
+        self.cost0 = state.cost
+        #: the concurrency slots this turn holds (per-user limits), if any
+        self.slots: Slots | None = None
+        #: token estimates of messages already measured this turn
+        self.estimates: dict[int, tuple[Message, int]] = {}
 
     # events ---------------------------------------------------------------
 
@@ -176,6 +230,7 @@ class Turn:
         rec.step = st.step
         rec.event_count = st.event_count
         rec.usage = st.usage
+        rec.cost = st.cost
         rec.last_error = st.last_error
         rec.updated_at = self.rt.clock()
         if not self.stored:
@@ -204,6 +259,9 @@ class Turn:
             log.exception("session %s: final commit failed", self.state.session_id)
         finally:
             self.rt._active.discard(self.state.session_id)
+            if self.slots is not None and self.rt.limiter is not None:
+                await self.rt.limiter.release_slots(self.slots)
+                self.slots = None
             if self.stored and not self.released:
                 await self.rt.store.release(self.state.session_id, owner=self.rt.owner)
 
@@ -222,10 +280,18 @@ class Turn:
         # and a decided approval leaves the rest of its step to run.
         if st.open_calls and not await self._run_open_calls():
             return await self._pause(events, turn_usage)
+        if self.hit is not None:
+            return await self._wrap_up(events, turn_usage)
         while st.step - started_step < limits.max_steps_per_turn:
             st.step += 1
             try:
                 response = await self._call_model()
+            except OutOfBudget:
+                return await self._exhaust(events, turn_usage)
+            except RateLimited as exc:
+                data = {"limit": exc.limit, "scope": exc.scope, "key": exc.key}
+                self.emit(EventType.RATE_LIMITED, data | {"reset_at": exc.reset_at})
+                return await self._fail(str(exc), events, turn_usage)
             except ModelUnavailable as exc:
                 return await self._fail(str(exc), events, turn_usage)
             except ProviderError as exc:
@@ -233,18 +299,7 @@ class Turn:
             turn_usage = turn_usage + response.usage
             msg = response.message
             calls = msg.tool_calls
-            self.emit(
-                EventType.MODEL_RESPONSE,
-                {
-                    "message": msg.to_dict(),
-                    "model": response.model,
-                    "stop_reason": response.stop_reason,
-                    "latency_ms": self.latency_ms,
-                }
-                | ({"degraded": True, "primary": self.degraded_from} if self.degraded_from else {}),
-                response.usage,
-                msg,
-            )
+            self._emit_response(response, msg)
             if not calls:
                 missed = unacknowledged(msg.text, self.failed_tools)
                 if missed:
@@ -256,9 +311,13 @@ class Turn:
                     self.emit(EventType.UNACKNOWLEDGED_FAILURE, {"tools": missed})
                 self.emit(EventType.TURN_COMPLETED, {"output": msg.text})
                 await self.commit(release=True)
-                return TurnResult(st.session_id, st.status, msg.text, turn_usage, events)
+                return TurnResult(
+                    st.session_id, st.status, msg.text, turn_usage, events, cost=self._cost()
+                )
             if not await self._run_open_calls():
                 return await self._pause(events, turn_usage)
+            if self.hit is not None:
+                return await self._wrap_up(events, turn_usage)
         return await self._fail(
             f"the agent took {limits.max_steps_per_turn} steps without answering; "
             "the turn was stopped (raise Limits.max_steps_per_turn if that is expected)",
@@ -266,10 +325,52 @@ class Turn:
             turn_usage,
         )
 
+    def _cost(self) -> float:
+        return self.state.cost - self.cost0
+
+    def _emit_response(
+        self, response: ModelResponse, msg: Message, extra: dict[str, Any] | None = None
+    ) -> None:
+        data: dict[str, Any] = {
+            "message": msg.to_dict(),
+            "model": response.model,
+            "stop_reason": response.stop_reason,
+            "latency_ms": self.latency_ms,
+        }
+        price = self.rt.price_of(response.model)
+        data["cost"] = 0.0 if price is None else price.cost(response.usage)
+        if price is None:
+            data["priced"] = False
+        if self.degraded_from:
+            data["degraded"] = True
+            data["primary"] = self.degraded_from
+        if extra:
+            data.update(extra)
+        self.emit(EventType.MODEL_RESPONSE, data, response.usage, msg)
+
+    def _ledger(self) -> TokenLedger:
+        ledger = self.ledger
+        if ledger is None:
+            spent = self.state.usage.total_tokens
+            ledger = self.ledger = TokenLedger(self.agent.budget.max_tokens, spent)
+        return ledger
+
     async def _call_model(self) -> ModelResponse:
-        """One model answer through the reliability layer (retries, breakers, fallback)."""
+        """One model answer through the reliability layer (retries, breakers, fallback).
+
+        Compresses the context first once the session has used
+        ``Budget.compress_at`` of its budget; raises :class:`OutOfBudget`
+        when the call cannot fit in what is left.
+        """
         st = self.state
+        after = self.agent.budget.compress_after
+        if after is not None and not self.compress_failed and st.usage.total_tokens >= after:
+            await self._compress()
         request = build_request(self.agent, st.messages, self.svc.specs, system=self.svc.system)
+        return await self._ask(request)
+
+    def _env(self) -> CallEnv:
+        st = self.state
         env = self.call_env
         if env is None:
             env = self.call_env = CallEnv(
@@ -285,7 +386,62 @@ class Turn:
                 prepared=self.rt._prepared,
             )
         env.step = st.step
-        answer = await call_model_chain(self.svc.models, request, self.agent, env)
+        return env
+
+    async def _reserve(
+        self, request: ModelRequest, min_output: int
+    ) -> tuple[ModelRequest, Reservation, TokenHold | None] | None:
+        """Hold the call's tokens in the session budget and the daily limits.
+
+        Returns the request (its output cap cut to fit) and the holds, or
+        ``None`` when it does not fit in the session budget. Raises
+        ``RateLimited`` when a daily token limit refuses it.
+        """
+        ledger = self._ledger()
+        svc = self.svc
+        fixed = svc.fixed_tokens if request.system == svc.system else None
+        estimate = estimate_tokens(request, fixed=fixed, cache=self.estimates)
+        held = ledger.reserve(estimate, request.max_tokens, min_output=min_output)
+        if held is None:
+            return None
+        if held.max_output != request.max_tokens:
+            request = replace(request, max_tokens=held.max_output)
+        daily = None
+        limiter = self.rt.limiter
+        if limiter is not None:
+            st = self.state
+            try:
+                daily = await limiter.reserve_tokens(st.user_id, st.tenant_id, held.tokens)
+            except BaseException:
+                ledger.cancel(held)
+                raise
+        return request, held, daily
+
+    async def _settle(self, held: Reservation, daily: TokenHold | None, used: int | None) -> None:
+        """Replace the holds by what the call used (``None``: it failed, nothing used)."""
+        ledger = self._ledger()
+        if used is None:
+            ledger.cancel(held)
+        else:
+            ledger.settle(held, used)
+        if daily is not None and self.rt.limiter is not None:
+            await self.rt.limiter.settle_tokens(daily, used or 0)
+
+    async def _ask(self, request: ModelRequest) -> ModelResponse:
+        """Reserve the call in the budget, call the chain, settle to the reported usage."""
+        svc = self.svc
+        if svc.fixed_tokens is None:
+            svc.fixed_tokens = estimate_fixed(request)
+        reserved = await self._reserve(request, self.agent.budget.min_answer_tokens)
+        if reserved is None:
+            raise OutOfBudget
+        request, held, daily = reserved
+        try:
+            answer = await call_model_chain(self.svc.models, request, self.agent, self._env())
+        except BaseException:
+            await self._settle(held, daily, None)
+            raise
+        await self._settle(held, daily, answer.response.usage.total_tokens)
         self.latency_ms = answer.latency_ms
         response = answer.response
         if answer.index > 0:
@@ -308,6 +464,135 @@ class Turn:
         else:
             self.degraded_from = None
         return response
+
+    async def _compress(self) -> None:
+        """Replace the older part of the conversation by a summary (``context.compressed``).
+
+        Never fails the turn: if no summary can be made (the model is down, or
+        the summary call does not fit in the budget), a
+        ``context.compression_failed`` event says why and the turn goes on
+        with the full context.
+        """
+        st = self.state
+        budget = self.agent.budget
+        cut = split_point(st.messages, budget.keep_turns)
+        if cut is None:
+            return
+        old = st.messages[:cut]
+        pick = cheapest(self.svc.models, self.rt.prices)
+        model = self.svc.models[pick]
+        request = summary_request(old, max_tokens=budget.summary_tokens)
+        reason: str | None = None
+        try:
+            reserved = await self._reserve(request, 16)
+        except RateLimited as exc:
+            reserved, reason = None, str(exc)
+        if reserved is None:
+            reason = reason or "the summary call does not fit in the token budget"
+        else:
+            request, held, daily = reserved
+            env = self._env()
+            quiet = CallEnv(**{f: getattr(env, f) for f in env.__dataclass_fields__})
+            quiet.sink = _discard  # the summary is not streamed to the user
+            try:
+                answer = await call_model_chain((model,), request, self.agent, quiet)
+            except RunError as exc:
+                await self._settle(held, daily, None)
+                reason = str(exc)
+            else:
+                await self._settle(held, daily, answer.response.usage.total_tokens)
+        if reason is not None:
+            log.warning("session %s: context not compressed: %s", st.session_id, reason)
+            self.compress_failed = True
+            self.emit(EventType.COMPRESSION_FAILED, {"reason": reason})
+            return
+        response = answer.response
+        before = estimate_messages(st.messages)
+        calls = digest(old)
+        text = summary_message(response.message.text, st.vars, calls)
+        after = estimate_messages([Message.user(text), *st.messages[cut:]])
+        price = self.rt.price_of(response.model)
+        self.emit(
+            EventType.CONTEXT_COMPRESSED,
+            {
+                "upto": cut,
+                "text": text,
+                "digest": calls,
+                "tokens_before": before,
+                "tokens_after": after,
+                "model": response.model,
+                "cost": 0.0 if price is None else price.cost(response.usage),
+            },
+            response.usage,
+        )
+        log.info(
+            "session %s: compressed %d messages (~%d -> ~%d tokens)",
+            st.session_id,
+            cut,
+            before,
+            after,
+        )
+
+    async def _wrap_up(self, events: list[Event], usage: Usage) -> TurnResult:
+        """A tool-call limit was reached: one last call without tools, and the turn ends."""
+        st = self.state
+        hit = self.hit
+        assert hit is not None
+        log.warning("session %s: %s; ending the turn with a summary", st.session_id, hit.why)
+        self.emit(EventType.LIMIT_REACHED, hit.to_dict())
+        st.step += 1
+        request = build_request(self.agent, st.messages, self.svc.specs, system=self.svc.system)
+        try:
+            response = await self._ask(wrap_up_request(request, hit))
+        except OutOfBudget:
+            return await self._exhaust(events, usage)
+        except RunError as exc:
+            log.warning("session %s: the wrap-up call failed: %s", st.session_id, exc)
+            text = wrap_up_fallback(hit)
+        else:
+            usage = usage + response.usage
+            text = response.message.text.strip() or wrap_up_fallback(hit)
+            # Calls the model asked for anyway are dropped: the turn is over.
+            msg = Message(role="assistant", text=text, model=response.message.model)
+            self._emit_response(response, msg, {"wrap_up": hit.limit})
+        self.emit(EventType.TURN_COMPLETED, {"output": text, "stopped": hit.limit})
+        await self.commit(release=True)
+        return TurnResult(
+            st.session_id,
+            st.status,
+            text,
+            usage,
+            events,
+            stop_reason=hit.limit,
+            cost=self._cost(),
+        )
+
+    async def _exhaust(self, events: list[Event], usage: Usage) -> TurnResult:
+        """The budget cannot pay for another call: end the session cleanly."""
+        st = self.state
+        budget = self.agent.budget
+        partial = partial_answer(st.messages)
+        notice = exhausted_notice(budget, st.usage.total_tokens)
+        log.warning("session %s: token budget spent; the session ends", st.session_id)
+        self.emit(
+            EventType.BUDGET_EXHAUSTED,
+            {"max_tokens": budget.max_tokens, "used": st.usage.total_tokens, "partial": partial},
+        )
+        self.emit(
+            EventType.SESSION_STATUS,
+            {"status": SessionStatus.BUDGET_EXHAUSTED, "reason": notice},
+        )
+        await self.commit(release=True)
+        output = f"{partial}\n\n{notice}" if partial else notice
+        return TurnResult(
+            st.session_id,
+            st.status,
+            output,
+            usage,
+            events,
+            stop_reason=SessionStatus.BUDGET_EXHAUSTED,
+            cost=self._cost(),
+        )
 
     async def _run_open_calls(self) -> bool:
         """Run the step's calls that have no result yet, in order.
@@ -354,6 +639,16 @@ class Turn:
                 self._alert(call, "outcome unknown: it started but never reported a result")
                 self._finish(outcome_unknown(call), 0.0, None)
                 continue
+            if tool is not None and call.id not in st.approved:
+                hit = over_limit(st, self.agent.limits, call)
+                if hit is not None:
+                    self.hit = self.hit or hit
+                    self._finish(
+                        ToolResult(call.id, call.name, f"not executed: {hit.why}", is_error=True),
+                        0.0,
+                        None,
+                    )
+                    continue
             if (
                 gate
                 and tool is not None
@@ -505,10 +800,16 @@ class Turn:
         await self.commit(release=True)
         if st.pending_approval is None:
             question = _last_question(events) or st.last_output
-            return TurnResult(st.session_id, st.status, question, usage, events)
+            return TurnResult(st.session_id, st.status, question, usage, events, cost=self._cost())
         pending = PendingApproval.from_event(st.session_id, st.pending_approval)
         return TurnResult(
-            st.session_id, st.status, pending.question(), usage, events, approval=pending
+            st.session_id,
+            st.status,
+            pending.question(),
+            usage,
+            events,
+            approval=pending,
+            cost=self._cost(),
         )
 
     def open_clarify(self) -> ToolCall | None:
@@ -581,4 +882,6 @@ class Turn:
         self.emit(EventType.SESSION_STATUS, {"status": SessionStatus.FAILED, "reason": reason})
         await self.commit(release=True)
         st = self.state
-        return TurnResult(st.session_id, st.status, None, usage, events, error=reason)
+        return TurnResult(
+            st.session_id, st.status, None, usage, events, error=reason, cost=self._cost()
+        )

@@ -13,6 +13,7 @@ from typing import Any
 
 from tether.exceptions import ConfigError
 from tether.spec.approval import ApprovalPolicy
+from tether.spec.budget import Budget
 from tether.spec.model import Model
 from tether.spec.policy import BreakerPolicy, RetryPolicy
 from tether.spec.tools import Tool
@@ -33,6 +34,12 @@ class Limits:
       event (text, or the whole answer); a model that has not started by then
       is treated as unavailable (retried, then the next model of the chain).
     - ``max_input_chars``: longest user message accepted.
+    - ``max_tool_calls``: tool calls one session may make (default 25), and
+      ``max_tool_calls_per_turn`` in one turn (default 15). On reaching
+      either, the runtime makes one last model call without tools, asking for
+      a summary of what is known so far, and ends the turn with it.
+    - ``loop_threshold``: the same tool called with the same arguments this
+      many times in one turn is a loop; it ends the turn the same way.
     """
 
     max_steps_per_turn: int = 25
@@ -41,9 +48,16 @@ class Limits:
     model_timeout: float = 120.0
     first_token_timeout: float = 60.0
     max_input_chars: int = 32_000
+    max_tool_calls: int = 25
+    max_tool_calls_per_turn: int = 15
+    loop_threshold: int = 3
 
     def __post_init__(self) -> None:
+        if self.loop_threshold < 2:
+            raise ConfigError("Limits.loop_threshold must be at least 2")
         for name in (
+            "max_tool_calls",
+            "max_tool_calls_per_turn",
             "max_steps_per_turn",
             "max_tool_calls_per_step",
             "max_output_tokens",
@@ -91,6 +105,8 @@ class Agent:
     - ``clarify``: offer the model the built-in ``clarify`` tool, to ask the
       user a question when it is unsure; the session then waits in
       ``awaiting_user`` and the next message is the answer.
+    - ``budget``: the session's token :class:`~tether.spec.budget.Budget`
+      (compression at 80%, a clean end at 100%).
     """
 
     name: str
@@ -108,6 +124,7 @@ class Agent:
     no_downgrade: bool = False
     approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     clarify: bool = True
+    budget: Budget = field(default_factory=Budget)
 
     def __post_init__(self) -> None:
         if self.tool_choice not in ("auto", "required"):
@@ -163,6 +180,7 @@ class Agent:
             no_downgrade=self.no_downgrade,
             approval=self.approval,
             clarify=self.clarify,
+            budget=self.budget,
         )
 
     @property

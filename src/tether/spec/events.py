@@ -8,12 +8,15 @@ server, and read by evals. Session state is a fold over the stored events
 Event types (``Event.type``) and their ``data``:
 
 =====================  ==========================================================
-``session.created``    ``agent``, ``version``, ``user_id``
+``session.created``    ``agent``, ``version``, ``user_id``, ``tenant_id``
 ``message.user``       ``text``
 ``model.delta``        ``text`` (streamed only, never stored)
 ``model.response``     ``message`` (a stored :class:`Message`), ``model``,
-                       ``stop_reason``, ``latency_ms``; ``usage`` set;
-                       ``degraded`` and ``primary`` when a fallback answered
+                       ``stop_reason``, ``latency_ms``, ``cost`` (dollars);
+                       ``usage`` set; ``priced: false`` when the price table
+                       does not know the model; ``degraded`` and ``primary``
+                       when a fallback answered; ``wrap_up`` when it is the
+                       last, tool-less call after a limit
 ``model.retry``        ``model``, ``attempt`` (the one that failed), ``reason``,
                        ``delay`` (seconds before the next attempt), ``error``
 ``model.fallback``     ``from``, ``to``, ``reason``
@@ -38,6 +41,19 @@ Event types (``Event.type``) and their ``data``:
 ``operator.alert``     ``reason``, ``call_id``, ``tool``: a person must check
 ``clarify.asked``      ``call_id``, ``question``: the model asks the user; the
                        session waits in ``awaiting_user``
+``context.compressed`` ``upto`` (messages replaced), ``text`` (the summary
+                       message), ``digest``, ``tokens_before``,
+                       ``tokens_after``, ``model``, ``cost``; ``usage`` set
+``context.compression_failed``
+                       ``reason``: the summary could not be made; the turn
+                       goes on with the full context
+``limit.reached``      ``limit`` (``max_tool_calls``,
+                       ``max_tool_calls_per_turn`` or ``loop``), ``allowed``,
+                       ``count``, ``tool``: the turn ends with a summary
+``budget.exhausted``   ``max_tokens``, ``used``, ``partial``: the session
+                       ends (status ``budget_exhausted``)
+``rate.limited``       ``limit``, ``scope``, ``key``, ``reset_at``: a
+                       per-user or per-tenant limit stopped the turn
 =====================  ==========================================================
 """
 
@@ -79,6 +95,11 @@ class EventType:
     APPROVAL_REASKED: Final = "approval.reasked"
     OPERATOR_ALERT: Final = "operator.alert"
     CLARIFY_ASKED: Final = "clarify.asked"
+    CONTEXT_COMPRESSED: Final = "context.compressed"
+    COMPRESSION_FAILED: Final = "context.compression_failed"
+    LIMIT_REACHED: Final = "limit.reached"
+    BUDGET_EXHAUSTED: Final = "budget.exhausted"
+    RATE_LIMITED: Final = "rate.limited"
 
 
 EPHEMERAL_TYPES: Final = frozenset({EventType.MODEL_DELTA})

@@ -6,6 +6,8 @@
 - :func:`open_breakers`: circuit breakers shared between replicas through
   Redis (:class:`RedisBreakerBackend`) when ``TETHER_REDIS_URL`` is set, else
   in this process.
+- :func:`open_rate_limiter`: per-user and per-tenant rate limits, shared the
+  same way.
 
 The protocol itself lives in :mod:`tether.runtime.ports` (the layer that
 uses it) and is re-exported here.
@@ -17,11 +19,13 @@ from tether.runtime.memory import InMemoryStore
 from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
 from tether.store.errors import StoreTimeout, StoreUnavailable
 from tether.store.redis_breakers import RedisBreakerBackend, open_breakers
+from tether.store.redis_limits import RedisSlots, open_rate_limiter
 from tether.store.sql import SQLStore, resolve_url
 
 __all__ = [
     "InMemoryStore",
     "RedisBreakerBackend",
+    "RedisSlots",
     "SQLStore",
     "SessionRecord",
     "SessionStatus",
@@ -29,6 +33,7 @@ __all__ = [
     "StoreTimeout",
     "StoreUnavailable",
     "open_breakers",
+    "open_rate_limiter",
     "open_store",
     "resolve_url",
 ]

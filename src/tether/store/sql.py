@@ -69,6 +69,7 @@ _ROW_FIELDS = (
     "cache_write_tokens",
     "last_error",
     "updated_at",
+    "cost",
 )
 _ACQUIRE = (
     sessions.update()
@@ -257,6 +258,7 @@ class SQLStore:
             agent=record.agent,
             agent_version=record.agent_version,
             user_id=record.user_id,
+            tenant_id=record.tenant_id,
             created_at=record.created_at,
             lease_owner=owner,
             lease_expires=record.updated_at + lease_ttl,
@@ -388,23 +390,43 @@ class SQLStore:
     async def list_sessions(
         self,
         *,
-        limit: int = 50,
+        limit: int | None = 50,
         status: str | None = None,
         agent: str | None = None,
         user_id: str | None = None,
+        since: float | None = None,
     ) -> list[SessionRecord]:
-        """Newest sessions first (by ``created_at``; ties: larger id first)."""
+        """Newest sessions first (by ``created_at``; ties: larger id first).
+
+        ``limit=None`` lists all; ``since`` keeps sessions created at or after it.
+        """
         q = sa.select(*SESSION_COLUMNS)
+        if since is not None:
+            q = q.where(_s.created_at >= since)
         if status is not None:
             q = q.where(_s.status == status)
         if agent is not None:
             q = q.where(_s.agent == agent)
         if user_id is not None:
             q = q.where(_s.user_id == user_id)
-        q = q.order_by(_s.created_at.desc(), _s.id.desc()).limit(max(limit, 0))
+        q = q.order_by(_s.created_at.desc(), _s.id.desc())
+        if limit is not None:
+            q = q.limit(max(limit, 0))
         async with self._guard("list_sessions", None), self._engine.connect() as conn:
             rows = (await conn.execute(q)).all()
         return [row_record(r) for r in rows]
+
+    async def scan_events(self, types: Sequence[str], *, since: float | None = None) -> list[Event]:
+        """Stored events of the given types across all sessions, by session then ``seq``."""
+        if not types:
+            return []
+        q = sa.select(_e.session_id, *EVENT_COLUMNS).where(_e.type.in_(list(types)))
+        if since is not None:
+            q = q.where(_e.time >= since)
+        q = q.order_by(_e.session_id, _e.seq)
+        async with self._guard("scan_events", None), self._engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        return [row_event(r[0], r[1:]) for r in rows]
 
     async def aclose(self) -> None:
         """Close every connection. The store is unusable afterwards."""

@@ -59,6 +59,9 @@ sessions = sa.Table(
     sa.Column("lease_expires", sa.Double, nullable=True),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
+    # Added by migration 0003 (so they come last in the row).
+    sa.Column("cost", sa.Double, nullable=False, server_default="0"),
+    sa.Column("tenant_id", sa.String(255), nullable=True),
     # Only immutable columns (and status, which changes at turn boundaries)
     # are indexed, so a step's commit touches no index: see migration 0002.
     sa.Index("ix_sessions_created_at", "created_at"),
@@ -113,6 +116,7 @@ def record_params(r: SessionRecord) -> dict[str, Any]:
         "cache_write_tokens": u.cache_write_tokens,
         "last_error": r.last_error,
         "updated_at": float(r.updated_at),
+        "cost": float(r.cost),
     }
 
 
@@ -158,6 +162,8 @@ def row_record(row: Sequence[Any]) -> SessionRecord:
         lease_expires,
         created_at,
         updated_at,
+        cost,
+        tenant_id,
     ) = row
     return SessionRecord(
         id=id_,
@@ -178,4 +184,6 @@ def row_record(row: Sequence[Any]) -> SessionRecord:
         last_error=last_error,
         lease_owner=lease_owner,
         lease_expires=None if lease_expires is None else float(lease_expires),
+        cost=float(cost or 0.0),
+        tenant_id=tenant_id,
     )
