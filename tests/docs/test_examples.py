@@ -19,6 +19,21 @@ EXAMPLES = REPO / "docs" / "examples"
 
 # Lines each example must print (whole lines of stdout): what its docs page shows.
 EXPECTED: dict[str, list[str]] = {
+    "cost.py": [
+        "turn 1: idle, 878 tokens, $0.0027",
+        "turn 3: idle, 2176 tokens, $0.0066",
+        "turn 4: idle, 3052 tokens, $0.0051 (compressed by anthropic:claude-haiku-4-5)",
+        "turn 5: idle, 1814 tokens, $0.0039 (compressed by anthropic:claude-haiku-4-5)",
+        "turn 6: budget_exhausted, 0 tokens, $0.0000",
+        "the user reads: This conversation has used its token budget (9,447 of 10,000 tokens) "
+        "and has ended here. Please start a new conversation to continue.",
+        "session total: 9447 tokens, $0.0230",
+        "stop reason: loop, searches run: 2",
+        "answer: Returns are free within 30 days of delivery.",
+        "session 3: refused (sessions_per_hour, user ava, allowed 2, resets in about an hour: "
+        "True)",
+        "sessions stored: 2",
+    ],
     "oversight.py": [
         "lookups run: 1, cancellations run: 0",
         "asked: Please confirm: cancel order #W1 (reason: ordered twice). Reply yes or no.",

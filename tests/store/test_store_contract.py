@@ -187,6 +187,7 @@ async def test_commit_appends_updates_and_renews_the_lease(store: SessionStore) 
     rec.status = SessionStatus.AWAITING_APPROVAL
     rec.step, rec.event_count, rec.updated_at = 1, 3, T0 + 5
     rec.usage = Usage(10, 20, 30, 40)
+    rec.cost = 0.012345
     rec.last_error = "x"
     new = [ev(rec.id, 2, step=1, text="hi"), ev(rec.id, 3, step=1, text="there")]
     await store.commit(rec, new, owner="a", lease_ttl=TTL)
@@ -352,6 +353,43 @@ async def test_list_sessions_filters_and_orders_newest_first(store: SessionStore
     assert await ids(agent="nobody") == []
     first = (await store.list_sessions(limit=1))[0]
     assert first == await store.get("s4")
+    assert await ids(limit=None) == ["s4", "s2", "s5", "s3", "s1"]
+    assert await ids(since=T0 + 20.0) == ["s4", "s2", "s5", "s3"]
+    assert await ids(since=T0 + 20.5, user_id="u1") == []
+
+
+async def test_tenant_and_cost_are_kept(store: SessionStore) -> None:
+    rec = await new_session(store, tenant_id="acme")
+    assert (await store.get(rec.id)).tenant_id == "acme"
+    rec.cost = 1.5
+    await store.commit(rec, [], owner="a", lease_ttl=TTL)
+    got = await store.get(rec.id)
+    assert (got.cost, got.tenant_id) == (1.5, "acme")
+
+
+async def test_scan_events_across_sessions_by_type_and_time(store: SessionStore) -> None:
+    a = await new_session(store)
+    b = await new_session(store)
+    for rec in (b, a):
+        rec.event_count = 3
+        batch = [
+            ev(rec.id, 2, step=1, type_=EventType.MODEL_RESPONSE, model="m"),
+            ev(rec.id, 3, step=1, type_=EventType.TURN_COMPLETED, output="x"),
+        ]
+        await store.commit(rec, batch, owner="a", lease_ttl=TTL)
+    got = await store.scan_events([EventType.MODEL_RESPONSE, EventType.SESSION_CREATED])
+    first, second = sorted([a.id, b.id])
+    assert [(e.session_id, e.seq, e.type) for e in got] == [
+        (first, 1, EventType.SESSION_CREATED),
+        (first, 2, EventType.MODEL_RESPONSE),
+        (second, 1, EventType.SESSION_CREATED),
+        (second, 2, EventType.MODEL_RESPONSE),
+    ]
+    assert got[1].data == {"model": "m"}
+    late = await store.scan_events([EventType.MODEL_RESPONSE], since=T0 + 2)
+    assert len(late) == 2
+    assert await store.scan_events([EventType.MODEL_RESPONSE], since=T0 + 2.5) == []
+    assert await store.scan_events([]) == []
 
 
 async def test_returned_records_are_copies(store: SessionStore) -> None:

@@ -157,6 +157,7 @@ class InMemoryStore:
         r.step = record.step
         r.event_count = record.event_count
         r.usage = record.usage
+        r.cost = record.cost
         r.last_error = record.last_error
         r.updated_at = record.updated_at
         if release:

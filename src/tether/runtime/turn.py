@@ -150,6 +150,7 @@ class Turn:
         "record",
         "released",
         "rt",
+        "side_usage",
         "sink",
         "slots",
         "state",
@@ -192,6 +193,8 @@ class Turn:
         self.hit: LimitHit | None = None
         self.compress_failed = False
         self.cost0 = state.cost
+        #: usage of calls that are not answers (context summaries), for the turn's total
+        self.side_usage = Usage()
         #: the concurrency slots this turn holds (per-user limits), if any
         self.slots: Slots | None = None
         #: token estimates of messages already measured this turn
@@ -297,6 +300,8 @@ class Turn:
             except ProviderError as exc:
                 return await self._fail(f"the model refused the request: {exc}", events, turn_usage)
             turn_usage = turn_usage + response.usage
+            if self.side_usage.total_tokens:
+                turn_usage, self.side_usage = turn_usage + self.side_usage, Usage()
             msg = response.message
             calls = msg.tool_calls
             self._emit_response(response, msg)
@@ -358,15 +363,20 @@ class Turn:
     async def _call_model(self) -> ModelResponse:
         """One model answer through the reliability layer (retries, breakers, fallback).
 
-        Compresses the context first once the session has used
-        ``Budget.compress_at`` of its budget; raises :class:`OutOfBudget`
-        when the call cannot fit in what is left.
+        Compresses the context first when the tokens used so far plus this
+        call's estimated input reach ``Budget.compress_at`` of the budget;
+        raises :class:`OutOfBudget` when the call cannot fit in what is left.
         """
         st = self.state
+        svc = self.svc
+        request = build_request(self.agent, st.messages, svc.specs, system=svc.system)
         after = self.agent.budget.compress_after
-        if after is not None and not self.compress_failed and st.usage.total_tokens >= after:
-            await self._compress()
-        request = build_request(self.agent, st.messages, self.svc.specs, system=self.svc.system)
+        if after is not None and not self.compress_failed:
+            if svc.fixed_tokens is None:
+                svc.fixed_tokens = estimate_fixed(request)
+            estimate = estimate_tokens(request, fixed=svc.fixed_tokens, cache=self.estimates)
+            if st.usage.total_tokens + estimate >= after and await self._compress():
+                request = build_request(self.agent, st.messages, svc.specs, system=svc.system)
         return await self._ask(request)
 
     def _env(self) -> CallEnv:
@@ -465,7 +475,7 @@ class Turn:
             self.degraded_from = None
         return response
 
-    async def _compress(self) -> None:
+    async def _compress(self) -> bool:
         """Replace the older part of the conversation by a summary (``context.compressed``).
 
         Never fails the turn: if no summary can be made (the model is down, or
@@ -477,7 +487,7 @@ class Turn:
         budget = self.agent.budget
         cut = split_point(st.messages, budget.keep_turns)
         if cut is None:
-            return
+            return False
         old = st.messages[:cut]
         pick = cheapest(self.svc.models, self.rt.prices)
         model = self.svc.models[pick]
@@ -505,8 +515,9 @@ class Turn:
             log.warning("session %s: context not compressed: %s", st.session_id, reason)
             self.compress_failed = True
             self.emit(EventType.COMPRESSION_FAILED, {"reason": reason})
-            return
+            return False
         response = answer.response
+        self.side_usage = self.side_usage + response.usage
         before = estimate_messages(st.messages)
         calls = digest(old)
         text = summary_message(response.message.text, st.vars, calls)
@@ -532,6 +543,7 @@ class Turn:
             before,
             after,
         )
+        return True
 
     async def _wrap_up(self, events: list[Event], usage: Usage) -> TurnResult:
         """A tool-call limit was reached: one last call without tools, and the turn ends."""

@@ -32,9 +32,10 @@ class Budget:
       call never pushes the session past the budget by more than what its
       estimate missed. When no call fits any more the session ends in
       ``budget_exhausted``, with a clear message and the partial answer.
-    - ``compress_at``: the share of ``max_tokens`` (default 80%) after which
+    - ``compress_at``: the share of ``max_tokens`` (default 80%) at which
       the older part of the conversation is replaced by a summary, written by
-      the cheapest model of the chain.
+      the cheapest model of the chain: checked before each call, against the
+      tokens used so far plus the call's estimated input.
     - ``keep_turns``: the latest user turns kept word for word (with their
       tool calls and results) when compressing.
     - ``min_answer_tokens``: the smallest output a call may be left with;

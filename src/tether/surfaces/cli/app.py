@@ -114,6 +114,8 @@ def _result_json(result: TurnResult) -> dict[str, Any]:
         "error": result.error,
         "tool_calls": tool_calls,
         "usage": result.usage.to_dict(),
+        "cost": round(result.cost, 6),
+        "stop_reason": result.stop_reason,
     }
 
 

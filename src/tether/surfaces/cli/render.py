@@ -42,6 +42,10 @@ def event_summary(ev: Event, limit: int = 100) -> str:
         who = str(d.get("model"))
         if d.get("degraded"):
             who += f" (fallback for {d.get('primary')})"
+        if d.get("wrap_up"):
+            who += " (last call, no tools)"
+        if d.get("cost"):
+            who += f" ${d['cost']:.4f}"
         return f"{who}: {body}" if body else who
     if t == EventType.TOOL_STARTED:
         return f"{d.get('name')}({_args(d.get('arguments', {}))})"
@@ -87,6 +91,20 @@ def event_summary(ev: Event, limit: int = 100) -> str:
         return f"asks the user: {_short(d.get('question') or '', limit)}"
     if t == EventType.UNACKNOWLEDGED_FAILURE:
         return "WARNING the answer does not mention the failure of " + ", ".join(d.get("tools", []))
+    if t == EventType.CONTEXT_COMPRESSED:
+        return (
+            f"{d.get('upto')} older messages summarised by {d.get('model')}: "
+            f"~{d.get('tokens_before')} → ~{d.get('tokens_after')} tokens"
+        )
+    if t == EventType.COMPRESSION_FAILED:
+        return f"context not compressed: {_short(d.get('reason') or '', limit)}"
+    if t == EventType.LIMIT_REACHED:
+        n, allowed = d.get("count"), d.get("allowed")
+        return f"{d.get('limit')} reached at {d.get('tool')} (call {n}, allowed {allowed})"
+    if t == EventType.BUDGET_EXHAUSTED:
+        return f"token budget spent: {d.get('used')} of {d.get('max_tokens')}; the session ends"
+    if t == EventType.RATE_LIMITED:
+        return f"{d.get('scope')} {d.get('key')}: {d.get('limit')} reached"
     return _short(d, limit)
 
 
@@ -123,6 +141,7 @@ def timeline_table(record: SessionRecord, events: list[Event]) -> Table:
     u = record.usage
     table.caption = (
         f"{record.step} steps · {u.input_tokens} input + {u.output_tokens} output tokens"
+        + (f" · ${record.cost:.4f}" if record.cost else "")
         + (f" · last error: {record.last_error}" if record.last_error else "")
     )
     return table
@@ -137,15 +156,16 @@ def sessions_table(records: list[SessionRecord]) -> Table:
     def when(t: float) -> str:
         return _dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
 
-    for col in ("id", "agent", "status", "steps", "tokens", "started", "updated"):
-        table.add_column(col, justify="right" if col in {"steps", "tokens"} else "left")
+    for col in ("id", "agent", "status", "steps", "tokens", "cost", "started", "updated"):
+        table.add_column(col, justify="right" if col in {"steps", "tokens", "cost"} else "left")
     for r in records:
         table.add_row(
             r.id,
             f"{r.agent} v{r.agent_version}",
             r.status,
             str(r.step),
-            str(r.usage.input_tokens + r.usage.output_tokens),
+            str(r.usage.total_tokens),
+            f"${r.cost:.4f}",
             when(r.created_at),
             when(r.updated_at),
         )
@@ -188,9 +208,20 @@ class LiveTurnPrinter:
                         style="yellow",
                     )
                 )
-        elif t in (EventType.MODEL_RETRY, EventType.MODEL_FALLBACK, EventType.BREAKER_OPENED):
+        elif t in (
+            EventType.MODEL_RETRY,
+            EventType.MODEL_FALLBACK,
+            EventType.BREAKER_OPENED,
+            EventType.LIMIT_REACHED,
+            EventType.BUDGET_EXHAUSTED,
+            EventType.RATE_LIMITED,
+            EventType.COMPRESSION_FAILED,
+        ):
             self._end_stream()
             self.console.print(Text(f"  ! {event_summary(ev, 200)}", style="yellow"))
+        elif t == EventType.CONTEXT_COMPRESSED:
+            self._end_stream()
+            self.console.print(Text(f"  · {event_summary(ev, 200)}", style="dim"))
         elif t == EventType.TOOL_STARTED and self.show_tools:
             self._end_stream()
             self.console.print(Text(f"  → {event_summary(ev, 200)}", style="cyan"))
