@@ -370,14 +370,26 @@ class Turn:
         st = self.state
         svc = self.svc
         request = build_request(self.agent, st.messages, svc.specs, system=svc.system)
+        estimate = self._estimate(request)
         after = self.agent.budget.compress_after
-        if after is not None and not self.compress_failed:
-            if svc.fixed_tokens is None:
-                svc.fixed_tokens = estimate_fixed(request)
-            estimate = estimate_tokens(request, fixed=svc.fixed_tokens, cache=self.estimates)
-            if st.usage.total_tokens + estimate >= after and await self._compress():
-                request = build_request(self.agent, st.messages, svc.specs, system=svc.system)
-        return await self._ask(request)
+        if (
+            after is not None
+            and not self.compress_failed
+            and st.usage.total_tokens + estimate >= after
+            and await self._compress()
+        ):
+            request = build_request(self.agent, st.messages, svc.specs, system=svc.system)
+            estimate = self._estimate(request)
+        return await self._ask(request, estimate)
+
+    def _estimate(self, request: ModelRequest) -> int:
+        """Estimated input tokens of ``request`` (the agent's fixed part measured once)."""
+        svc = self.svc
+        if request.system != svc.system:
+            return estimate_tokens(request, cache=self.estimates)
+        if svc.fixed_tokens is None:
+            svc.fixed_tokens = estimate_fixed(request)
+        return estimate_tokens(request, fixed=svc.fixed_tokens, cache=self.estimates)
 
     def _env(self) -> CallEnv:
         st = self.state
@@ -399,7 +411,7 @@ class Turn:
         return env
 
     async def _reserve(
-        self, request: ModelRequest, min_output: int
+        self, request: ModelRequest, estimate: int, min_output: int
     ) -> tuple[ModelRequest, Reservation, TokenHold | None] | None:
         """Hold the call's tokens in the session budget and the daily limits.
 
@@ -408,23 +420,20 @@ class Turn:
         ``RateLimited`` when a daily token limit refuses it.
         """
         ledger = self._ledger()
-        svc = self.svc
-        fixed = svc.fixed_tokens if request.system == svc.system else None
-        estimate = estimate_tokens(request, fixed=fixed, cache=self.estimates)
         held = ledger.reserve(estimate, request.max_tokens, min_output=min_output)
         if held is None:
             return None
         if held.max_output != request.max_tokens:
             request = replace(request, max_tokens=held.max_output)
-        daily = None
         limiter = self.rt.limiter
-        if limiter is not None:
-            st = self.state
-            try:
-                daily = await limiter.reserve_tokens(st.user_id, st.tenant_id, held.tokens)
-            except BaseException:
-                ledger.cancel(held)
-                raise
+        if limiter is None:
+            return request, held, None
+        st = self.state
+        try:
+            daily = await limiter.reserve_tokens(st.user_id, st.tenant_id, held.tokens)
+        except BaseException:
+            ledger.cancel(held)
+            raise
         return request, held, daily
 
     async def _settle(self, held: Reservation, daily: TokenHold | None, used: int | None) -> None:
@@ -437,12 +446,11 @@ class Turn:
         if daily is not None and self.rt.limiter is not None:
             await self.rt.limiter.settle_tokens(daily, used or 0)
 
-    async def _ask(self, request: ModelRequest) -> ModelResponse:
+    async def _ask(self, request: ModelRequest, estimate: int | None = None) -> ModelResponse:
         """Reserve the call in the budget, call the chain, settle to the reported usage."""
-        svc = self.svc
-        if svc.fixed_tokens is None:
-            svc.fixed_tokens = estimate_fixed(request)
-        reserved = await self._reserve(request, self.agent.budget.min_answer_tokens)
+        if estimate is None:
+            estimate = self._estimate(request)
+        reserved = await self._reserve(request, estimate, self.agent.budget.min_answer_tokens)
         if reserved is None:
             raise OutOfBudget
         request, held, daily = reserved
@@ -451,7 +459,10 @@ class Turn:
         except BaseException:
             await self._settle(held, daily, None)
             raise
-        await self._settle(held, daily, answer.response.usage.total_tokens)
+        if daily is None:
+            self._ledger().settle(held, answer.response.usage.total_tokens)
+        else:
+            await self._settle(held, daily, answer.response.usage.total_tokens)
         self.latency_ms = answer.latency_ms
         response = answer.response
         if answer.index > 0:
@@ -494,7 +505,7 @@ class Turn:
         request = summary_request(old, max_tokens=budget.summary_tokens)
         reason: str | None = None
         try:
-            reserved = await self._reserve(request, 16)
+            reserved = await self._reserve(request, self._estimate(request), 16)
         except RateLimited as exc:
             reserved, reason = None, str(exc)
         if reserved is None:
