@@ -24,12 +24,17 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 
 def test_run_json_then_list_and_show(db: str) -> None:
-    code, out, _ = invoke("run", AGENT, "-m", "where is my order?", "--json", "--db", db)
+    code, out, _ = invoke(
+        "run", AGENT, "-m", "where is my order?", "--user", "u1", "--tenant", "acme", "--json",
+        "--db", db,
+    )  # fmt: skip
     assert code == 0
     payload = json.loads(out.strip().splitlines()[-1])
     assert payload["status"] == "idle"
     assert payload["output"] == 'Order status: {"order_id":"#W7","status":"shipped"}'
     assert payload["tool_calls"] == [{"name": "order_status", "arguments": {"order_id": "#W7"}}]
+    assert payload["cost"] == 0.0  # a scripted model is free
+    assert payload["stop_reason"] is None
     sid = payload["session_id"]
 
     code, out, _ = invoke("sessions", "list", "--json", "--db", db)
@@ -37,6 +42,7 @@ def test_run_json_then_list_and_show(db: str) -> None:
     rows = json.loads(out)
     assert [r["id"] for r in rows] == [sid]
     assert rows[0]["step"] == 2
+    assert (rows[0]["user_id"], rows[0]["tenant_id"], rows[0]["cost"]) == ("u1", "acme", 0.0)
 
     code, out, _ = invoke("sessions", "show", sid, "--json", "--db", db)
     events = json.loads(out)["events"]

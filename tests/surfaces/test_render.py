@@ -67,6 +67,42 @@ def ev(type_: str, **data: object) -> Event:
             ),
             "backup (fallback for anthropic:x): hi",
         ),
+        (
+            ev(
+                EventType.MODEL_RESPONSE,
+                message={"role": "assistant", "text": "So far: #W1 is pending."},
+                model="anthropic:claude-sonnet-4-5",
+                cost=0.0045,
+                wrap_up="loop",
+            ),
+            "anthropic:claude-sonnet-4-5 (last call, no tools) $0.0045: So far: #W1 is pending.",
+        ),
+        (
+            ev(
+                EventType.CONTEXT_COMPRESSED,
+                upto=8,
+                model="anthropic:claude-haiku-4-5",
+                tokens_before=2400,
+                tokens_after=300,
+            ),
+            "8 older messages summarised by anthropic:claude-haiku-4-5: ~2400 → ~300 tokens",
+        ),
+        (
+            ev(EventType.COMPRESSION_FAILED, reason="HTTP 503"),
+            "context not compressed: HTTP 503",
+        ),
+        (
+            ev(EventType.LIMIT_REACHED, limit="loop", allowed=3, count=3, tool="search"),
+            "loop reached at search (call 3, allowed 3)",
+        ),
+        (
+            ev(EventType.BUDGET_EXHAUSTED, max_tokens=1500, used=1480, partial=""),
+            "token budget spent: 1480 of 1500; the session ends",
+        ),
+        (
+            ev(EventType.RATE_LIMITED, limit="tokens_per_day", scope="user", key="ava"),
+            "user ava: tokens_per_day reached",
+        ),
     ],
 )
 def test_reliability_events_read_as_sentences(event: Event, line: str) -> None:

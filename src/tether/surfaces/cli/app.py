@@ -159,6 +159,9 @@ def run(
     model: ModelOption = None,
     session: Annotated[str | None, typer.Option("--session", help="Continue this session.")] = None,
     user: Annotated[str | None, typer.Option("--user", help="The end user's id.")] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="The user's tenant (organisation).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     db: DbOption = None,
 ) -> None:
@@ -173,6 +176,7 @@ def run(
                 message,
                 session_id=session,
                 user_id=user,
+                tenant_id=tenant,
                 on_event=printer,
                 metadata={"agent_ref": agent_ref},
             )
@@ -183,7 +187,12 @@ def run(
     else:
         _print_answer(result, printer)
     if not as_json:
-        err.print(Text(f"session {result.session_id} · {result.status}", style="dim"))
+        line = f"session {result.session_id} · {result.status}"
+        if result.cost:
+            line += f" · ${result.cost:.4f}"
+        if result.stop_reason:
+            line += f" · stopped: {result.stop_reason}"
+        err.print(Text(line, style="dim"))
     if result.error:
         if not as_json:
             err.print(Text(f"error: {result.error}", style="bold red"))
