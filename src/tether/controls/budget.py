@@ -13,9 +13,10 @@ plus output cap) fits in what is left after what was spent *and* what other
 calls still hold; ``settle`` replaces the reservation by the real usage. Both
 run without an ``await`` in between, so under asyncio they are atomic: 50
 concurrent calls cannot all see the same room. What the ledger cannot
-prevent is a call using more than it reserved (an estimate that ran low), so
-the budget holds to within the largest such miss, never more than one call's
-reservation.
+prevent is a call using more than it reserved (an estimate that ran low):
+the budget holds to within the misses of the calls in flight together. A
+session's calls run one at a time, so there it is one call's miss at most,
+never more than that call's reservation.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ class MemorySlots:
         held = self._held.setdefault(key, {})
         for t in [t for t, until in held.items() if until <= now]:
             del held[t]
-        if len(held) >= limit:
+        if token not in held and len(held) >= limit:  # a holder asking again keeps its slot
             return False
         held[token] = now + ttl
         return True
@@ -103,8 +103,9 @@ class Slots:
 
 
 def _ident(key: str | None) -> str:
-    # limits joins identifiers with "/": keep them from colliding with its own.
-    return (key or "").replace("/", "%2F")
+    # limits joins identifiers with "/": escape it (and "%" first, so that "a/b"
+    # and "a%2Fb" stay two different keys).
+    return (key or "").replace("%", "%25").replace("/", "%2F")
 
 
 class RateLimiter:
@@ -188,20 +189,31 @@ class RateLimiter:
     # sessions per hour ------------------------------------------------------
 
     async def admit_session(self, user_id: str | None, tenant_id: str | None = None) -> None:
-        """Count a new session against sessions-per-hour; raise ``RateLimited`` if over."""
+        """Count a new session against sessions-per-hour; raise ``RateLimited`` if over.
+
+        Every scope is tested before any is counted, so a session refused by
+        the user's quota does not use up the tenant's (a moving window cannot
+        take a hit back). Only two requests racing for the last slot of
+        different scopes can leave one hit counted for a refused session:
+        the error is on the side of admitting fewer, never more.
+        """
+        checks: list[tuple[str, str, int, RateLimitItem, tuple[str, ...]]] = []
         for scope, key, quota in self._quotas(user_id, tenant_id):
             n = quota.sessions_per_hour
-            if n is None:
-                continue
-            item = RateLimitItemPerHour(n)
-            ids = ("sessions", scope, _ident(key))
-            try:
-                ok = await self._moving.hit(item, *ids)
-            except Exception:
-                log.exception("the rate-limit store failed; letting the session through")
-                return
-            if not ok:
-                raise await self._refuse("sessions_per_hour", scope, key, item, n, ids)
+            if n is not None:
+                ident: tuple[str, ...] = ("sessions", scope, _ident(key))
+                checks.append((scope, key, n, RateLimitItemPerHour(n), ident))
+        try:
+            for scope, key, n, item, ids in checks:
+                if not await self._moving.test(item, *ids):
+                    raise await self._refuse("sessions_per_hour", scope, key, item, n, ids)
+            for scope, key, n, item, ids in checks:
+                if not await self._moving.hit(item, *ids):
+                    raise await self._refuse("sessions_per_hour", scope, key, item, n, ids)
+        except RateLimited:
+            raise
+        except Exception:
+            log.exception("the rate-limit store failed; letting the session through")
 
     # tokens per day -----------------------------------------------------------
 
@@ -251,17 +263,35 @@ class RateLimiter:
         return hold if hold.keys else None
 
     async def settle_tokens(self, hold: TokenHold | None, used: int) -> None:
-        """Replace a reservation by what the call used (``used`` may be 0: it failed)."""
+        """Replace a reservation by what the call used (``used`` may be 0: it failed).
+
+        Tokens given back (``used`` below the reservation) are taken only from
+        the window the reservation is in: if that window has ended meanwhile,
+        there is nothing to give back, and the next day does not start in
+        credit. Tokens used beyond the reservation are always counted.
+        """
         if hold is None:
             return
         delta = used - hold.tokens
-        if delta:
+        if delta > 0:
             for key, expiry in hold.keys:
                 await self._add(key, expiry, delta)
+        elif delta < 0:
+            for key, expiry in hold.keys:
+                await self._give(key, expiry, -delta)
+
+    async def _give(self, key: str, expiry: int, amount: int) -> None:
+        try:
+            current = await self.storage.get(key)
+        except Exception:
+            log.exception("the rate-limit store failed to settle %s", key)
+            return
+        if current > 0:  # 0: the window this reservation was in has ended
+            await self._add(key, expiry, -min(amount, current))
 
     async def _give_back(self, hold: TokenHold) -> None:
         for key, expiry in hold.keys:
-            await self._add(key, expiry, -hold.tokens)
+            await self._give(key, expiry, hold.tokens)
 
     async def _add(self, key: str, expiry: int, amount: int) -> None:
         try:

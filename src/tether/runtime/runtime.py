@@ -297,6 +297,7 @@ class Runtime:
         session_id: str | None = None,
         user_id: str | None = None,
         metadata: dict[str, Any] | None = None,
+        tenant_id: str | None = None,
     ) -> AsyncIterator[Event]:
         """Like :meth:`run`, but yield every event as it happens (text deltas included)."""
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
@@ -308,6 +309,7 @@ class Runtime:
                 user_id=user_id,
                 on_event=queue.put_nowait,
                 metadata=metadata,
+                tenant_id=tenant_id,
             )
         )
         task.add_done_callback(lambda _t: queue.put_nowait(None))
