@@ -15,7 +15,7 @@ from pathlib import Path
 from tether.exceptions import AgentLoadError
 from tether.spec.agent import Agent
 
-__all__ = ["load_agent"]
+__all__ = ["load_agent", "load_object"]
 
 
 def _import(module: str, attr: str, ref: str) -> Agent:
@@ -68,3 +68,29 @@ def load_agent(ref: str) -> Agent:
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")
     return _import(module, attr, ref)
+
+
+def load_object(ref: str, *, what: str = "object") -> object:
+    """The object ``module:attribute`` names (a factory, an environment), imported.
+
+    Raises :class:`AgentLoadError` with the fix when it cannot be found.
+    """
+    module, sep, attr = ref.partition(":")
+    if not sep or not module or not attr:
+        raise AgentLoadError(f"{what} reference {ref!r} is not 'module:attribute'")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise AgentLoadError(
+            f"cannot import {module!r} for {what} {ref!r} ({exc}); run from the folder "
+            "that contains it"
+        ) from exc
+    try:
+        obj: object = getattr(mod, attr)
+    except AttributeError as exc:
+        raise AgentLoadError(
+            f"module {module!r} has no attribute {attr!r} ({what} {ref!r})"
+        ) from exc
+    return obj

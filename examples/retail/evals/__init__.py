@@ -1,0 +1,1 @@
+"""The retail agent's golden set (case files beside this module) and its harness."""
