@@ -42,6 +42,16 @@ from examples.retail.schema import (
 __all__ = ["ADDRESS_KEYS", "JSON", "Shop"]
 
 
+#: SQL functions an analytics query may call (aggregates, string and date helpers)
+_SAFE_FUNCTIONS = frozenset(
+    {
+        "count", "sum", "avg", "min", "max", "total", "group_concat", "abs", "round",
+        "lower", "upper", "length", "substr", "trim", "coalesce", "ifnull", "nullif",
+        "date", "datetime", "strftime", "json_extract", "instr", "replace", "cast",
+    }
+)  # fmt: skip
+
+
 class Shop:
     """A retail shop in one SQLite database; safe to share between threads."""
 
@@ -126,6 +136,37 @@ class Shop:
     def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self.lock:
             return self._db.execute(sql, params).fetchall()
+
+    def query_readonly(
+        self, sql: str, *, limit: int = 50
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one reviewed ``SELECT``: column names and at most ``limit`` rows.
+
+        Defence in depth under the SQL guard: SQLite's authorizer lets the
+        statement read and select, nothing else (no write, no ATTACH, no
+        PRAGMA, no function outside a short list), so even SQL that slipped
+        past the review cannot change the shop. Raises ``sqlite3.DatabaseError``
+        ("not authorized") otherwise.
+        """
+        allowed = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE}
+
+        def authorize(action: int, _arg1: str | None, arg2: str | None, *_rest: Any) -> int:
+            if action in allowed:
+                return sqlite3.SQLITE_OK
+            # for a function call SQLite passes its name as the second argument
+            if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _SAFE_FUNCTIONS:
+                return sqlite3.SQLITE_OK
+            return sqlite3.SQLITE_DENY
+
+        with self.lock:
+            self._db.set_authorizer(authorize)
+            try:
+                cur = self._db.execute(sql)
+                rows = [tuple(r) for r in cur.fetchmany(limit)]
+                names = [d[0] for d in cur.description or ()]
+            finally:
+                self._db.set_authorizer(None)
+        return names, rows
 
     def _insert(self, rows: Rows, tables: tuple[str, ...]) -> None:
         for table in tables:
