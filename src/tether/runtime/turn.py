@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from tether.controls.budget import (
     Reservation,
     TokenLedger,
     estimate_fixed,
-    estimate_messages,
     estimate_tokens,
 )
 from tether.controls.honesty import unacknowledged
@@ -39,26 +38,17 @@ from tether.runtime.approvals import (
     summarize,
 )
 from tether.runtime.calls import CallEnv, call_model_chain
-from tether.runtime.compress import (
-    cheapest,
-    digest,
-    split_point,
-    summary_message,
-    summary_request,
-)
 from tether.runtime.context import build_request
 from tether.runtime.execute import ToolEnv, execute_tool, outcome_unknown
 from tether.runtime.ports import SessionRecord, SessionStatus
+from tether.runtime.result import TurnResult
 from tether.runtime.spend import (
     LimitHit,
     OutOfBudget,
-    exhausted_notice,
     over_limit,
-    partial_answer,
-    wrap_up_fallback,
-    wrap_up_request,
 )
 from tether.runtime.state import SessionState
+from tether.runtime.turn_limits import compress_context, exhaust, wrap_up
 from tether.spec.agent import Agent
 from tether.spec.approval import arguments_hash
 from tether.spec.events import Event, EventType
@@ -78,37 +68,6 @@ EventSink = Callable[[Event], None]
 
 
 @dataclass(slots=True)
-class TurnResult:
-    """What one turn ended with.
-
-    ``status`` is the session's status after the turn (``idle`` when the
-    agent answered); ``output`` the final answer, if any; ``error`` a
-    message a person can act on when the turn failed; ``events`` every
-    event of the turn, streamed ones included. ``stop_reason`` says why a
-    turn that answered was cut short: ``max_tool_calls``,
-    ``max_tool_calls_per_turn`` or ``loop`` (the answer is the summary the
-    model gave without tools), or ``budget_exhausted`` (the session has
-    ended; the answer is what was said so far and a notice). ``cost`` is the
-    turn's model calls in dollars.
-    """
-
-    session_id: str
-    status: str
-    output: str | None
-    usage: Usage
-    events: list[Event] = field(default_factory=list)
-    error: str | None = None
-    #: the approval the session waits for (status ``awaiting_approval``)
-    approval: PendingApproval | None = None
-    stop_reason: str | None = None
-    cost: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-@dataclass(slots=True)
 class AgentServices:
     """What the runtime built for one agent version: models, tools, deps."""
 
@@ -119,10 +78,6 @@ class AgentServices:
     deps: Any
     #: estimated tokens of the system prompt and tool schemas (set at the first call)
     fixed_tokens: int | None = None
-
-
-def _discard(_ev: Event) -> None:
-    return None
 
 
 def _last_question(events: list[Event]) -> str | None:
@@ -284,13 +239,13 @@ class Turn:
         if st.open_calls and not await self._run_open_calls():
             return await self._pause(events, turn_usage)
         if self.hit is not None:
-            return await self._wrap_up(events, turn_usage)
+            return await wrap_up(self, events, turn_usage)
         while st.step - started_step < limits.max_steps_per_turn:
             st.step += 1
             try:
                 response = await self._call_model()
             except OutOfBudget:
-                return await self._exhaust(events, turn_usage)
+                return await exhaust(self, events, turn_usage)
             except RateLimited as exc:
                 data = {"limit": exc.limit, "scope": exc.scope, "key": exc.key}
                 self.emit(EventType.RATE_LIMITED, data | {"reset_at": exc.reset_at})
@@ -322,7 +277,7 @@ class Turn:
             if not await self._run_open_calls():
                 return await self._pause(events, turn_usage)
             if self.hit is not None:
-                return await self._wrap_up(events, turn_usage)
+                return await wrap_up(self, events, turn_usage)
         return await self._fail(
             f"the agent took {limits.max_steps_per_turn} steps without answering; "
             "the turn was stopped (raise Limits.max_steps_per_turn if that is expected)",
@@ -376,7 +331,7 @@ class Turn:
             after is not None
             and not self.compress_failed
             and st.usage.total_tokens + estimate >= after
-            and await self._compress()
+            and await compress_context(self)
         ):
             request = build_request(self.agent, st.messages, svc.specs, system=svc.system)
             estimate = self._estimate(request)
@@ -485,137 +440,6 @@ class Turn:
         else:
             self.degraded_from = None
         return response
-
-    async def _compress(self) -> bool:
-        """Replace the older part of the conversation by a summary (``context.compressed``).
-
-        Never fails the turn: if no summary can be made (the model is down, or
-        the summary call does not fit in the budget), a
-        ``context.compression_failed`` event says why and the turn goes on
-        with the full context.
-        """
-        st = self.state
-        budget = self.agent.budget
-        cut = split_point(st.messages, budget.keep_turns)
-        if cut is None:
-            return False
-        old = st.messages[:cut]
-        pick = cheapest(self.svc.models, self.rt.prices)
-        model = self.svc.models[pick]
-        request = summary_request(old, max_tokens=budget.summary_tokens)
-        reason: str | None = None
-        try:
-            reserved = await self._reserve(request, self._estimate(request), 16)
-        except RateLimited as exc:
-            reserved, reason = None, str(exc)
-        if reserved is None:
-            reason = reason or "the summary call does not fit in the token budget"
-        else:
-            request, held, daily = reserved
-            env = self._env()
-            quiet = CallEnv(**{f: getattr(env, f) for f in env.__dataclass_fields__})
-            quiet.sink = _discard  # the summary is not streamed to the user
-            try:
-                answer = await call_model_chain((model,), request, self.agent, quiet)
-            except RunError as exc:
-                await self._settle(held, daily, None)
-                reason = str(exc)
-            else:
-                await self._settle(held, daily, answer.response.usage.total_tokens)
-        if reason is not None:
-            log.warning("session %s: context not compressed: %s", st.session_id, reason)
-            self.compress_failed = True
-            self.emit(EventType.COMPRESSION_FAILED, {"reason": reason})
-            return False
-        response = answer.response
-        self.side_usage = self.side_usage + response.usage
-        before = estimate_messages(st.messages)
-        calls = digest(old)
-        text = summary_message(response.message.text, st.vars, calls)
-        after = estimate_messages([Message.user(text), *st.messages[cut:]])
-        price = self.rt.price_of(response.model)
-        self.emit(
-            EventType.CONTEXT_COMPRESSED,
-            {
-                "upto": cut,
-                "text": text,
-                "digest": calls,
-                "tokens_before": before,
-                "tokens_after": after,
-                "model": response.model,
-                "cost": 0.0 if price is None else price.cost(response.usage),
-            },
-            response.usage,
-        )
-        log.info(
-            "session %s: compressed %d messages (~%d -> ~%d tokens)",
-            st.session_id,
-            cut,
-            before,
-            after,
-        )
-        return True
-
-    async def _wrap_up(self, events: list[Event], usage: Usage) -> TurnResult:
-        """A tool-call limit was reached: one last call without tools, and the turn ends."""
-        st = self.state
-        hit = self.hit
-        assert hit is not None
-        log.warning("session %s: %s; ending the turn with a summary", st.session_id, hit.why)
-        self.emit(EventType.LIMIT_REACHED, hit.to_dict())
-        st.step += 1
-        request = build_request(self.agent, st.messages, self.svc.specs, system=self.svc.system)
-        try:
-            response = await self._ask(wrap_up_request(request, hit))
-        except OutOfBudget:
-            return await self._exhaust(events, usage)
-        except RunError as exc:
-            log.warning("session %s: the wrap-up call failed: %s", st.session_id, exc)
-            text = wrap_up_fallback(hit)
-        else:
-            usage = usage + response.usage
-            text = response.message.text.strip() or wrap_up_fallback(hit)
-            # Calls the model asked for anyway are dropped: the turn is over.
-            msg = Message(role="assistant", text=text, model=response.message.model)
-            self._emit_response(response, msg, {"wrap_up": hit.limit})
-        self.emit(EventType.TURN_COMPLETED, {"output": text, "stopped": hit.limit})
-        await self.commit(release=True)
-        return TurnResult(
-            st.session_id,
-            st.status,
-            text,
-            usage,
-            events,
-            stop_reason=hit.limit,
-            cost=self._cost(),
-        )
-
-    async def _exhaust(self, events: list[Event], usage: Usage) -> TurnResult:
-        """The budget cannot pay for another call: end the session cleanly."""
-        st = self.state
-        budget = self.agent.budget
-        partial = partial_answer(st.messages)
-        notice = exhausted_notice(budget, st.usage.total_tokens)
-        log.warning("session %s: token budget spent; the session ends", st.session_id)
-        self.emit(
-            EventType.BUDGET_EXHAUSTED,
-            {"max_tokens": budget.max_tokens, "used": st.usage.total_tokens, "partial": partial},
-        )
-        self.emit(
-            EventType.SESSION_STATUS,
-            {"status": SessionStatus.BUDGET_EXHAUSTED, "reason": notice},
-        )
-        await self.commit(release=True)
-        output = f"{partial}\n\n{notice}" if partial else notice
-        return TurnResult(
-            st.session_id,
-            st.status,
-            output,
-            usage,
-            events,
-            stop_reason=SessionStatus.BUDGET_EXHAUSTED,
-            cost=self._cost(),
-        )
 
     async def _run_open_calls(self) -> bool:
         """Run the step's calls that have no result yet, in order.
