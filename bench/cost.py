@@ -48,7 +48,7 @@ from tether import Agent, ProviderError, Runtime
 from tether.spec.messages import Message, Usage
 from tether.spec.model import ModelRequest, ModelResponse
 from tether.store import open_store
-from tether.testing import FakeClock, FunctionModel, ScriptedResponse, call
+from tether.testing import FakeClock, FunctionModel, ScriptedResponse, call, unwrap
 
 SONNET = "anthropic:claude-sonnet-4-5"
 HAIKU = "anthropic:claude-haiku-4-5"
@@ -107,7 +107,7 @@ def script(model: str) -> Callable[[ModelRequest], ScriptedResponse]:
             status = json.loads(result.content)["status"]
             text = f"Your order {ORDER} is {status}. It contains the items you ordered."
         else:
-            articles = json.loads(result.content)
+            articles = json.loads(unwrap(result.content))  # help articles are spotlighted
             title = articles[0]["title"] if articles else "our help center"
             text = f"According to '{title}': delivered items can be returned within 30 days."
         return respond(Message(role="assistant", text=text, model=model), request)

@@ -8,12 +8,15 @@ Run the tests with pytest (they need pytest-asyncio) or as a plain script::
 The agent below is declared the way production code declares it, with a real
 model chain. Declaring it needs no API key; each test swaps the chain for a
 scripted model with ``Agent.with_models``, so no test touches the network.
+The last test takes its runtime and event log from the fixtures of tether's
+pytest plugin (loaded by pytest whenever tether is installed).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import pytest
 
@@ -21,7 +24,15 @@ import tether
 from tether import Agent, Runtime, ToolContext, ToolFailed
 from tether.exceptions import ScriptExhausted
 from tether.spec.model import ModelRequest
-from tether.testing import FunctionModel, ScriptedModel, ScriptedResponse, call, capture_events
+from tether.testing import (
+    EventLog,
+    FakeClock,
+    FunctionModel,
+    ScriptedModel,
+    ScriptedResponse,
+    call,
+    capture_events,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -123,20 +134,53 @@ async def test_the_tool_alone() -> None:
     assert await order_status(ctx, {"order_id": "#W2"}) == "delivered"
 
 
+async def test_with_the_plugin_fixtures(tether_runtime: Runtime, tether_events: EventLog) -> None:
+    # tether_runtime: a Runtime on an in-memory store and a FakeClock, closed
+    # after the test; tether_events: an EventLog to pass as on_event.
+    model = ScriptedModel([call("order_status", order_id="#W2"), "Order #W2 was delivered."])
+    agent = support_agent.with_models([model])
+    result = await tether_runtime.run(agent, "Where is #W2?", on_event=tether_events)
+
+    assert result.output == "Order #W2 was delivered."
+    assert tether_events.tool_calls() == [("order_status", {"order_id": "#W2"})]
+    assert tether_events.types()[-1] == "turn.completed"
+
+
 # --- run as a script: call each test in turn -------------------------------
 
 
+async def with_plugin_fixtures(test: Callable[[Runtime, EventLog], Awaitable[None]]) -> None:
+    """Outside pytest: build what the tether_runtime and tether_events fixtures give a test."""
+    clock = FakeClock()
+    async with Runtime(clock=clock, sleep=clock.sleep) as rt:
+        with capture_events() as log:
+            await test(rt, log)
+
+
 def main() -> None:
-    cases: list[tuple[Callable[..., Awaitable[None]], dict[str, str]]] = [
-        (test_answers_from_the_tool_result, {}),
-        (test_a_failed_lookup_reaches_the_model_as_an_error, {}),
-        (test_an_agent_that_calls_its_model_once_too_often_fails, {}),
-        *((test_every_order_gets_its_own_status, {"order_id": o, "status": s}) for o, s in CASES),
-        (test_the_tool_alone, {}),
+    plain = [
+        test_answers_from_the_tool_result,
+        test_a_failed_lookup_reaches_the_model_as_an_error,
+        test_an_agent_that_calls_its_model_once_too_often_fails,
     ]
-    for test, kwargs in cases:
-        asyncio.run(test(**kwargs))
-        print(f"ok {test.__name__} {' '.join(kwargs.values())}".rstrip())
+    cases: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        *((test.__name__, test) for test in plain),
+        *(
+            (
+                f"test_every_order_gets_its_own_status {o} {s}",
+                partial(test_every_order_gets_its_own_status, o, s),
+            )
+            for o, s in CASES
+        ),
+        (test_the_tool_alone.__name__, test_the_tool_alone),
+        (
+            test_with_the_plugin_fixtures.__name__,
+            partial(with_plugin_fixtures, test_with_the_plugin_fixtures),
+        ),
+    ]
+    for name, test in cases:
+        asyncio.run(test())
+        print(f"ok {name}")
     print(f"{len(cases)} passed")
 
 

@@ -20,14 +20,13 @@ EXAMPLES = REPO / "docs" / "examples"
 # Lines each example must print (whole lines of stdout): what its docs page shows.
 EXPECTED: dict[str, list[str]] = {
     "cost.py": [
-        "turn 1: idle, 878 tokens, $0.0027",
-        "turn 3: idle, 2176 tokens, $0.0066",
-        "turn 4: idle, 3052 tokens, $0.0051 (compressed by anthropic:claude-haiku-4-5)",
-        "turn 5: idle, 1814 tokens, $0.0039 (compressed by anthropic:claude-haiku-4-5)",
-        "turn 6: budget_exhausted, 0 tokens, $0.0000",
-        "the user reads: This conversation has used its token budget (9,447 of 10,000 tokens) "
+        "turn 1: idle, 932 tokens, $0.0029",
+        "turn 3: idle, 2231 tokens, $0.0068",
+        "turn 4: idle, 3106 tokens, $0.0053 (compressed by anthropic:claude-haiku-4-5)",
+        "turn 5: budget_exhausted, 870 tokens, $0.0009 (compressed by anthropic:claude-haiku-4-5)",
+        "the user reads: This conversation has used its token budget (8,721 of 10,000 tokens) "
         "and has ended here. Please start a new conversation to continue.",
-        "session total: 9447 tokens, $0.0230",
+        "session total: 8721 tokens, $0.0207",
         "stop reason: loop, searches run: 2",
         "answer: Returns are free within 30 days of delivery.",
         "session 3: refused (sessions_per_hour, user ava, allowed 2, resets in about an hour: "
@@ -106,7 +105,8 @@ EXPECTED: dict[str, list[str]] = {
         "ok test_answers_from_the_tool_result",
         "ok test_an_agent_that_calls_its_model_once_too_often_fails",
         "ok test_every_order_gets_its_own_status #W2 delivered",
-        "6 passed",
+        "ok test_with_the_plugin_fixtures",
+        "7 passed",
     ],
 }
 
@@ -152,4 +152,4 @@ def test_testing_example_passes_under_pytest(tmp_path: Path) -> None:
         tmp_path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "6 passed" in proc.stdout
+    assert "7 passed" in proc.stdout

@@ -8,7 +8,6 @@ cleanly and can be resumed later. The limiter counts in this process.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -21,8 +20,8 @@ from tether.spec.approval import ApprovalPolicy
 from tether.spec.budget import Quota, RateLimits
 from tether.spec.events import EventType
 from tether.spec.messages import Message, ToolCall, Usage
-from tether.spec.model import Model, ModelRequest, ModelResponse, ModelStreamEvent
-from tether.testing import FunctionModel, ScriptedModel, call, capture_events
+from tether.spec.model import Model, ModelResponse
+from tether.testing import FunctionModel, GatedModel, ScriptedModel, call, capture_events
 
 
 @tether.tool(reads=True)
@@ -168,28 +167,12 @@ async def test_a_turn_that_runs_out_of_daily_tokens_mid_turn_fails_cleanly_and_r
     assert model.requests[1].messages[-1].results[0].content == "found order"
 
 
-class GatedModel:
-    """Answers like ``inner``, but a call whose last message is "slow" waits for ``gate``."""
-
-    def __init__(self, inner: FunctionModel) -> None:
-        self.inner = inner
-        self.entered = asyncio.Event()
-        self.gate = asyncio.Event()
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
-        if request.messages[-1].text == "slow":
-            self.entered.set()
-            await self.gate.wait()
-        async for event in self.inner.stream(request):
-            yield event
-
-
 async def test_concurrent_sessions_refuses_a_second_overlapping_turn_until_the_first_ends() -> None:
-    model = GatedModel(FunctionModel(lambda r: f"re: {r.messages[-1].text}"))
+    # a call whose last message is "slow" waits for model.gate
+    model = GatedModel(
+        FunctionModel(lambda r: f"re: {r.messages[-1].text}"),
+        when=lambda r: r.messages[-1].text == "slow",
+    )
     agent = make_agent(model)
     store = InMemoryStore()
     async with Runtime(store, limiter=limiter(concurrent_sessions=1)) as rt:

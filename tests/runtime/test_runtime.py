@@ -67,9 +67,12 @@ async def test_multi_step_flow_answers_and_records_every_step(ledger: Ledger) ->
     second = model.requests[1]
     assert second.messages[-1].role == "tool"
     assert second.messages[-1].results[0].content == '{"order_id":"#W1","status":"pending"}'
-    # The preamble is always first in the system prompt, then the instructions.
+    # The preamble is always first in the system prompt, then the instructions, then
+    # the canary line (see runtime/leak.py).
     assert second.system.startswith("You are an assistant run by the Tether runtime")
-    assert second.system.rstrip().endswith("Help with orders.")
+    head, _, canary = second.system.rstrip().rpartition("\n")
+    assert head.endswith("Help with orders.")
+    assert canary.startswith("Configuration reference tc-")
     # the agent's tools, then the built-in clarify
     assert [t.name for t in second.tools] == [*[t.name for t in TOOLS], "clarify"]
     assert result.usage.input_tokens > 0
@@ -234,27 +237,18 @@ async def test_scripted_model_fails_loudly_on_an_extra_call(ledger: Ledger) -> N
 async def test_two_turns_of_one_session_in_one_runtime_conflict(ledger: Ledger) -> None:
     import asyncio
 
-    from tether.testing import FunctionModel
+    from tether.testing import FunctionModel, GatedModel
 
-    gate = asyncio.Event()
-
-    class Gated(FunctionModel):
-        async def stream(self, request):  # type: ignore[no-untyped-def,override]
-            await gate.wait()
-            async for item in super().stream(request):
-                yield item
-
-    model = Gated(lambda r: "done")
+    # the turn "one" waits inside its model call until the gate opens
+    model = GatedModel(FunctionModel(lambda r: "done"), when=lambda r: r.messages[-1].text == "one")
     agent = make_agent(model, ledger)  # type: ignore[arg-type]
     async with Runtime() as rt:
-        gate.set()
         first = await rt.run(agent, "hi")
-        gate.clear()
         running = asyncio.create_task(rt.run(agent, "one", session_id=first.session_id))
-        await asyncio.sleep(0.01)
+        await asyncio.wait_for(model.entered.wait(), timeout=30)
         with pytest.raises(SessionConflict, match="already has a turn in progress"):
             await rt.run(agent, "two", session_id=first.session_id)
-        gate.set()
+        model.gate.set()
         result = await running
     assert result.ok
     assert result.output == "done"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from tether.runtime.approvals import (
 )
 from tether.runtime.context import system_prompt
 from tether.runtime.ids import new_session_id
+from tether.runtime.leak import canary_for, canary_line
 from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
 from tether.runtime.state import SessionState
 from tether.runtime.turn import AgentServices, EventSink, Turn, TurnResult
@@ -123,6 +125,8 @@ class Runtime:
         self.prices = prices if prices is not None else load_prices()
         self._price_cache: dict[str, Price | None] = {}
         self.limiter = limiter
+        #: the key of the boundary markers around untrusted content (see runtime.taint)
+        self.spotlight_secret = secrets.token_bytes(16)
         self._models: dict[str, Model] = dict(models or {})
         self._prepared: set[int] = set()
         # Keyed by id() of the Agent / deps factory, with the object itself
@@ -412,12 +416,15 @@ class Runtime:
             else:
                 deps = factory()
                 self._deps[id(factory)] = (factory, deps)
+        canary = canary_for(self.spotlight_secret, agent.name, agent.version)
         svc = AgentServices(
             models=tuple(self._model(m, agent.limits.model_timeout) for m in agent.models),
             tools={t.name: t for t in agent.tools},
             specs=tuple(t.spec for t in agent.tools) + _clarify_spec(agent),
-            system=system_prompt(agent),
+            system=f"{system_prompt(agent)}{canary_line(canary)}\n",
             deps=deps,
+            canary=canary,
+            untrusted_tools=frozenset(t.name for t in agent.tools if t.untrusted_output),
         )
         self._services[id(agent)] = (agent, svc)
         return svc

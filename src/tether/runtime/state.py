@@ -65,6 +65,8 @@ class SessionState:
     turn_tool_calls: int = 0
     #: how often each (tool, arguments) ran in the current turn (loop detection)
     turn_call_keys: dict[str, int] = field(default_factory=dict)
+    #: (tool, content) of every untrusted result read in the session (taint)
+    untrusted: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def from_events(cls, session_id: str, events: Iterable[Event]) -> SessionState:
@@ -115,6 +117,8 @@ class SessionState:
             new_vars = data.get("vars")
             if new_vars:
                 self.vars.update(new_vars)
+            if data.get("untrusted"):
+                self.untrusted.append((data["name"], data["content"]))
         elif t == EventType.USER_MESSAGE:
             self.messages.append(Message(role="user", text=data["text"]))
             self.status = SessionStatus.RUNNING

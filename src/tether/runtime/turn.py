@@ -40,6 +40,7 @@ from tether.runtime.approvals import (
 from tether.runtime.calls import CallEnv, call_model_chain
 from tether.runtime.context import build_request
 from tether.runtime.execute import ToolEnv, execute_tool, outcome_unknown
+from tether.runtime.leak import WITHHELD, prompt_leak
 from tether.runtime.ports import SessionRecord, SessionStatus
 from tether.runtime.result import TurnResult
 from tether.runtime.spend import (
@@ -48,6 +49,12 @@ from tether.runtime.spend import (
     over_limit,
 )
 from tether.runtime.state import SessionState
+from tether.runtime.taint import (
+    flagged_arguments,
+    marker_for,
+    spotlight_messages,
+    tainted_action,
+)
 from tether.runtime.turn_limits import compress_context, exhaust, wrap_up
 from tether.spec.agent import Agent
 from tether.spec.approval import arguments_hash
@@ -76,8 +83,23 @@ class AgentServices:
     specs: tuple[ToolSpec, ...]
     system: str
     deps: Any
+    #: the canary token at the end of ``system`` (see runtime.leak)
+    canary: str = ""
+    #: names of the tools whose results are untrusted (spotlighted, taint the session)
+    untrusted_tools: frozenset[str] = frozenset()
     #: estimated tokens of the system prompt and tool schemas (set at the first call)
     fixed_tokens: int | None = None
+
+
+def _taint_blocked(call: ToolCall, untrusted: list[tuple[str, str]]) -> ToolResult:
+    sources = ", ".join(sorted({source for source, _ in untrusted}))
+    return ToolResult(
+        call.id,
+        call.name,
+        f"not executed: this conversation contains content from outside ({sources}), and "
+        f"the policy does not allow {call.name} after that. Tell the user a person must do it.",
+        is_error=True,
+    )
 
 
 def _last_question(events: list[Event]) -> str | None:
@@ -108,6 +130,7 @@ class Turn:
         "side_usage",
         "sink",
         "slots",
+        "spotlit",
         "state",
         "stored",
         "svc",
@@ -152,6 +175,8 @@ class Turn:
         self.side_usage = Usage()
         #: the concurrency slots this turn holds (per-user limits), if any
         self.slots: Slots | None = None
+        #: tool messages already spotlighted this turn (original id -> (original, wrapped))
+        self.spotlit: dict[int, tuple[Message, Message]] = {}
         #: token estimates of messages already measured this turn
         self.estimates: dict[int, tuple[Message, int]] = {}
 
@@ -269,10 +294,11 @@ class Turn:
                         ", ".join(missed),
                     )
                     self.emit(EventType.UNACKNOWLEDGED_FAILURE, {"tools": missed})
-                self.emit(EventType.TURN_COMPLETED, {"output": msg.text})
+                output = self._withhold_leak(msg.text)
+                self.emit(EventType.TURN_COMPLETED, {"output": output})
                 await self.commit(release=True)
                 return TurnResult(
-                    st.session_id, st.status, msg.text, turn_usage, events, cost=self._cost()
+                    st.session_id, st.status, output, turn_usage, events, cost=self._cost()
                 )
             if not await self._run_open_calls():
                 return await self._pause(events, turn_usage)
@@ -323,8 +349,7 @@ class Turn:
         raises :class:`OutOfBudget` when the call cannot fit in what is left.
         """
         st = self.state
-        svc = self.svc
-        request = build_request(self.agent, st.messages, svc.specs, system=svc.system)
+        request = self._request()
         estimate = self._estimate(request)
         after = self.agent.budget.compress_after
         if (
@@ -333,7 +358,7 @@ class Turn:
             and st.usage.total_tokens + estimate >= after
             and await compress_context(self)
         ):
-            request = build_request(self.agent, st.messages, svc.specs, system=svc.system)
+            request = self._request()
             estimate = self._estimate(request)
         return await self._ask(request, estimate)
 
@@ -486,6 +511,7 @@ class Turn:
                 self._alert(call, "outcome unknown: it started but never reported a result")
                 self._finish(outcome_unknown(call), 0.0, None)
                 continue
+            taint = None
             if tool is not None and call.id not in st.approved:
                 hit = over_limit(st, self.agent.limits, call)
                 if hit is not None:
@@ -496,14 +522,17 @@ class Turn:
                         None,
                     )
                     continue
+                taint = tainted_action(self.agent, tool) if st.untrusted else None
+                if taint == "block":
+                    self._finish(_taint_blocked(call, st.untrusted), 0.0, None)
+                    continue
             if (
-                gate
-                and tool is not None
+                tool is not None
                 and call.id not in st.approved
-                and needs_approval(self.agent, tool, call)
+                and (taint == "approve" or (gate and needs_approval(self.agent, tool, call)))
             ):
                 if st.pending_approval is None:
-                    self._request_approval(call, tool)
+                    self._request_approval(call, tool, tainted=taint == "approve")
                 return False
             if tool is not None:
                 self.emit(
@@ -521,25 +550,36 @@ class Turn:
         await self.commit()
         return True
 
-    def _request_approval(self, call: ToolCall, tool: Tool) -> None:
+    def _request_approval(self, call: ToolCall, tool: Tool, *, tainted: bool = False) -> None:
         st = self.state
         policy = self.agent.approval
         last = st.messages[-1] if st.messages else None
         explanation = last.text if last is not None and last.role == "assistant" else ""
-        self.emit(
-            EventType.APPROVAL_REQUESTED,
-            {
-                "approval_id": f"{st.session_id}.{st.event_count + 1}",
-                "call_id": call.id,
-                "tool": call.name,
-                "arguments": call.arguments,
-                "args_hash": arguments_hash(call.name, call.arguments),
-                "summary": summarize(tool, call),
-                "explanation": explanation,
-                "mode": policy.mode,
-                "expires_at": self.rt.clock() + policy.expires_after,
-            },
-        )
+        summary = summarize(tool, call)
+        data: dict[str, Any] = {
+            "approval_id": f"{st.session_id}.{st.event_count + 1}",
+            "call_id": call.id,
+            "tool": call.name,
+            "arguments": call.arguments,
+            "args_hash": arguments_hash(call.name, call.arguments),
+            "summary": summary,
+            "explanation": explanation,
+            "mode": policy.mode,
+            "expires_at": self.rt.clock() + policy.expires_after,
+        }
+        if st.untrusted and (tainted or tainted_action(self.agent, tool) is not None):
+            flagged = flagged_arguments(call.arguments, st.untrusted)
+            data["tainted"] = sorted({source for source, _ in st.untrusted})
+            data["flagged"] = flagged
+            if flagged:
+                found = "; ".join(
+                    f"{f['value']!r} ({f['arg']}) is in {f['source']}" for f in flagged
+                )
+                data["summary"] = (
+                    f"{summary}. WARNING: text from outside this conversation was read, "
+                    f"and {found}: check it was not planted there"
+                )
+        self.emit(EventType.APPROVAL_REQUESTED, data)
         self.emit(
             EventType.SESSION_STATUS,
             {"status": SessionStatus.AWAITING_APPROVAL, "reason": f"{call.name} needs approval"},
@@ -681,6 +721,29 @@ class Turn:
         data = {"reason": reason, "call_id": call.id, "tool": call.name}
         self.emit(EventType.OPERATOR_ALERT, data)
 
+    def _withhold_leak(self, text: str) -> str:
+        """``text``, or :data:`~tether.runtime.leak.WITHHELD` if it gives the system prompt away."""
+        why = prompt_leak(text, self.agent.instructions, self.svc.canary)
+        if why is None:
+            return text
+        log.warning(
+            "session %s: the answer repeats the system prompt (%s); withheld",
+            self.state.session_id,
+            why,
+        )
+        self.emit(EventType.ANSWER_WITHHELD, {"reason": why})
+        return WITHHELD
+
+    def _request(self) -> ModelRequest:
+        """The next model request: the history, untrusted results spotlighted."""
+        st, svc = self.state, self.svc
+        request = build_request(self.agent, st.messages, svc.specs, system=svc.system)
+        if not svc.untrusted_tools or not st.untrusted:
+            return request
+        marker = marker_for(self.rt.spotlight_secret, st.session_id)
+        messages = spotlight_messages(request.messages, svc.untrusted_tools, marker, self.spotlit)
+        return replace(request, messages=tuple(messages))
+
     async def _execute(self, call: ToolCall) -> None:
         st = self.state
         t0 = time.perf_counter()
@@ -694,7 +757,9 @@ class Turn:
             deps=self.svc.deps,
             env=self._tool_env(),
         )
-        self._finish(result, (time.perf_counter() - t0) * 1000, new_vars)
+        tool = self.svc.tools.get(call.name)
+        untrusted = tool is not None and tool.untrusted_output
+        self._finish(result, (time.perf_counter() - t0) * 1000, new_vars, untrusted=untrusted)
 
     def _tool_env(self) -> ToolEnv:
         env = self.tool_env
@@ -710,7 +775,14 @@ class Turn:
             )
         return env
 
-    def _finish(self, result: ToolResult, ms: float, new_vars: dict[str, Any] | None) -> None:
+    def _finish(
+        self,
+        result: ToolResult,
+        ms: float,
+        new_vars: dict[str, Any] | None,
+        *,
+        untrusted: bool = False,
+    ) -> None:
         data: dict[str, Any] = {
             "call_id": result.call_id,
             "name": result.name,
@@ -720,6 +792,8 @@ class Turn:
         }
         if new_vars:
             data["vars"] = new_vars
+        if untrusted and not result.is_error:
+            data["untrusted"] = True
         if result.is_error:
             self.failed_tools.append(result.name)
         self.emit(EventType.TOOL_FINISHED, data)

@@ -22,7 +22,6 @@ from tether.runtime.compress import (
     summary_message,
     summary_request,
 )
-from tether.runtime.context import build_request
 from tether.runtime.ports import SessionStatus
 from tether.runtime.result import TurnResult
 from tether.runtime.spend import (
@@ -126,7 +125,7 @@ async def wrap_up(turn: Turn, events: list[Event], usage: Usage) -> TurnResult:
     log.warning("session %s: %s; ending the turn with a summary", st.session_id, hit.why)
     turn.emit(EventType.LIMIT_REACHED, hit.to_dict())
     st.step += 1
-    request = build_request(turn.agent, st.messages, turn.svc.specs, system=turn.svc.system)
+    request = turn._request()
     try:
         response = await turn._ask(wrap_up_request(request, hit))
     except OutOfBudget:
@@ -136,7 +135,7 @@ async def wrap_up(turn: Turn, events: list[Event], usage: Usage) -> TurnResult:
         text = wrap_up_fallback(hit)
     else:
         usage = usage + response.usage
-        text = response.message.text.strip() or wrap_up_fallback(hit)
+        text = turn._withhold_leak(response.message.text.strip()) or wrap_up_fallback(hit)
         # Calls the model asked for anyway are dropped: the turn is over.
         msg = Message(role="assistant", text=text, model=response.message.model)
         turn._emit_response(response, msg, {"wrap_up": hit.limit})
@@ -157,6 +156,7 @@ async def exhaust(turn: Turn, events: list[Event], usage: Usage) -> TurnResult:
     """The budget cannot pay for another call: end the session cleanly."""
     st = turn.state
     budget = turn.agent.budget
+    usage, turn.side_usage = usage + turn.side_usage, Usage()  # a summary made this turn
     partial = partial_answer(st.messages)
     notice = exhausted_notice(budget, st.usage.total_tokens)
     log.warning("session %s: token budget spent; the session ends", st.session_id)

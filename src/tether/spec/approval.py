@@ -42,6 +42,11 @@ class ApprovalPolicy:
       approval (for example a refund above an amount).
     - ``enabled``: ``False`` turns approvals off (tests, batch jobs that have
       their own review).
+    - ``taint``: once the session has read untrusted content (a tool marked
+      ``untrusted_output``), calls to ``high_stakes``, ``irreversible``,
+      ``external_comms`` or ``critical`` tools ``approve`` (need approval
+      even when the flags or ``enabled=False`` would not ask), ``block``
+      (are not run), or ``off``. See :mod:`tether.runtime.taint`.
     """
 
     mode: str = "user"
@@ -50,11 +55,16 @@ class ApprovalPolicy:
     rule: ApprovalRule | None = None
     approver_role: str = "approver"
     enabled: bool = True
+    taint: str = "approve"
 
     def __post_init__(self) -> None:
         if self.mode not in ("user", "operator"):
             raise ConfigError(
                 f"ApprovalPolicy.mode must be 'user' or 'operator', not {self.mode!r}"
+            )
+        if self.taint not in ("approve", "block", "off"):
+            raise ConfigError(
+                f"ApprovalPolicy.taint must be 'approve', 'block' or 'off', not {self.taint!r}"
             )
         if self.expires_after <= 0:
             raise ConfigError("ApprovalPolicy.expires_after must be positive (seconds)")

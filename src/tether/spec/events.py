@@ -25,7 +25,9 @@ Event types (``Event.type``) and their ``data``:
 ``breaker.closed``     ``key`` (its trial call succeeded)
 ``tool.started``       ``call_id``, ``name``, ``arguments``, ``idempotency_key``
 ``tool.finished``      ``call_id``, ``name``, ``content``, ``is_error``,
-                       ``duration_ms``, optional ``vars`` (session vars set)
+                       ``duration_ms``, optional ``vars`` (session vars set),
+                       ``untrusted: true`` for a result of an
+                       ``untrusted_output`` tool (it taints the session)
 ``turn.completed``     ``output`` (the final answer text)
 ``session.status``     ``status``, ``reason``
 ``session.resumed``    ``from_step``, ``owner``
@@ -34,7 +36,9 @@ Event types (``Event.type``) and their ``data``:
                        failure of those tools (a likely fabrication)
 ``approval.requested`` ``approval_id``, ``call_id``, ``tool``, ``arguments``,
                        ``args_hash``, ``summary``, ``explanation``, ``mode``,
-                       ``expires_at``: the call waits for a decision
+                       ``expires_at``: the call waits for a decision;
+                       ``tainted`` (sources of untrusted content read) and
+                       ``flagged`` (arguments found in it) when taint asked
 ``approval.decided``   ``approval_id``, ``approved``, ``by``, ``reason``
 ``approval.expired``   ``approval_id``, ``by``: decided too late; the call did not run
 ``approval.reasked``   ``text``: a chat reply that was neither yes nor no
@@ -54,6 +58,8 @@ Event types (``Event.type``) and their ``data``:
                        ends (status ``budget_exhausted``)
 ``rate.limited``       ``limit``, ``scope``, ``key``, ``reset_at``: a
                        per-user or per-tenant limit stopped the turn
+``answer.withheld``    ``reason`` (``canary`` or ``verbatim``): the answer
+                       repeated the system prompt and was not shown
 =====================  ==========================================================
 """
 
@@ -100,6 +106,7 @@ class EventType:
     LIMIT_REACHED: Final = "limit.reached"
     BUDGET_EXHAUSTED: Final = "budget.exhausted"
     RATE_LIMITED: Final = "rate.limited"
+    ANSWER_WITHHELD: Final = "answer.withheld"
 
 
 EPHEMERAL_TYPES: Final = frozenset({EventType.MODEL_DELTA})

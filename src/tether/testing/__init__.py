@@ -9,6 +9,16 @@
   resets, cut streams), listed per call or at a seeded random ``rate``.
 - :func:`faulty_tool` wraps a tool the same way (raise, refuse, retry, hang,
   slow); :class:`Fault` and :class:`ToolFault` describe one injected fault.
+- :class:`GatedModel` holds a model's answer until the test opens its gate,
+  to test what happens while a call is in progress.
+- :func:`block_network` refuses every connection but loopback with
+  :class:`NetworkBlocked`.
+
+The pytest plugin (:mod:`tether.testing.pytest_plugin`, registered when tether
+is installed) blocks the network in every test and provides the fixtures
+``tether_runtime``, ``tether_sqlite_runtime``, ``fake_clock`` and
+``tether_events``. ``unwrap`` gives back the data inside a spotlighted (untrusted) tool result,
+for a scripted model that reads it. Importing this package does not import pytest.
 """
 
 from __future__ import annotations
@@ -28,6 +38,9 @@ from tether.testing.faults import (
     ToolFault,
     faulty_tool,
 )
+from tether.testing.gate import GatedModel
+from tether.runtime.taint import unwrap
+from tether.testing.network import NetworkBlocked, block_network
 
 __all__ = [
     "MODEL_FAULT_KINDS",
@@ -38,12 +51,16 @@ __all__ = [
     "FaultyModel",
     "FaultyTool",
     "FunctionModel",
+    "GatedModel",
+    "NetworkBlocked",
     "ScriptedModel",
     "ScriptedResponse",
     "ToolFault",
+    "block_network",
     "call",
     "capture_events",
     "faulty_tool",
+    "unwrap",
 ]
 
 
