@@ -59,19 +59,34 @@ def _template(name: str) -> Shop:
     return shop
 
 
+@cache
+def _pristine(name: str) -> dict[str, Any]:
+    """The export of an untouched template (read-only: callers never mutate snapshots)."""
+    shop = _template(name)
+    data = shop.export_json()
+    data["outbox"] = shop.outbox()
+    return data
+
+
 class ShopEnvironment:
     """A fresh copy of a shop for one case."""
 
     def __init__(self, case: Case) -> None:
-        self.shop = _template(str(case.state.get("shop", "tau2"))).copy()
+        self.name = str(case.state.get("shop", "tau2"))
+        self.shop = _template(self.name).copy()
         articles = case.state.get("help_articles")
         if articles:
             self.shop.load_help_articles(list(articles))
+        # the first snapshot is taken before anything ran: the template's own
+        self._untouched = True
 
     def deps(self) -> Shop:
+        self._untouched = False
         return self.shop
 
     def snapshot(self) -> dict[str, Any]:
+        if self._untouched:
+            return _pristine(self.name)
         data = self.shop.export_json()
         data["outbox"] = self.shop.outbox()
         return data
