@@ -29,6 +29,7 @@ __all__ = [
     "agent",
     "build_agent",
     "default_shop_path",
+    "hosted_agent",
     "open_shop",
 ]
 
@@ -169,3 +170,6 @@ def build_agent(
 
 
 agent = build_agent()
+#: the full agent as it runs on a hosted model (18 tools, the whole policy), for
+#: `tether audit examples.retail.agent:hosted_agent` without an API key
+hosted_agent = build_agent(models=tether.providers.registry.ANTHROPIC_CHAIN)

@@ -21,7 +21,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from tether.controls.breaker import Breakers
@@ -177,6 +177,7 @@ class Runtime:
         metadata: dict[str, Any] | None = None,
         new_session_id: str | None = None,
         tenant_id: str | None = None,
+        scopes: Iterable[str] | None = None,
     ) -> TurnResult:
         """Send ``message`` to a session (a new one unless ``session_id``) and run the turn.
 
@@ -188,6 +189,9 @@ class Runtime:
         An id that exists raises ``SessionConflict``; nothing is run then.
         ``user_id`` and ``tenant_id`` are recorded on a new session and
         checked against the runtime's per-user and per-tenant rate limits.
+        ``scopes`` are what the caller holds: tools that require a scope the
+        caller lacks (``@tool(scopes=...)``) are not offered to the model and
+        not run (``None``: a trusted caller, every tool).
         """
         text = self._check_input(agent, message)
         if new_session_id is not None:
@@ -207,6 +211,7 @@ class Runtime:
             new_id=new_session_id,
             tenant_id=tenant_id,
         )
+        turn.restrict(scopes)
         try:
             if self.limiter is not None:
                 await self._limit(turn, new_session=session_id is None, new_message=True)
@@ -231,6 +236,7 @@ class Runtime:
         roles: frozenset[str] | set[str] = frozenset(),
         reason: str | None = None,
         on_event: EventSink | None = None,
+        scopes: Iterable[str] | None = None,
     ) -> TurnResult:
         """Approve or deny the call a session waits on, then continue its turn.
 
@@ -244,6 +250,7 @@ class Runtime:
         events: list[Event] = []
         sink = _tee(events, on_event)
         turn = await self._open(agent, session_id, None, sink, new_message=False)
+        turn.restrict(scopes)
         try:
             if self.limiter is not None:
                 await self._limit(turn, new_session=False, new_message=False)
@@ -266,12 +273,18 @@ class Runtime:
         return PendingApproval.from_event(session_id, state.pending_approval)
 
     async def resume(
-        self, agent: Agent, session_id: str, *, on_event: EventSink | None = None
+        self,
+        agent: Agent,
+        session_id: str,
+        *,
+        on_event: EventSink | None = None,
+        scopes: Iterable[str] | None = None,
     ) -> TurnResult:
         """Continue a turn that was interrupted (crash, kill) or failed, from its last step."""
         events: list[Event] = []
         sink = _tee(events, on_event)
         turn = await self._open(agent, session_id, None, sink, new_message=False)
+        turn.restrict(scopes)
         try:
             if self.limiter is not None:
                 await self._limit(turn, new_session=False, new_message=False)
@@ -302,6 +315,7 @@ class Runtime:
         user_id: str | None = None,
         metadata: dict[str, Any] | None = None,
         tenant_id: str | None = None,
+        scopes: Iterable[str] | None = None,
     ) -> AsyncIterator[Event]:
         """Like :meth:`run`, but yield every event as it happens (text deltas included)."""
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
@@ -314,6 +328,7 @@ class Runtime:
                 on_event=queue.put_nowait,
                 metadata=metadata,
                 tenant_id=tenant_id,
+                scopes=scopes,
             )
         )
         task.add_done_callback(lambda _t: queue.put_nowait(None))

@@ -37,11 +37,11 @@ from tether.spec.tools import Tool
 __all__ = [
     "TAINT_FLAGS",
     "flagged_arguments",
-    "unwrap",
     "marker_for",
     "spotlight",
     "spotlight_messages",
     "tainted_action",
+    "unwrap",
 ]
 
 TAINT_FLAGS = ("high_stakes", "irreversible", "external_comms", "critical")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -23,19 +23,16 @@ from tether.controls.budget import (
 )
 from tether.controls.honesty import unacknowledged
 from tether.exceptions import (
-    ApprovalError,
-    InvalidSessionState,
     ModelUnavailable,
     ProviderError,
     RateLimited,
     RunError,
 )
+from tether.runtime import turn_approvals
 from tether.runtime.approvals import (
     CLARIFY,
     PendingApproval,
     needs_approval,
-    parse_reply,
-    summarize,
 )
 from tether.runtime.calls import CallEnv, call_model_chain
 from tether.runtime.context import build_request
@@ -50,14 +47,12 @@ from tether.runtime.spend import (
 )
 from tether.runtime.state import SessionState
 from tether.runtime.taint import (
-    flagged_arguments,
     marker_for,
     spotlight_messages,
     tainted_action,
 )
 from tether.runtime.turn_limits import compress_context, exhaust, wrap_up
 from tether.spec.agent import Agent
-from tether.spec.approval import arguments_hash
 from tether.spec.events import Event, EventType
 from tether.spec.messages import Message, ToolCall, ToolResult, Usage
 from tether.spec.model import Model, ModelRequest, ModelResponse, ToolSpec
@@ -114,6 +109,7 @@ class Turn:
 
     __slots__ = (
         "agent",
+        "allowed",
         "call_env",
         "compress_failed",
         "cost0",
@@ -173,6 +169,8 @@ class Turn:
         self.cost0 = state.cost
         #: usage of calls that are not answers (context summaries), for the turn's total
         self.side_usage = Usage()
+        #: tools this turn's caller may trigger (``None``: all of the agent's)
+        self.allowed: frozenset[str] | None = None
         #: the concurrency slots this turn holds (per-user limits), if any
         self.slots: Slots | None = None
         #: tool messages already spotlighted this turn (original id -> (original, wrapped))
@@ -512,6 +510,20 @@ class Turn:
                 self._finish(outcome_unknown(call), 0.0, None)
                 continue
             taint = None
+            if tool is not None and self.allowed is not None and call.name not in self.allowed:
+                need = ", ".join(sorted(tool.scopes))
+                self._finish(
+                    ToolResult(
+                        call.id,
+                        call.name,
+                        f"not executed: this user may not use {call.name} (it needs: {need}). "
+                        "Tell them it is not available to them.",
+                        is_error=True,
+                    ),
+                    0.0,
+                    None,
+                )
+                continue
             if tool is not None and call.id not in st.approved:
                 hit = over_limit(st, self.agent.limits, call)
                 if hit is not None:
@@ -551,39 +563,7 @@ class Turn:
         return True
 
     def _request_approval(self, call: ToolCall, tool: Tool, *, tainted: bool = False) -> None:
-        st = self.state
-        policy = self.agent.approval
-        last = st.messages[-1] if st.messages else None
-        explanation = last.text if last is not None and last.role == "assistant" else ""
-        summary = summarize(tool, call)
-        data: dict[str, Any] = {
-            "approval_id": f"{st.session_id}.{st.event_count + 1}",
-            "call_id": call.id,
-            "tool": call.name,
-            "arguments": call.arguments,
-            "args_hash": arguments_hash(call.name, call.arguments),
-            "summary": summary,
-            "explanation": explanation,
-            "mode": policy.mode,
-            "expires_at": self.rt.clock() + policy.expires_after,
-        }
-        if st.untrusted and (tainted or tainted_action(self.agent, tool) is not None):
-            flagged = flagged_arguments(call.arguments, st.untrusted)
-            data["tainted"] = sorted({source for source, _ in st.untrusted})
-            data["flagged"] = flagged
-            if flagged:
-                found = "; ".join(
-                    f"{f['value']!r} ({f['arg']}) is in {f['source']}" for f in flagged
-                )
-                data["summary"] = (
-                    f"{summary}. WARNING: text from outside this conversation was read, "
-                    f"and {found}: check it was not planted there"
-                )
-        self.emit(EventType.APPROVAL_REQUESTED, data)
-        self.emit(
-            EventType.SESSION_STATUS,
-            {"status": SessionStatus.AWAITING_APPROVAL, "reason": f"{call.name} needs approval"},
-        )
+        turn_approvals.request_approval(self, call, tool, tainted=tainted)
 
     async def decide(
         self,
@@ -595,88 +575,14 @@ class Turn:
         reason: str | None,
         events: list[Event],
     ) -> TurnResult:
-        st = self.state
-        pending = st.pending_approval
-        if st.status != SessionStatus.AWAITING_APPROVAL or pending is None:
-            raise InvalidSessionState(
-                f"session {st.session_id} is {st.status!r} and waits for no approval"
-            )
-        if pending["approval_id"] != approval_id:
-            raise ApprovalError(
-                f"approval {approval_id} is not the one session {st.session_id} waits for "
-                f"({pending['approval_id']}): it is stale or unknown. Decide on the pending one"
-            )
-        policy = self.agent.approval
-        if pending.get("mode") == "operator" and policy.approver_role not in roles:
-            raise ApprovalError(
-                f"{by} cannot decide approval {approval_id}: it needs the "
-                f"{policy.approver_role!r} role (operator approval)"
-            )
-        call = st.open_calls.get(pending["call_id"])
-        if call is None or arguments_hash(call.name, call.arguments) != pending["args_hash"]:
-            raise ApprovalError(  # the log itself would have to be inconsistent
-                f"approval {approval_id} does not match the call it was requested for"
-            )
-        if self.rt.clock() > float(pending["expires_at"]):
-            self._expire(pending, call, by)
-        else:
-            self.emit(
-                EventType.APPROVAL_DECIDED,
-                {"approval_id": approval_id, "approved": approve, "by": by, "reason": reason},
-            )
-            self._running("approval decided")
-            if not approve:
-                why = f" ({reason})" if reason else ""
-                who = (
-                    "the operator reviewing it" if pending.get("mode") == "operator" else "the user"
-                )
-                self._finish(
-                    ToolResult(
-                        call.id,
-                        call.name,
-                        f"not done: {who} declined {pending['summary']}{why}. Do not do it; "
-                        "tell the user, and ask what they would like instead.",
-                    ),
-                    0.0,
-                    None,
-                )
-        await self.commit()
-        return await self.run_steps(events)
-
-    def _expire(self, pending: dict[str, Any], call: ToolCall, by: str) -> None:
-        """The request lapsed: the call does not run and the model is told."""
-        self.emit(EventType.APPROVAL_EXPIRED, {"approval_id": pending["approval_id"], "by": by})
-        self._running("approval expired")
-        self._finish(
-            ToolResult(
-                call.id,
-                call.name,
-                f"not done: the request to approve {pending['summary']} expired before "
-                "anyone decided, so it did not run. Ask the user again if it is still wanted.",
-            ),
-            0.0,
-            None,
+        """Decide the pending approval (see :func:`tether.runtime.turn_approvals.decide`)."""
+        return await turn_approvals.decide(
+            self, approval_id, approve=approve, by=by, roles=roles, reason=reason, events=events
         )
 
     async def reply_to_approval(self, text: str, events: list[Event]) -> TurnResult:
-        """A chat message while an approval is pending: a strict yes or no decides; else re-ask."""
-        st = self.state
-        assert st.pending_approval is not None
-        pending = PendingApproval.from_event(st.session_id, st.pending_approval)
-        call = st.open_calls.get(pending.call_id)
-        if call is not None and self.rt.clock() > pending.expires_at:
-            # Too late to ask again: the request lapses now, and the turn goes on.
-            self._expire(st.pending_approval, call, "user")
-            await self.commit()
-            return await self.run_steps(events)
-        answer = parse_reply(text) if pending.mode == "user" else None
-        if answer is None:
-            self.emit(EventType.APPROVAL_REASKED, {"text": text})
-            return await self._pause(events, Usage())
-        by = f"user:{st.user_id}" if st.user_id else "user"
-        return await self.decide(
-            pending.id, approve=answer, by=by, roles=frozenset(), reason=None, events=events
-        )
+        """A chat message while an approval is pending (a strict yes or no decides)."""
+        return await turn_approvals.reply_to_approval(self, text, events)
 
     def _running(self, reason: str) -> None:
         self.emit(EventType.SESSION_STATUS, {"status": SessionStatus.RUNNING, "reason": reason})
@@ -721,6 +627,14 @@ class Turn:
         data = {"reason": reason, "call_id": call.id, "tool": call.name}
         self.emit(EventType.OPERATOR_ALERT, data)
 
+    def restrict(self, scopes: Iterable[str] | None) -> None:
+        """Limit the turn to the tools a caller holding ``scopes`` may trigger."""
+        if scopes is None:
+            self.allowed = None
+            return
+        held = frozenset(scopes)
+        self.allowed = frozenset(t.name for t in self.agent.tools if t.scopes <= held)
+
     def _withhold_leak(self, text: str) -> str:
         """``text``, or :data:`~tether.runtime.leak.WITHHELD` if it gives the system prompt away."""
         why = prompt_leak(text, self.agent.instructions, self.svc.canary)
@@ -737,7 +651,11 @@ class Turn:
     def _request(self) -> ModelRequest:
         """The next model request: the history, untrusted results spotlighted."""
         st, svc = self.state, self.svc
-        request = build_request(self.agent, st.messages, svc.specs, system=svc.system)
+        specs = svc.specs
+        if self.allowed is not None:
+            allowed = self.allowed
+            specs = tuple(s for s in specs if s.name in allowed or s.name not in svc.tools)
+        request = build_request(self.agent, st.messages, specs, system=svc.system)
         if not svc.untrusted_tools or not st.untrusted:
             return request
         marker = marker_for(self.rt.spotlight_secret, st.session_id)

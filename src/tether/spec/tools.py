@@ -103,6 +103,8 @@ class Tool:
     needs_approval: bool | None = None
     #: the approval summary, a ``str.format`` template over the arguments
     summary: str | None = None
+    #: what a caller must hold to trigger this tool (empty: any caller)
+    scopes: frozenset[str] = frozenset()
     is_async: bool = False
     context_param: str | None = None
     validator: type[pydantic.BaseModel] | None = None
@@ -152,6 +154,7 @@ def _build(
     retry: RetryPolicy | None = None,
     needs_approval: bool | None = None,
     summary: str | None = None,
+    scopes: frozenset[str] = frozenset(),
 ) -> Tool:
     if not callable(fn):
         raise ToolDefinitionError(f"@tool needs a function, got {fn!r}")
@@ -216,6 +219,7 @@ def _build(
         retry=retry,
         needs_approval=needs_approval,
         summary=summary,
+        scopes=scopes,
         is_async=inspect.iscoroutinefunction(fn),
         context_param=context_param,
         validator=validator,
@@ -243,6 +247,7 @@ def tool(
     retry: RetryPolicy | None = None,
     needs_approval: bool | None = None,
     summary: str | None = None,
+    scopes: tuple[str, ...] | frozenset[str] = (),
 ) -> Callable[[ToolFn], Tool]: ...
 
 
@@ -264,6 +269,7 @@ def tool(
     retry: RetryPolicy | None = None,
     needs_approval: bool | None = None,
     summary: str | None = None,
+    scopes: tuple[str, ...] | frozenset[str] = (),
 ) -> Tool | Callable[[ToolFn], Tool]:
     """Declare a tool. Use bare (``@tool``) or with flags (``@tool(reads=True)``).
 
@@ -273,7 +279,9 @@ def tool(
     for this tool; only idempotent tools are ever retried. ``needs_approval``
     overrides the agent's approval flags for this tool; ``summary`` is what
     the person approving reads, a template over the call's real arguments
-    (``"Cancel order {order_id}"``), never the model's words.
+    (``"Cancel order {order_id}"``), never the model's words. ``scopes``
+    are what a caller must hold to trigger it (``Runtime.run(scopes=...)``);
+    none means any caller may.
     """
     if timeout <= 0:
         raise ToolDefinitionError(f"tool timeout must be positive, got {timeout}")
@@ -300,6 +308,7 @@ def tool(
             retry=retry,
             needs_approval=needs_approval,
             summary=summary,
+            scopes=frozenset(scopes),
         )
 
     if fn is not None:
