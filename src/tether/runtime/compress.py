@@ -57,7 +57,9 @@ def split_point(messages: Sequence[Message], keep_turns: int) -> int | None:
     compressed when the part before it is empty or is only an earlier summary.
     """
     users = [
-        i for i, m in enumerate(messages) if m.role == "user" and not m.metadata.get("summary")
+        i
+        for i, m in enumerate(messages)
+        if m.role == "user" and not m.metadata.get("summary") and not m.metadata.get("runtime")
     ]
     if len(users) <= keep_turns:
         return None

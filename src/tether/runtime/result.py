@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from tether.runtime.approvals import PendingApproval
 from tether.spec.events import Event
@@ -36,6 +37,8 @@ class TurnResult:
     approval: PendingApproval | None = None
     stop_reason: str | None = None
     cost: float = 0.0
+    #: the parsed final answer when the agent has an ``output_schema``
+    data: Any = None
 
     @property
     def ok(self) -> bool:

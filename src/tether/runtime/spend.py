@@ -103,7 +103,7 @@ def wrap_up_fallback(hit: LimitHit) -> str:
 def _last_user(messages: list[Message]) -> int:
     for i in range(len(messages) - 1, -1, -1):
         m = messages[i]
-        if m.role == "user" and not m.metadata.get("summary"):
+        if m.role == "user" and not m.metadata.get("summary") and not m.metadata.get("runtime"):
             return i
     return -1
 

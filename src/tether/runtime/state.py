@@ -147,6 +147,10 @@ class SessionState:
             self.agent_version = data["version"]
             self.user_id = data.get("user_id")
             self.tenant_id = data.get("tenant_id")
+        elif t == EventType.OUTPUT_REASK:
+            self.messages.append(
+                Message(role="user", text=data["text"], metadata={"runtime": True})
+            )
         elif t == EventType.CONTEXT_COMPRESSED:
             self.messages = apply_compression(self.messages, data)
             self.cost += data.get("cost") or 0.0

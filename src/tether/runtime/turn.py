@@ -38,6 +38,7 @@ from tether.runtime.calls import CallEnv, call_model_chain
 from tether.runtime.context import build_request
 from tether.runtime.execute import ToolEnv, execute_tool, outcome_unknown
 from tether.runtime.leak import WITHHELD, prompt_leak
+from tether.runtime.output import parse_output, reask_text
 from tether.runtime.ports import SessionRecord, SessionStatus
 from tether.runtime.result import TurnResult
 from tether.runtime.spend import (
@@ -120,6 +121,7 @@ class Turn:
         "latency_ms",
         "ledger",
         "pending",
+        "reasks",
         "record",
         "released",
         "rt",
@@ -169,6 +171,8 @@ class Turn:
         self.cost0 = state.cost
         #: usage of calls that are not answers (context summaries), for the turn's total
         self.side_usage = Usage()
+        #: answers sent back this turn for not matching the output schema
+        self.reasks = 0
         #: tools this turn's caller may trigger (``None``: all of the agent's)
         self.allowed: frozenset[str] | None = None
         #: the concurrency slots this turn holds (per-user limits), if any
@@ -293,10 +297,39 @@ class Turn:
                     )
                     self.emit(EventType.UNACKNOWLEDGED_FAILURE, {"tools": missed})
                 output = self._withhold_leak(msg.text)
+                parsed: Any = None
+                schema = self.agent.output_schema
+                if schema is not None and output == msg.text:
+                    parsed, errors = parse_output(output, schema)
+                    if errors:
+                        if self.reasks >= self.agent.output_retries:
+                            return await self._fail(
+                                "the answer did not match the output schema after "
+                                f"{self.reasks + 1} tries: {'; '.join(errors)}",
+                                events,
+                                turn_usage,
+                            )
+                        self.reasks += 1
+                        self.emit(
+                            EventType.OUTPUT_REASK,
+                            {
+                                "errors": errors,
+                                "attempt": self.reasks,
+                                "text": reask_text(errors, schema),
+                            },
+                        )
+                        await self.commit()
+                        continue
                 self.emit(EventType.TURN_COMPLETED, {"output": output})
                 await self.commit(release=True)
                 return TurnResult(
-                    st.session_id, st.status, output, turn_usage, events, cost=self._cost()
+                    st.session_id,
+                    st.status,
+                    output,
+                    turn_usage,
+                    events,
+                    cost=self._cost(),
+                    data=parsed,
                 )
             if not await self._run_open_calls():
                 return await self._pause(events, turn_usage)

@@ -107,6 +107,9 @@ class Agent:
       ``awaiting_user`` and the next message is the answer.
     - ``budget``: the session's token :class:`~tether.spec.budget.Budget`
       (compression at 80%, a clean end at 100%).
+    - ``output_schema``: a JSON Schema (dict) or a pydantic model class the
+      final answer must match (JSON); a mismatch is sent back to the model
+      with the errors, at most ``output_retries`` times, then the turn fails.
     """
 
     name: str
@@ -125,8 +128,17 @@ class Agent:
     approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     clarify: bool = True
     budget: Budget = field(default_factory=Budget)
+    output_schema: Any = None
+    output_retries: int = 2
 
     def __post_init__(self) -> None:
+        if self.output_retries < 0:
+            raise ConfigError(f"agent {self.name!r}: output_retries must be 0 or more")
+        if self.output_schema is not None and not isinstance(self.output_schema, (dict, type)):
+            raise ConfigError(
+                f"agent {self.name!r}: output_schema must be a JSON Schema dict or a pydantic "
+                "model class"
+            )
         if self.tool_choice not in ("auto", "required"):
             raise ConfigError(
                 f"agent {self.name!r}: tool_choice must be 'auto' or 'required', "
@@ -181,6 +193,8 @@ class Agent:
             approval=self.approval,
             clarify=self.clarify,
             budget=self.budget,
+            output_schema=self.output_schema,
+            output_retries=self.output_retries,
         )
 
     @property

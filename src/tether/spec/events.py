@@ -60,6 +60,9 @@ Event types (``Event.type``) and their ``data``:
                        per-user or per-tenant limit stopped the turn
 ``answer.withheld``    ``reason`` (``canary`` or ``verbatim``): the answer
                        repeated the system prompt and was not shown
+``output.reask``       ``errors``, ``attempt``, ``text``: the final answer did
+                       not match the output schema; ``text`` (the runtime's
+                       message to the model) joins the conversation
 =====================  ==========================================================
 """
 
@@ -107,6 +110,7 @@ class EventType:
     BUDGET_EXHAUSTED: Final = "budget.exhausted"
     RATE_LIMITED: Final = "rate.limited"
     ANSWER_WITHHELD: Final = "answer.withheld"
+    OUTPUT_REASK: Final = "output.reask"
 
 
 EPHEMERAL_TYPES: Final = frozenset({EventType.MODEL_DELTA})
