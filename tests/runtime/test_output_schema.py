@@ -103,3 +103,26 @@ def test_parse_output_reports_paths() -> None:
 def test_a_bad_schema_argument_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="output_schema"):
         Agent(name="a", instructions="x", output_schema="{}")
+
+
+# --- context variables: a data block, never the system prompt ---------------------
+
+
+async def test_context_goes_into_a_data_block_and_is_merged_across_turns() -> None:
+    model = ScriptedModel(["Hello Ava.", "Still gold."])
+    plain = Agent(name="ctx", instructions="Greet.", models=(model,), clarify=False)
+    async with Runtime() as rt:
+        first = await rt.run(plain, "hi", context={"name": "Ava", "plan": "gold"})
+        await rt.run(plain, "my plan?", session_id=first.session_id, context={"locale": "fr"})
+        state = await rt.load(first.session_id)
+    one, two = model.requests
+    assert one.system == two.system  # the system prompt never carries session data
+    assert "Ava" not in one.system
+    block = two.messages[0]
+    assert block.role == "user"
+    assert block.text.startswith("<session-data>")
+    assert '"locale": "fr"' in block.text
+    assert '"plan": "gold"' in block.text
+    assert state.context == {"name": "Ava", "plan": "gold", "locale": "fr"}
+    # the block is built per request, not stored as a message
+    assert all("<session-data>" not in m.text for m in state.messages)

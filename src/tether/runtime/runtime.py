@@ -178,6 +178,7 @@ class Runtime:
         new_session_id: str | None = None,
         tenant_id: str | None = None,
         scopes: Iterable[str] | None = None,
+        context: dict[str, Any] | None = None,
     ) -> TurnResult:
         """Send ``message`` to a session (a new one unless ``session_id``) and run the turn.
 
@@ -191,7 +192,11 @@ class Runtime:
         checked against the runtime's per-user and per-tenant rate limits.
         ``scopes`` are what the caller holds: tools that require a scope the
         caller lacks (``@tool(scopes=...)``) are not offered to the model and
-        not run (``None``: a trusted caller, every tool).
+        not run (``None``: a trusted caller, every tool). ``context``
+        (JSON-serialisable) is data about the session from your application
+        (the customer's plan, their locale): it is recorded, merged into
+        earlier context, and shown to the model in a delimited data block;
+        the system prompt never changes with it.
         """
         text = self._check_input(agent, message)
         if new_session_id is not None:
@@ -215,6 +220,8 @@ class Runtime:
         try:
             if self.limiter is not None:
                 await self._limit(turn, new_session=session_id is None, new_message=True)
+            if context:
+                turn.emit(EventType.CONTEXT_SET, {"values": dict(context)})
             if turn.state.status == SessionStatus.AWAITING_APPROVAL:
                 return await turn.reply_to_approval(text, events)
             asked = turn.open_clarify()

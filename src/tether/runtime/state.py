@@ -65,6 +65,8 @@ class SessionState:
     turn_tool_calls: int = 0
     #: how often each (tool, arguments) ran in the current turn (loop detection)
     turn_call_keys: dict[str, int] = field(default_factory=dict)
+    #: context variables the caller passed (``Runtime.run(context=...)``)
+    context: dict[str, Any] = field(default_factory=dict)
     #: (tool, content) of every untrusted result read in the session (taint)
     untrusted: list[tuple[str, str]] = field(default_factory=list)
 
@@ -147,6 +149,8 @@ class SessionState:
             self.agent_version = data["version"]
             self.user_id = data.get("user_id")
             self.tenant_id = data.get("tenant_id")
+        elif t == EventType.CONTEXT_SET:
+            self.context.update(data["values"])
         elif t == EventType.OUTPUT_REASK:
             self.messages.append(
                 Message(role="user", text=data["text"], metadata={"runtime": True})

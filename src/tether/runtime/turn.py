@@ -35,7 +35,7 @@ from tether.runtime.approvals import (
     needs_approval,
 )
 from tether.runtime.calls import CallEnv, call_model_chain
-from tether.runtime.context import build_request
+from tether.runtime.context import build_request, context_block
 from tether.runtime.execute import ToolEnv, execute_tool, outcome_unknown
 from tether.runtime.leak import WITHHELD, prompt_leak
 from tether.runtime.output import parse_output, reask_text
@@ -689,6 +689,8 @@ class Turn:
             allowed = self.allowed
             specs = tuple(s for s in specs if s.name in allowed or s.name not in svc.tools)
         request = build_request(self.agent, st.messages, specs, system=svc.system)
+        if st.context:
+            request = replace(request, messages=(context_block(st.context), *request.messages))
         if not svc.untrusted_tools or not st.untrusted:
             return request
         marker = marker_for(self.rt.spotlight_secret, st.session_id)

@@ -60,6 +60,9 @@ Event types (``Event.type``) and their ``data``:
                        per-user or per-tenant limit stopped the turn
 ``answer.withheld``    ``reason`` (``canary`` or ``verbatim``): the answer
                        repeated the system prompt and was not shown
+``context.set``        ``values``: context variables the caller passed
+                       (``Runtime.run(context=...)``), shown to the model in
+                       a delimited data block, never in the system prompt
 ``output.reask``       ``errors``, ``attempt``, ``text``: the final answer did
                        not match the output schema; ``text`` (the runtime's
                        message to the model) joins the conversation
@@ -111,6 +114,7 @@ class EventType:
     RATE_LIMITED: Final = "rate.limited"
     ANSWER_WITHHELD: Final = "answer.withheld"
     OUTPUT_REASK: Final = "output.reask"
+    CONTEXT_SET: Final = "context.set"
 
 
 EPHEMERAL_TYPES: Final = frozenset({EventType.MODEL_DELTA})
