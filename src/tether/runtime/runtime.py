@@ -388,7 +388,8 @@ class Runtime:
             return self._price_cache[model]
         except KeyError:
             price = self._price_cache[model] = self.prices.lookup(model)
-            if price is None:
+            # A bare name (no "provider:") is a custom or test model: say nothing.
+            if price is None and ":" in model:
                 log.warning(
                     "no price for model %s: its calls are recorded at $0; add it to the "
                     "price table (TETHER_PRICES) to count its cost",
