@@ -33,6 +33,19 @@ EXPECTED: dict[str, list[str]] = {
         "True)",
         "sessions stored: 2",
     ],
+    "evals_quickstart.py": [
+        "case order-status: passed",
+        "case cancel-confirmed: passed",
+        "case cancel-declined: failed",
+        "  final-format: expected the answer to match /not cancelled/; got 'Order #W2 is "
+        "cancelled.'",
+        "pass rate: 67% (2 of 3)",
+        "right-tools: 1/1 checks",
+        "right-format: 1/2 checks",
+        "no-prohibited-action: 4/4 checks",
+        "edge-cases: 0/1 cases",
+        "regression: cancel-confirmed: in the baseline, but it did not run now",
+    ],
     "oversight.py": [
         "lookups run: 1, cancellations run: 0",
         "asked: Please confirm: cancel order #W1 (reason: ordered twice). Reply yes or no.",
@@ -100,6 +113,20 @@ EXPECTED: dict[str, list[str]] = {
         "stored log: session.created message.user model.response tool.started tool.finished "
         "model.retry model.retry model.retry session.status session.resumed session.status "
         "model.response turn.completed",
+    ],
+    "security.py": [
+        "status: awaiting_approval",
+        'the customer is asked: Please confirm: send "Customer list" to attacker@evil.example. '
+        "WARNING: text from outside this conversation was read, and 'attacker@evil.example' "
+        "(to) is in search_help_center; 'customer list' (subject) is in search_help_center: "
+        "check it was not planted there. Reply yes or no.",
+        "after 'no': idle; emails sent: []",
+        "block DELETE FROM orders WHERE 1=1 ['DELETE with an always-true WHERE (1 = 1) changes "
+        "every row']",
+        "block SELECT email FROM users ['table users is not in the allowed tables']",
+        "answer: I can't share that: it is part of my configuration. Is there something else I "
+        "can help you with?",
+        "withheld because: ['canary']",
     ],
     "testing_your_agent.py": [
         "ok test_answers_from_the_tool_result",

@@ -1,7 +1,9 @@
 """The ``tether`` command line."""
 
 from tether.surfaces.cli import (
+    audit,  # noqa: F401 - registers `tether audit`
     cost,  # noqa: F401 - importing it registers `tether cost` on app
+    evals,  # noqa: F401 - registers `tether eval`
     guard,  # noqa: F401 - registers `tether guard`
 )
 from tether.surfaces.cli.app import app, main

@@ -253,9 +253,41 @@ class SuiteConfig(_Strict):
 
 
 def case_schema() -> dict[str, Any]:
-    """The JSON Schema of one case (what ``schemas/eval-case.schema.json`` holds)."""
-    schema = Case.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://tether.dev/schemas/eval-case.schema.json"
-    schema["title"] = "Tether eval case"
-    return schema
+    """The JSON Schema of a case file (what ``schemas/eval-case.schema.json`` holds).
+
+    A file holds one case, a list of cases, or ``{defaults: {...}, cases:
+    [...]}``; an approval may be written ``yes``/``no``/``true``/``false`` or
+    as an object. Keys the ``defaults`` supply (``state``, ``tags``...) are
+    merged before a case is validated, so the schema does not require them.
+    """
+    case = Case.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
+    defs = dict(case.pop("$defs", {}))
+    defs["Case"] = case
+    turn = defs["Turn"]["properties"]["approvals"]
+    turn["items"] = {
+        "anyOf": [
+            {"$ref": "#/$defs/Approval"},
+            {"type": "boolean"},
+            {"enum": ["yes", "no", "approve", "deny"]},
+        ]
+    }
+    one = {"$ref": "#/$defs/Case"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://tether.dev/schemas/eval-case.schema.json",
+        "title": "Tether eval case file",
+        "$defs": defs,
+        "anyOf": [
+            one,
+            {"type": "array", "items": one},
+            {
+                "type": "object",
+                "properties": {
+                    "defaults": {"type": "object", "description": "keys every case gets"},
+                    "cases": {"type": "array", "items": one},
+                },
+                "required": ["cases"],
+                "additionalProperties": False,
+            },
+        ],
+    }

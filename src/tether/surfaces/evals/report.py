@@ -1,0 +1,430 @@
+"""The report of an eval run: figures, the four questions, and its files.
+
+:class:`EvalReport` is built from the :class:`~tether.surfaces.evals.runner.CaseResult`
+of every case that ran. Its summary answers the four questions every
+deployment must answer (see :mod:`~tether.surfaces.evals.expect`):
+
+- ``right-tools``, ``right-format``, ``no-prohibited-action``: the share of
+  checks speaking to that question that passed, over every run of every case;
+- ``edge-cases``: the share of cases tagged as edge cases (:data:`EDGE_TAGS`)
+  that passed.
+
+A question no check (or no case) speaks to has rate ``None`` ("n/a"), never
+a flattering 100%.
+
+The report is written as JSON (:meth:`EvalReport.write_json`: what
+``--baseline`` reads back), JUnit XML for CI test tabs
+(:meth:`EvalReport.write_junit`) and one self-contained HTML page
+(:meth:`EvalReport.write_html`: inline style, no script, nothing fetched,
+every piece of text escaped). :meth:`EvalReport.compare` lists the
+regressions against an earlier JSON report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from tether.exceptions import ConfigError
+from tether.surfaces.costs import money, percentile
+from tether.surfaces.evals.expect import QUESTIONS, Check
+from tether.surfaces.evals.runner import CaseResult
+
+__all__ = ["EDGE_TAGS", "QUESTION_TEXT", "EvalReport", "Regression", "failed_checks", "is_edge"]
+
+#: tags that make a case count towards the ``edge-cases`` question
+EDGE_TAGS = frozenset(
+    {"edge", "mutation", "failing-tool", "out-of-scope", "malformed", "adversarial"}
+)
+
+#: each question as a person asks it
+QUESTION_TEXT = {
+    "right-tools": "Does it call the right tools, with the right arguments?",
+    "right-format": "Does its answer have the right form?",
+    "no-prohibited-action": "Does it never do what it must not?",
+    "edge-cases": "Does it hold up on edge cases?",
+}
+
+#: a rate that drops by less than this is the same rate (float noise)
+_EPSILON = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Regression:
+    """Something that got worse than in the baseline."""
+
+    #: ``newly-failing``, ``missing`` or ``question-drop``
+    kind: str
+    #: the case id, or the question
+    subject: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "subject": self.subject, "message": self.message}
+
+
+def _rate(passed: int, total: int) -> float | None:
+    return passed / total if total else None
+
+
+def _pct(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.0%}"
+
+
+def is_edge(tags: Sequence[str]) -> bool:
+    """Whether a case with these tags counts as an edge case."""
+    return not EDGE_TAGS.isdisjoint(tags)
+
+
+def failed_checks(result: CaseResult) -> list[Check]:
+    """A case's failed checks over all its attempts, each distinct failure once."""
+    seen: dict[tuple[str, str], Check] = {}
+    for c in result.failures:
+        seen.setdefault((c.name, c.message), c)
+    return list(seen.values())
+
+
+@dataclass(slots=True)
+class EvalReport:
+    """The outcome of one eval run (see the module docstring)."""
+
+    suite: str
+    results: list[CaseResult]
+    #: attempts per live case (scripted cases always run once)
+    k: int = 1
+    #: the ``--model`` chain live cases ran on, if one was given
+    model: str | None = None
+    #: what was tested (an agent reference)
+    agent: str | None = None
+    #: when the run started (seconds since the epoch)
+    started_at: float = field(default_factory=time.time)
+
+    # -- figures -------------------------------------------------------------
+
+    @property
+    def passed(self) -> int:
+        return sum(r.passed for r in self.results)
+
+    @property
+    def failed(self) -> int:
+        return len(self.results) - self.passed
+
+    @property
+    def pass_rate(self) -> float | None:
+        """Cases that passed (every attempt: pass^k) over cases."""
+        return _rate(self.passed, len(self.results))
+
+    @property
+    def pass_at_1(self) -> float | None:
+        """The mean, over cases, of the share of a case's attempts that passed."""
+        shares = [
+            sum(a.passed for a in r.attempts) / len(r.attempts) for r in self.results if r.attempts
+        ]
+        return sum(shares) / len(shares) if shares else None
+
+    def questions(self) -> dict[str, dict[str, Any]]:
+        """The four questions: ``passed``, ``total``, ``rate`` (``None``: nothing speaks to it)."""
+        counts = {q: [0, 0] for q in QUESTIONS}
+        for r in self.results:
+            for a in r.attempts:
+                for c in a.checks:
+                    if c.question in counts and c.question != "edge-cases":
+                        counts[c.question][0] += c.passed
+                        counts[c.question][1] += 1
+        edge = [r for r in self.results if is_edge(r.case.tags)]
+        counts["edge-cases"] = [sum(r.passed for r in edge), len(edge)]
+        return {
+            q: {
+                "question": QUESTION_TEXT[q],
+                "passed": p,
+                "total": n,
+                "rate": _rate(p, n),
+                "counts": "cases" if q == "edge-cases" else "checks",
+            }
+            for q, (p, n) in counts.items()
+        }
+
+    def _spread(self, key: str) -> dict[str, float]:
+        values = [float(r.to_dict()[key]) for r in self.results]
+        return {
+            "total": round(sum(values), 6),
+            "p50": round(percentile(values, 0.5), 6),
+            "p95": round(percentile(values, 0.95), 6),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The run in figures: what ``tether eval --json`` prints (one JSON object)."""
+        out: dict[str, Any] = {
+            "suite": self.suite,
+            "agent": self.agent,
+            "model": self.model,
+            "k": self.k,
+            "started_at": round(self.started_at, 3),
+            "cases": len(self.results),
+            "passed": self.passed,
+            "failed": self.failed,
+            "pass_rate": self.pass_rate,
+            "questions": self.questions(),
+            # per case: the sum over its attempts
+            "cost": self._spread("cost"),
+            "latency_s": self._spread("latency_s"),
+            "failed_cases": [r.case.id for r in self.results if not r.passed],
+        }
+        if self.k > 1:
+            out["pass_k"] = self.pass_rate
+            out["pass_at_1"] = self.pass_at_1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole report: the summary and every case (what ``--baseline`` reads)."""
+        return {
+            "format": "tether-eval-report/1",
+            "summary": self.summary(),
+            "cases": [r.to_dict() for r in self.results],
+        }
+
+    # -- files ---------------------------------------------------------------
+
+    def write_json(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", "utf-8")
+        return p
+
+    def write_junit(self, path: str | Path) -> Path:
+        """JUnit XML: one ``<testsuite>``, one ``<testcase>`` per case, the failed checks."""
+        p = Path(path)
+        tree = ET.ElementTree(self.junit())
+        ET.indent(tree)
+        tree.write(p, encoding="utf-8", xml_declaration=True)
+        return p
+
+    def junit(self) -> ET.Element:
+        """The JUnit XML tree: ``<testsuites>`` holding one ``<testsuite>``."""
+        root = ET.Element("testsuites")
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            {
+                "name": _xml(self.suite),
+                "tests": str(len(self.results)),
+                "failures": str(self.failed),
+                "errors": "0",
+                "skipped": "0",
+                "time": f"{sum(r.to_dict()['latency_s'] for r in self.results):.3f}",
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.started_at)),
+            },
+        )
+        for r in self.results:
+            d = r.to_dict()
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                {
+                    "classname": _xml(self.suite),
+                    "name": _xml(r.case.id),
+                    "time": f"{d['latency_s']:.3f}",
+                },
+            )
+            if not r.passed:
+                fails = failed_checks(r)
+                failure = ET.SubElement(
+                    case,
+                    "failure",
+                    {
+                        "message": _xml(
+                            "; ".join(f"{c.name}: {_first_line(c.message)}" for c in fails)
+                        ),
+                        "type": "EvalFailure",
+                    },
+                )
+                failure.text = _xml("\n\n".join(f"{c.name}: {c.message}" for c in fails))
+            calls = ", ".join(c["name"] for c in d["tool_calls"]) or "none"
+            out = ET.SubElement(case, "system-out")
+            out.text = _xml(f"tool calls: {calls}\nfinal answer: {d['final_output'] or ''}")
+        return root
+
+    def write_html(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.write_text(self.html(), encoding="utf-8")
+        return p
+
+    def html(self) -> str:
+        """One self-contained page: no script, nothing fetched, every text escaped."""
+        s = self.summary()
+        e = escape
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.started_at))
+        meta = [f"{when}", f"k={self.k}"]
+        if self.agent:
+            meta.append(f"agent {self.agent}")
+        if self.model:
+            meta.append(f"model {self.model}")
+        figures = [
+            ("cases", f"{s['cases']:,}"),
+            ("passed", f"{s['passed']:,}"),
+            ("failed", f"{s['failed']:,}"),
+            ("pass rate" + (f" (pass^{self.k})" if self.k > 1 else ""), _pct(s["pass_rate"])),
+        ]
+        if self.k > 1:
+            figures.append(("pass@1 (mean)", _pct(s["pass_at_1"])))
+        figures += [
+            ("cost: total", money(s["cost"]["total"])),
+            ("cost per case: p50 / p95", f"{money(s['cost']['p50'])} / {money(s['cost']['p95'])}"),
+            ("latency: total", f"{s['latency_s']['total']:.2f} s"),
+            (
+                "latency per case: p50 / p95",
+                f"{s['latency_s']['p50']:.2f} s / {s['latency_s']['p95']:.2f} s",
+            ),
+        ]
+        rows = "".join(f"<tr><th>{e(k)}</th><td class=n>{e(v)}</td></tr>" for k, v in figures)
+        qrows = "".join(
+            f"<tr><td>{e(name)}</td><td>{e(q['question'])}</td>"
+            f"<td class=n>{e(_pct(q['rate']))}</td>"
+            f"<td class=n>{q['passed']} / {q['total']} {e(q['counts'])}</td></tr>"
+            for name, q in s["questions"].items()
+        )
+        cases = "".join(self._html_case(r) for r in self.results)
+        return (
+            "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+            f"<title>{e(self.suite)}: eval report</title><style>{_STYLE}</style></head><body>"
+            f"<h1>Eval report: {e(self.suite)}</h1><p class=meta>{e(' · '.join(meta))}</p>"
+            f"<p class=verdict>{self._verdict_html()}</p>"
+            f"<h2>Summary</h2><table>{rows}</table>"
+            "<h2>The four questions</h2><table><tr><th></th><th>question</th>"
+            f"<th class=n>rate</th><th class=n>passed</th></tr>{qrows}</table>"
+            "<h2>Cases</h2><table class=cases><tr><th>case</th><th>tags</th><th>result</th>"
+            f"<th class=n>attempts</th><th class=n>cost</th><th class=n>latency</th></tr>{cases}"
+            "</table></body></html>\n"
+        )
+
+    def _verdict_html(self) -> str:
+        if not self.failed:
+            return f"<span class=ok>all {len(self.results)} cases passed</span>"
+        return f"<span class=bad>{self.failed} of {len(self.results)} cases failed</span>"
+
+    def _html_case(self, r: CaseResult) -> str:
+        e = escape
+        d = r.to_dict()
+        verdict = "<span class=ok>passed</span>" if r.passed else "<span class=bad>failed</span>"
+        row = (
+            f"<tr><td>{e(r.case.id)}</td><td>{e(', '.join(r.case.tags))}</td><td>{verdict}</td>"
+            f"<td class=n>{d['attempts_passed']} / {d['attempts']}</td>"
+            f"<td class=n>{e(money(d['cost']))}</td><td class=n>{d['latency_s']:.2f} s</td></tr>"
+        )
+        if r.passed:
+            return row
+        detail = "".join(
+            f"<p><b>{e(c.name)}</b> ({e(c.question)})</p><pre>{e(c.message)}</pre>"
+            for c in failed_checks(r)
+        )
+        calls = ", ".join(c["name"] for c in d["tool_calls"]) or "none"
+        detail += f"<p class=meta>tool calls: {e(calls)}</p>"
+        if d["final_output"]:
+            detail += f"<p class=meta>final answer:</p><pre>{e(d['final_output'])}</pre>"
+        return row + f"<tr class=detail><td colspan=6>{detail}</td></tr>"
+
+    # -- regressions ---------------------------------------------------------
+
+    def compare(
+        self,
+        baseline: Mapping[str, Any],
+        *,
+        selected: Callable[[str, Sequence[str]], bool] | None = None,
+    ) -> list[Regression]:
+        """What got worse than in ``baseline`` (a report's :meth:`to_dict`, read back).
+
+        A regression is a case that passed there and fails now, a case there
+        that did not run now, or a lower rate on one of the four questions.
+        ``selected(id, tags)`` says which baseline cases this run was meant
+        to cover (``--case``/``--tag``); when it is given, only cases are
+        compared, since rates over part of a suite do not compare with rates
+        over all of it. Raises :class:`~tether.exceptions.ConfigError` when
+        ``baseline`` is not a report.
+        """
+        cases = baseline.get("cases") if isinstance(baseline, Mapping) else None
+        summary = baseline.get("summary") if isinstance(baseline, Mapping) else None
+        if not isinstance(cases, list) or not isinstance(summary, Mapping):
+            raise ConfigError(
+                "the baseline is not an eval report: write one with "
+                "`tether eval SUITE --report baseline.json`"
+            )
+        now = {r.case.id: r for r in self.results}
+        out: list[Regression] = []
+        for c in cases:
+            if not isinstance(c, Mapping) or "id" not in c:
+                raise ConfigError("the baseline's cases need an 'id' each: is it an eval report?")
+            cid = str(c["id"])
+            if selected is not None and not selected(cid, list(c.get("tags") or [])):
+                continue
+            r = now.get(cid)
+            if r is None:
+                out.append(
+                    Regression("missing", cid, f"{cid}: in the baseline, but it did not run now")
+                )
+            elif c.get("passed") and not r.passed:
+                why = "; ".join(f"{f.name}: {_first_line(f.message)}" for f in failed_checks(r))
+                out.append(
+                    Regression(
+                        "newly-failing", cid, f"{cid}: passed in the baseline, fails now: {why}"
+                    )
+                )
+        if selected is None:
+            out += _question_drops(summary.get("questions") or {}, self.questions())
+        return out
+
+
+def _question_drops(
+    before: Mapping[str, Any], after: Mapping[str, Mapping[str, Any]]
+) -> list[Regression]:
+    out: list[Regression] = []
+    for q in QUESTIONS:
+        was = before.get(q) if isinstance(before.get(q), Mapping) else None
+        if was is None or was.get("rate") is None or after[q]["rate"] is None:
+            continue
+        old, new = float(was["rate"]), float(after[q]["rate"])
+        if new < old - _EPSILON:
+            out.append(
+                Regression(
+                    "question-drop",
+                    q,
+                    f"{q}: {old:.1%} in the baseline ({was.get('passed')}/{was.get('total')}), "
+                    f"{new:.1%} now ({after[q]['passed']}/{after[q]['total']})",
+                )
+            )
+    return out
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+# Characters XML 1.0 cannot hold at all, even escaped (a model's output may have them).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml(text: str) -> str:
+    """``text`` made safe for XML: ElementTree escapes ``<&>"``; this drops what it cannot."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
+_STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2937;
+       max-width: 1100px; margin: 2rem auto; padding: 0 1rem; }
+h1 { font-size: 1.5rem; margin-bottom: .2rem; }
+h2 { font-size: 1.1rem; margin-top: 2rem; border-bottom: 1px solid #e5e7eb; }
+.meta { color: #6b7280; }
+table { border-collapse: collapse; margin: .5rem 0; }
+th, td { padding: .25rem .75rem; border-bottom: 1px solid #f3f4f6; text-align: left;
+         vertical-align: top; }
+td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #047857; font-weight: 600; }
+.bad { color: #b91c1c; font-weight: 600; }
+tr.detail td { background: #fef2f2; }
+pre { white-space: pre-wrap; margin: .2rem 0 .6rem; font-size: 13px; }
+"""
