@@ -16,6 +16,7 @@ an encoding of the instructions is not caught; and the runtime preamble
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 __all__ = ["MIN_RUN", "WITHHELD", "canary_for", "canary_line", "prompt_leak"]
@@ -43,14 +44,22 @@ def _norm(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
+@functools.lru_cache(maxsize=64)
+def _secret(instructions: str) -> str:
+    """The instructions, normalised once per agent version (they never change)."""
+    return _norm(instructions)
+
+
 def prompt_leak(text: str, instructions: str, canary: str) -> str | None:
     """Why ``text`` leaks the system prompt (``canary`` or ``verbatim``), or ``None``."""
     if not text:
         return None
     if canary and canary in text:
         return "canary"
+    if len(text) < MIN_RUN:  # too short to hold a stretch (before any normalising)
+        return None
     said = _norm(text)
-    secret = _norm(instructions)
+    secret = _secret(instructions)
     if len(said) < MIN_RUN or len(secret) < MIN_RUN:
         return None
     for start in range(0, len(secret) - MIN_RUN + 1, _STEP):
