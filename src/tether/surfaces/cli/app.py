@@ -1,8 +1,8 @@
 """The ``tether`` command line (typer + rich).
 
 Commands: ``chat``, ``run``, ``resume``, ``sessions list``, ``sessions show``,
-``approvals list``, ``approvals approve``, ``approvals deny``, and ``cost``
-(:mod:`tether.surfaces.cli.cost`).
+``approvals list``, ``approvals approve``, ``approvals deny``, and in their
+own modules ``cost``, ``eval``, ``redteam``, ``audit`` and ``guard``.
 Every command reads the store from ``--db`` or ``TETHER_DATABASE_URL``
 (default: SQLite under ``~/.tether``). Errors print one actionable line
 and exit with status 2 (usage) or 1 (the turn failed).
