@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure PostgreSQL (127.0.0.1:5432, database `test`, trust auth) and Redis
 # (127.0.0.1:6379) answer on loopback. Development and CI machines normally run
-# both already; on a fresh Debian machine this installs and starts them.
+# both already; on a fresh Debian machine this installs and starts them. It also
+# installs bubblewrap (`bwrap`, the code sandbox's backend) when it is missing.
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -48,5 +49,10 @@ if ! port_open 6379; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
     --dir /tmp/tether-redis --logfile /tmp/tether-redis/redis.log
   wait_port 6379
+fi
+# --- bubblewrap (the code sandbox; tests/controls/test_sandbox.py) ------------------
+if ! command -v bwrap >/dev/null 2>&1; then
+  echo "ensure-services: bubblewrap is not installed; installing it" >&2
+  apt_install bubblewrap
 fi
 echo "ensure-services: PostgreSQL and Redis are up on loopback" >&2
