@@ -8,10 +8,11 @@ No network, no key. The model is scripted to do the worst thing: it obeys
 the instruction planted in a help-center article and tries to email the
 customer list to the attacker. What stops it is the runtime, not the model:
 
-1. The article comes from a tool marked ``untrusted_output``: the model sees
-   it between markers, and the session is tainted. ``send_email`` is exempt
-   from approval by its own declaration, yet after untrusted content it
-   waits for a person, and the request points at the planted address.
+1. The article comes from a tool marked ``untrusted_output``. The detector
+   flags it and the model gets a notice instead of the article (quarantine);
+   the model here is scripted to obey anyway, which is the point: the
+   session is tainted, and ``send_email``, exempt from approval by its own
+   declaration, waits for a person, with the planted address pointed out.
    The customer says no; nothing is sent.
 2. The SQL guard reviews statements before anything runs them.
 3. A model asked for its instructions repeats them: the answer is withheld.
@@ -82,6 +83,8 @@ async def planted_instruction() -> None:
     print("1. a planted instruction in a help-center article")
     async with Runtime() as rt:
         result = await rt.run(agent, "What is your return policy?")
+        for flag in [e.data for e in result.events if e.type == "guard.flagged"]:
+            print(f"the detector: {flag['action']} ({', '.join(flag['categories'])})")
         print(f"status: {result.status}")
         assert result.approval is not None
         print(f"the customer is asked: {result.output}")

@@ -115,6 +115,7 @@ EXPECTED: dict[str, list[str]] = {
         "model.response turn.completed",
     ],
     "security.py": [
+        "the detector: quarantine (exfiltration)",
         "status: awaiting_approval",
         'the customer is asked: Please confirm: send "Customer list" to attacker@evil.example. '
         "WARNING: text from outside this conversation was read, and 'attacker@evil.example' "

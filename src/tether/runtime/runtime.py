@@ -22,7 +22,7 @@ import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tether.controls.breaker import Breakers
 from tether.controls.retry import Sleep
@@ -48,10 +48,12 @@ from tether.runtime.state import SessionState
 from tether.runtime.turn import AgentServices, EventSink, Turn, TurnResult
 from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType
+from tether.spec.guard import GuardPolicy
 from tether.spec.model import Model, ToolSpec
 from tether.spec.pricing import Price, PriceTable, load_prices
 
 if TYPE_CHECKING:  # the limits library loads only when a limiter is used
+    from tether.controls.guards import Detector
     from tether.controls.ratelimit import RateLimiter
 
 __all__ = ["EventSink", "Runtime", "TurnResult"]
@@ -94,6 +96,8 @@ class Runtime:
       concurrent sessions (``tether.store.open_rate_limiter`` shares one
       through Redis); ``None``: no such limits. A refused request raises
       :class:`~tether.exceptions.RateLimited` before anything is stored.
+    - ``detector``: the prompt-injection detector agents' ``guard`` policies
+      use (default: :class:`~tether.controls.guards.InjectionDetector`).
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class Runtime:
         rng: random.Random | None = None,
         prices: PriceTable | None = None,
         limiter: RateLimiter | None = None,
+        detector: Detector | None = None,
     ) -> None:
         if store is None:
             from tether.runtime.memory import InMemoryStore
@@ -125,6 +130,7 @@ class Runtime:
         self.prices = prices if prices is not None else load_prices()
         self._price_cache: dict[str, Price | None] = {}
         self.limiter = limiter
+        self._detector = detector
         #: the key of the boundary markers around untrusted content (see runtime.taint)
         self.spotlight_secret = secrets.token_bytes(16)
         self._models: dict[str, Model] = dict(models or {})
@@ -222,6 +228,8 @@ class Runtime:
                 await self._limit(turn, new_session=session_id is None, new_message=True)
             if context:
                 turn.emit(EventType.CONTEXT_SET, {"values": dict(context)})
+            if agent.guard is not None:
+                text = self._guard_input(turn, text, agent)
             if turn.state.status == SessionStatus.AWAITING_APPROVAL:
                 return await turn.reply_to_approval(text, events)
             asked = turn.open_clarify()
@@ -355,6 +363,56 @@ class Runtime:
         return state
 
     # --- internals --------------------------------------------------------
+
+    @property
+    def detector(self) -> Detector:
+        """The prompt-injection detector (built on first use: the rules compile then)."""
+        if self._detector is None:
+            from tether.controls.guards import InjectionDetector
+
+            self._detector = InjectionDetector()
+        return self._detector
+
+    def guard(self, text: str, source: str, policy: GuardPolicy) -> dict[str, Any] | None:
+        """Scan ``text`` as ``source``: ``None`` if it passes, else the decision as event data."""
+        from tether.controls.guards import apply_policy
+
+        src: Literal["user", "tool"] = "tool" if source == "tool" else "user"
+        decision = apply_policy(self.detector.scan(text, src), policy, src)
+        if decision.action == "allow":
+            return None
+        r = decision.result
+        log.warning(
+            "prompt injection suspected in %s (%s, score %.2f): %s",
+            "tool output" if src == "tool" else "user input",
+            ", ".join(r.categories),
+            r.score,
+            decision.action,
+        )
+        return {
+            "source": src,
+            "action": decision.action,
+            "score": round(r.score, 4),
+            "categories": list(r.categories),
+            "decoded_by": list(r.decoded_by),
+            "message": decision.message,
+            "content": text[:2000],
+        }
+
+    def _guard_input(self, turn: Turn, text: str, agent: Agent) -> str:
+        """Scan a user message by the agent's guard policy: refuse, record, or tag it."""
+        assert agent.guard is not None
+        decision = self.guard(text, "user", agent.guard)
+        if decision is None:
+            return text
+        if decision["action"] == "block":
+            if not turn.stored:
+                turn.pending.clear()  # a new session is not created for a refused message
+            raise InputRejected(str(decision["message"]))
+        turn.emit(EventType.GUARD_FLAGGED, decision)
+        if decision["action"] == "tag":
+            return f"{decision['message']}\n{text}"
+        return text
 
     async def _limit(self, turn: Turn, *, new_session: bool, new_message: bool) -> None:
         """Check the per-user and per-tenant limits before a turn stores anything.

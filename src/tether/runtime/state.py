@@ -120,7 +120,7 @@ class SessionState:
             if new_vars:
                 self.vars.update(new_vars)
             if data.get("untrusted"):
-                self.untrusted.append((data["name"], data["content"]))
+                self.untrusted.append((data["name"], data.get("raw", data["content"])))
         elif t == EventType.USER_MESSAGE:
             self.messages.append(Message(role="user", text=data["text"]))
             self.status = SessionStatus.RUNNING

@@ -712,7 +712,29 @@ class Turn:
         )
         tool = self.svc.tools.get(call.name)
         untrusted = tool is not None and tool.untrusted_output
-        self._finish(result, (time.perf_counter() - t0) * 1000, new_vars, untrusted=untrusted)
+        raw = result.content
+        if untrusted and not result.is_error and self.agent.guard is not None:
+            result = self._guard_tool_output(result)
+        self._finish(
+            result,
+            (time.perf_counter() - t0) * 1000,
+            new_vars,
+            untrusted=untrusted,
+            raw=raw if raw != result.content else None,
+        )
+
+    def _guard_tool_output(self, result: ToolResult) -> ToolResult:
+        """Scan an untrusted result; quarantine or tag it by the agent's guard policy."""
+        policy = self.agent.guard
+        assert policy is not None
+        decision = self.rt.guard(result.content, "tool", policy)
+        if decision is None:
+            return result
+        self.emit(EventType.GUARD_FLAGGED, decision | {"tool": result.name})
+        note = str(decision["message"])
+        if decision["action"] == "quarantine":
+            return ToolResult(result.call_id, result.name, note, result.is_error)
+        return ToolResult(result.call_id, result.name, f"{note}\n{result.content}", result.is_error)
 
     def _tool_env(self) -> ToolEnv:
         env = self.tool_env
@@ -735,6 +757,7 @@ class Turn:
         new_vars: dict[str, Any] | None,
         *,
         untrusted: bool = False,
+        raw: str | None = None,
     ) -> None:
         data: dict[str, Any] = {
             "call_id": result.call_id,
@@ -747,6 +770,8 @@ class Turn:
             data["vars"] = new_vars
         if untrusted and not result.is_error:
             data["untrusted"] = True
+            if raw is not None:  # what the tool returned, before the guard withheld or tagged it
+                data["raw"] = raw
         if result.is_error:
             self.failed_tools.append(result.name)
         self.emit(EventType.TOOL_FINISHED, data)

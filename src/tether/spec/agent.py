@@ -14,6 +14,7 @@ from typing import Any
 from tether.exceptions import ConfigError
 from tether.spec.approval import ApprovalPolicy
 from tether.spec.budget import Budget
+from tether.spec.guard import GuardPolicy
 from tether.spec.model import Model
 from tether.spec.policy import BreakerPolicy, RetryPolicy
 from tether.spec.tools import Tool
@@ -107,6 +108,10 @@ class Agent:
       ``awaiting_user`` and the next message is the answer.
     - ``budget``: the session's token :class:`~tether.spec.budget.Budget`
       (compression at 80%, a clean end at 100%).
+    - ``guard``: the prompt-injection :class:`~tether.spec.guard.GuardPolicy`
+      for user input (``block``, ``warn``, ``tag``) and the output of
+      ``untrusted_output`` tools (``quarantine``, ``tag``); default: warn on
+      user input, quarantine tool output. ``None`` turns scanning off.
     - ``output_schema``: a JSON Schema (dict) or a pydantic model class the
       final answer must match (JSON); a mismatch is sent back to the model
       with the errors, at most ``output_retries`` times, then the turn fails.
@@ -130,6 +135,7 @@ class Agent:
     budget: Budget = field(default_factory=Budget)
     output_schema: Any = None
     output_retries: int = 2
+    guard: GuardPolicy | None = field(default_factory=lambda: GuardPolicy(user="warn"))
 
     def __post_init__(self) -> None:
         if self.output_retries < 0:
@@ -195,6 +201,7 @@ class Agent:
             budget=self.budget,
             output_schema=self.output_schema,
             output_retries=self.output_retries,
+            guard=self.guard,
         )
 
     @property

@@ -60,6 +60,10 @@ Event types (``Event.type``) and their ``data``:
                        per-user or per-tenant limit stopped the turn
 ``answer.withheld``    ``reason`` (``canary`` or ``verbatim``): the answer
                        repeated the system prompt and was not shown
+``guard.flagged``      ``source`` (``user`` or ``tool``), ``tool``, ``action``
+                       (``warn``, ``tag``, ``quarantine``), ``score``,
+                       ``categories``, ``decoded_by``; ``content``: the start
+                       of what was withheld or tagged (for the audit)
 ``context.set``        ``values``: context variables the caller passed
                        (``Runtime.run(context=...)``), shown to the model in
                        a delimited data block, never in the system prompt
@@ -115,6 +119,7 @@ class EventType:
     ANSWER_WITHHELD: Final = "answer.withheld"
     OUTPUT_REASK: Final = "output.reask"
     CONTEXT_SET: Final = "context.set"
+    GUARD_FLAGGED: Final = "guard.flagged"
 
 
 EPHEMERAL_TYPES: Final = frozenset({EventType.MODEL_DELTA})

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tether.providers.scripted import FunctionModel, ScriptedModel, ScriptedResponse, call
+from tether.runtime.taint import unwrap
 from tether.spec.events import Event
 from tether.testing.clock import FakeClock
 from tether.testing.faults import (
@@ -39,7 +40,6 @@ from tether.testing.faults import (
     faulty_tool,
 )
 from tether.testing.gate import GatedModel
-from tether.runtime.taint import unwrap
 from tether.testing.network import NetworkBlocked, block_network
 
 __all__ = [

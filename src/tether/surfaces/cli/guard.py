@@ -4,6 +4,11 @@
   FILE or standard input), with :func:`tether.controls.sqlguard.review_sql`;
   writes one JSON line per statement: ``{"verdict": "allow" | "approve" |
   "block", "reasons": [...]}``.
+- ``tether guard scan FILE.jsonl`` (``-`` for standard input): scan lines of
+  ``{"text": ...}`` for prompt injection with
+  :class:`tether.controls.guards.InjectionDetector`; writes one JSON line per
+  input: ``{"score": float, "flagged": bool, "categories": [...]}``
+  (``--spans`` adds where and what matched, and the decodings).
 
 Importing this module registers the commands on :data:`tether.surfaces.cli.app.app`.
 """
@@ -17,10 +22,11 @@ from typing import Annotated
 
 import typer
 
+from tether.controls.guards import InjectionDetector, Source
 from tether.controls.sqlguard import SqlPolicy, review_sql
 from tether.surfaces.cli.app import _fail, app
 
-__all__ = ["guard_app", "sql"]
+__all__ = ["guard_app", "scan", "sql"]
 
 guard_app = typer.Typer(help="Check input with Tether's guards.", no_args_is_help=True)
 app.add_typer(guard_app, name="guard")
@@ -61,3 +67,51 @@ def sql(
             continue
         verdict = review_sql(line, policy)
         sys.stdout.write(json.dumps(verdict.to_dict(), ensure_ascii=False) + "\n")
+
+
+@guard_app.command("scan")
+def scan(
+    file: Annotated[
+        str, typer.Argument(help='JSON lines of {"text": ...}; "-" for standard input.')
+    ],
+    source: Annotated[
+        str, typer.Option(help="Scan as user input or as tool output: user|tool.")
+    ] = "user",
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Flag at this score (default: the detector's for the source)."),
+    ] = None,
+    spans: Annotated[
+        bool, typer.Option("--spans", help="Also write the matched spans and decodings.")
+    ] = False,
+) -> None:
+    """Scan for prompt injection: one JSON line per input, {"score", "flagged", "categories"}."""
+    if source not in ("user", "tool"):
+        raise _fail(f"--source must be 'user' or 'tool', not {source!r}")
+    if threshold is not None and not 0.0 < threshold <= 1.0:
+        raise _fail(f"--threshold must be in (0, 1], got {threshold}")
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"cannot read {file}: {exc.strerror or exc}") from None
+    detector = InjectionDetector(thresholds={source: threshold} if threshold is not None else None)
+    kind: Source = "user" if source == "user" else "tool"
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise _fail(f"{file}:{number}: not JSON ({exc.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise _fail(f'{file}:{number}: expected an object with a "text" string')
+        result = detector.scan(row["text"], source=kind)
+        out: dict[str, object] = {
+            "score": round(result.score, 4),
+            "flagged": result.flagged,
+            "categories": list(result.categories),
+        }
+        if spans:
+            out["spans"] = [s.to_dict() for s in result.spans]
+            out["decoded_by"] = list(result.decoded_by)
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
