@@ -133,8 +133,9 @@ def get_order_details(ctx: ToolContext, order_id: str) -> JSON:
 # --- catalogue (public: no authentication needed) ---------------------------
 
 
-# reads: public catalogue data.
-@tool(reads=True)
+# reads + untrusted_output: catalogue text comes from vendors (names, descriptions) and
+# may carry instructions; its output is data, spotlighted, and taints the session.
+@tool(reads=True, untrusted_output=True)
 def get_product_details(ctx: ToolContext, product_id: str) -> JSON:
     """Get a product type and all its variant items (item id, options, availability, price).
 

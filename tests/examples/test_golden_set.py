@@ -103,13 +103,18 @@ def test_the_case_files_are_up_to_date(tmp_path: Path) -> None:
 
 
 def cancel_without_approval(case: Case, models: Sequence[str | Model] | None = None) -> Agent:
-    """The retail agent, broken: cancelling an order no longer asks the customer."""
+    """The retail agent, broken: cancelling an order no longer asks the customer.
+
+    The taint is turned off too: otherwise a session that read a product's
+    (untrusted) details would still have the cancellation approved.
+    """
     agent = harness.agent(case, models)
     tools = tuple(
         dataclasses.replace(t, needs_approval=False) if t.name == "cancel_pending_order" else t
         for t in agent.tools
     )
-    return dataclasses.replace(agent, tools=tools)
+    approval = dataclasses.replace(agent.approval, taint="off")
+    return dataclasses.replace(agent, tools=tools, approval=approval)
 
 
 async def test_a_cancel_without_approval_fails_the_cancel_cases(suite: Suite) -> None:

@@ -27,4 +27,6 @@ def agent(case: Case, models: Sequence[str | Model] | None = None) -> Agent:
         dataclasses.replace(t, needs_approval=False) if t.name == BROKEN_TOOL else t
         for t in good.tools
     )
-    return dataclasses.replace(good, tools=tools)
+    # without the taint too (a session that read untrusted content would still ask)
+    approval = dataclasses.replace(good.approval, taint="off")
+    return dataclasses.replace(good, tools=tools, approval=approval)
