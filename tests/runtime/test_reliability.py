@@ -287,25 +287,11 @@ async def test_deadline_timer_is_gone_after_a_failed_call(clock: FakeClock) -> N
 async def test_total_timeout_after_the_first_event(clock: FakeClock) -> None:
     # Text arrives at once, then the stream stalls: the first-event deadline
     # is met, the total one is not.
-    import asyncio
-
-    from tether.spec.model import ModelResponse, TextDelta
-
-    class Stalls:
-        name = "stalls"
-
-        async def stream(self, request: ModelRequest):  # type: ignore[no-untyped-def]
-            yield TextDelta("")
-            await asyncio.sleep(5)
-            yield ModelResponse(
-                message=tether.Message.assistant("late"), usage=tether.Usage(), model="stalls"
-            )
+    stalls = FaultyModel(FunctionModel(lambda _r: "late", name="stalls"), [Fault.stalled(5)])
 
     limits = tether.Limits(first_token_timeout=0.05, model_timeout=0.2)
     async with Runtime(clock=clock, sleep=clock.sleep) as rt:
-        result = await rt.run(
-            agent(Stalls(), limits=limits, retry=RetryPolicy(max_retries=0)), "hi"
-        )
+        result = await rt.run(agent(stalls, limits=limits, retry=RetryPolicy(max_retries=0)), "hi")
     assert result.status == "failed"
     assert result.error is not None
     assert "did not finish answering within 0.2 s" in result.error

@@ -248,7 +248,7 @@ def test_bad_arguments_are_rejected() -> None:
         FaultyModel(endless(), rate=1.5)
     with pytest.raises(ValueError, match="unknown tool fault kind"):
         ToolFault("explode")
-    assert len(set(MODEL_FAULT_KINDS)) == 11
+    assert len(set(MODEL_FAULT_KINDS)) == 12  # the statuses, two timeouts, reset, stream_cut, stall
 
 
 # --- faulty_tool --------------------------------------------------------------
@@ -375,3 +375,11 @@ async def test_tool_rate_with_another_kind() -> None:
         await ft.tool(CTX, {"a": 1, "b": 1})
     with pytest.raises(ValueError, match="unknown tool fault kind"):
         faulty_tool(add, rate=0.5, kind="flaky")
+
+
+async def test_a_stall_starts_the_stream_then_goes_silent() -> None:
+    model = FaultyModel(FunctionModel(lambda _r: "late", name="m"), [Fault.stalled(0.01)])
+    events = [ev async for ev in model.stream(ModelRequest(system="", messages=()))]
+    assert events[0] == TextDelta("")
+    assert events[-1].message.text == "late"  # type: ignore[union-attr]
+    assert model.injected == ["stall"]

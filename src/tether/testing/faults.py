@@ -47,7 +47,14 @@ _STATUS: dict[str, tuple[int, bool, str]] = {
     "400": (400, False, "bad request"),
     "401": (401, False, "unauthorized"),
 }
-MODEL_FAULT_KINDS = (*_STATUS, "connect_timeout", "read_timeout", "reset", "stream_cut")
+MODEL_FAULT_KINDS = (
+    *_STATUS,
+    "connect_timeout",
+    "read_timeout",
+    "reset",
+    "stream_cut",
+    "stall",
+)
 TOOL_FAULT_KINDS = ("raise", "fail", "retry", "hang", "slow")
 
 _F = TypeVar("_F")
@@ -63,12 +70,16 @@ class Fault:
     """One injected model failure: ``kind`` is one of :data:`MODEL_FAULT_KINDS`.
 
     ``retry_after`` (seconds) is sent with a ``"429"``; ``after_deltas`` is how
-    many text deltas a ``"stream_cut"`` lets through before the cut.
+    many text deltas a ``"stream_cut"`` lets through before the cut; a
+    ``"stall"`` starts the stream (one empty event, as a provider's
+    ``message_start``) and then waits ``stall_for`` seconds (really: it tests
+    the runtime's total deadline) before the inner model answers.
     """
 
     kind: str
     retry_after: float | None = None
     after_deltas: int = 1
+    stall_for: float = 3600.0
 
     def __post_init__(self) -> None:
         _check_kind(self.kind, MODEL_FAULT_KINDS, "model")
@@ -124,6 +135,11 @@ class Fault:
     def reset(cls) -> Fault:
         """Connection reset by peer: retryable, no status."""
         return cls("reset")
+
+    @classmethod
+    def stalled(cls, seconds: float = 3600.0) -> Fault:
+        """Start the stream, then go silent for ``seconds`` before answering."""
+        return cls("stall", stall_for=seconds)
 
     @classmethod
     def stream_cut(cls, after_deltas: int = 1) -> Fault:
@@ -223,7 +239,17 @@ class FaultyModel:
         self.injected.append(fault.kind)
         if fault.kind == "stream_cut":
             return self._cut(request, fault.after_deltas)
+        if fault.kind == "stall":
+            return self._stall(request, fault.stall_for)
         return self._fail(self._error(fault))
+
+    async def _stall(
+        self, request: ModelRequest, seconds: float
+    ) -> AsyncIterator[ModelStreamEvent]:
+        yield TextDelta("")
+        await asyncio.sleep(seconds)
+        async for ev in self._pass(request):
+            yield ev
 
     def _error(self, fault: Fault) -> ProviderError:
         where = f"{self._name}: injected"
