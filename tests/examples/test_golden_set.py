@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +28,8 @@ from examples.retail.evals import build_cases, harness
 
 from tether import Agent, Model
 from tether.surfaces.evals import Case, CaseResult, Suite, Target, load_suite, run_cases
+
+REPO = Path(__file__).resolve().parents[2]
 
 EVALS = Path(build_cases.__file__).resolve().parent
 
@@ -84,12 +88,30 @@ def test_every_training_task_has_its_case(suite: Suite) -> None:
 
 
 @pytest.mark.slow
-async def test_every_case_passes(suite: Suite) -> None:
+def test_tether_eval_passes_the_whole_suite_and_writes_its_reports(tmp_path: Path) -> None:
+    """What CI runs: the command, the whole suite, scripted, with the HTML and JUnit reports."""
     tau2_root()
-    target = Target(agent=harness.agent, environment=harness.environment)
-    results = await run_cases(suite.cases, target)
-    failed = [r for r in results if not r.passed]
-    assert not failed, f"{len(failed)} of {len(results)} cases failed:\n{report(failed)}"
+    html, junit = tmp_path / "eval.html", tmp_path / "junit.xml"
+    proc = subprocess.run(
+        [
+            sys.executable, "-c", "from tether.surfaces.cli import main; main()",
+            "eval", "examples/retail/evals",
+            "--report", str(html), "--junit", str(junit), "--json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["cases"] >= 150
+    assert summary["failed"] == 0
+    page = html.read_text(encoding="utf-8")
+    assert "<html" in page.lower()
+    assert "tau2-task-0" in page
+    assert junit.read_text(encoding="utf-8").count("<testcase") == summary["cases"]
 
 
 def test_the_case_files_are_up_to_date(tmp_path: Path) -> None:
