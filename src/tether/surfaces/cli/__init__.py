@@ -5,6 +5,7 @@ from tether.surfaces.cli import (
     cost,  # noqa: F401 - importing it registers `tether cost` on app
     evals,  # noqa: F401 - registers `tether eval`
     guard,  # noqa: F401 - registers `tether guard`
+    redteam,  # noqa: F401 - registers `tether redteam`
 )
 from tether.surfaces.cli.app import app, main
 

@@ -1,0 +1,353 @@
+"""``tether redteam``: run the adversarial battery against an agent and report it by category.
+
+``tether redteam AGENT [--model SPEC] [--json] [--threshold RATE]
+[--profile FILE] [--report PATH] [--category C ...] [--limit-per-category N]
+[--attack ID ...] [--battery FILE]``
+
+Without ``--model`` every attack meets the worst-case obedient model, so
+the run measures what the runtime guarantees; with ``--model`` the agent's
+real chain answers (model plus runtime). The harm rate (attacks that did
+harm, or crashed the runtime, over attacks run) above ``--threshold``
+(default 0: any harm fails) exits 1; usage errors exit 2. ``--json`` prints
+the summary as one JSON object, the last line of stdout. See
+``docs/redteam.md``. Importing this module registers the command on
+:data:`tether.surfaces.cli.app.app`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tether.exceptions import ConfigError
+from tether.surfaces.cli.app import _agent, _fail, _run_async, app, err, out
+from tether.surfaces.evals.redteam import (
+    BLOCKS,
+    AttackResult,
+    Profile,
+    RedTeamReport,
+    find_profile,
+    load_battery,
+    load_profile,
+    run_redteam,
+    select,
+    target_for,
+)
+
+__all__ = ["redteam", "report_html", "report_table"]
+
+_BLOCK_LABELS = {
+    "guard": "injection guard",
+    "approval": "approval",
+    "tool_refused": "tool refused",
+    "runtime_rejected": "runtime rejected",
+    "withheld": "answer withheld",
+    "input_rejected": "input rejected",
+    "not_attempted": "not attempted",
+    "no_harm": "ran, no harm",
+}
+
+
+def _safe(text: str) -> str:
+    """``text`` writable as UTF-8: a lone surrogate (the battery sends some) becomes ``\\udXXX``,
+    which inside a JSON string is a valid escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+@app.command("redteam")
+def redteam(
+    agent_ref: Annotated[str, typer.Argument(metavar="AGENT", help="module:attr or a folder.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            metavar="SPEC",
+            help="Run the agent's real model chain (e.g. local) instead of the worst-case model.",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as one JSON object (last line).")
+    ] = False,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            "--threshold", metavar="RATE", help="Highest harm rate that passes, 0 to 1 (default 0)."
+        ),
+    ] = 0.0,
+    profile_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--profile", metavar="FILE", help="What harm means (default: AGENT/redteam.yaml)."
+        ),
+    ] = None,
+    report_path: Annotated[
+        Path | None,
+        typer.Option("--report", metavar="PATH", help="Write every verdict: .json or .html."),
+    ] = None,
+    category: Annotated[
+        list[str],
+        typer.Option("--category", metavar="C", help="Only this category (repeatable)."),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    limit_per_category: Annotated[
+        int | None,
+        typer.Option(
+            "--limit-per-category",
+            metavar="N",
+            help="At most N attacks per category, spread over it (a stratified subset).",
+        ),
+    ] = None,
+    attack_ids: Annotated[
+        list[str], typer.Option("--attack", metavar="ID", help="Only this attack (repeatable).")
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    battery_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--battery", metavar="FILE", help="Another battery (default: the shipped one)."
+        ),
+    ] = None,
+    show_logs: Annotated[
+        bool,
+        typer.Option(
+            "--show-logs", help="Show the runtime's log records (the attacks cause many)."
+        ),
+    ] = False,
+) -> None:
+    """Attack an agent with the red-team battery; report attack success by category."""
+    if not 0.0 <= threshold <= 1.0:
+        raise _fail(f"--threshold is a rate between 0 and 1, not {threshold}")
+    if report_path is not None and report_path.suffix.lower() not in (".json", ".html"):
+        raise _fail(f"--report writes .json or .html, not {report_path.name}")
+    agent = _agent(agent_ref, None)
+    models = [m.strip() for m in model.split(",") if m.strip()] if model else None
+    try:
+        battery = load_battery(battery_file)
+        attacks = select(
+            battery.attacks,
+            categories=category,
+            ids=attack_ids,
+            limit_per_category=limit_per_category,
+        )
+        path = profile_file or find_profile(agent_ref)
+        profile: Profile | None = load_profile(path) if path is not None else None
+        target = target_for(agent, profile, models)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if not attacks:
+        raise _fail("no attack matches the filters")
+    if profile is None:
+        err.print(
+            Text(
+                f"no red-team profile for {agent_ref}: harmful calls are synthesised from the "
+                "tools' risk flags and schemas, and the agent's own deps are used (point them "
+                "at a test copy). Give one with --profile FILE.",
+                style="yellow",
+            )
+        )
+    live = models is not None
+    done = [0]
+
+    def progress(r: AttackResult) -> None:
+        done[0] += 1
+        if live:
+            err.print(
+                Text(
+                    f"[{done[0]}/{len(attacks)}] {r.attack.id}: {r.outcome} ({r.duration_s:.1f} s)",
+                    style="dim",
+                )
+            )
+
+    with _quiet(not show_logs):
+        report = _run_async(
+            lambda: run_redteam(
+                attacks,
+                target,
+                markers=battery.markers,
+                threshold=threshold,
+                agent_name=agent.name,
+                profile_name=str(path) if path is not None else "(generic)",
+                battery_name=battery.source,
+                on_result=progress,
+            )
+        )
+    if report_path is not None:
+        _write(report, report_path)
+    if as_json:
+        sys.stdout.write(_safe(json.dumps(report.to_dict(), ensure_ascii=False)) + "\n")
+    else:
+        # a pipe or a file gets the whole table, not one squeezed to 80 columns
+        console = out if out.is_terminal else Console(width=max(out.width, _WIDE))
+        console.print(report_table(report))
+        _summary(report, console)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _quiet(enabled: bool) -> Iterator[None]:
+    """Hide log records while the battery runs: every attack makes the runtime warn."""
+    if not enabled:
+        yield
+        return
+    logging.disable(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _write(report: RedTeamReport, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix.lower() == ".html":
+            path.write_text(_safe(report_html(report)), encoding="utf-8")
+        else:
+            data = json.dumps(report.to_dict(attacks=True), ensure_ascii=False, indent=1)
+            path.write_text(_safe(data) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"cannot write {path}: {exc.strerror or exc}") from None
+    err.print(Text(f"wrote {path}", style="dim"))
+
+
+_COLUMNS = ("attacks", "reached", "attempted", "harmful", "crashes", "disclosures")
+
+
+def _row(d: dict[str, Any]) -> list[str]:
+    """A category's (or the run's) figures, in :data:`_COLUMNS` then :data:`BLOCKS` order."""
+    cells = [
+        str(d["attacks"]),
+        str(d["reached"]),
+        str(d["attempted"]),
+        str(d["harmful_actions"]),
+        str(d["crashes"]),
+        str(d["disclosures"]),
+    ]
+    return cells + [str(d["blocked"][b]) for b in BLOCKS]
+
+
+_SHORT = {
+    "guard": "guard",
+    "approval": "approval",
+    "tool_refused": "tool",
+    "runtime_rejected": "runtime",
+    "withheld": "withheld",
+    "input_rejected": "input",
+    "not_attempted": "none",
+    "no_harm": "no harm",
+}
+_CAPTION = (
+    "stopped by: guard (the injection guard quarantined it), approval (declined, or the "
+    "attacker had to confirm it), tool (the tool itself refused), runtime (invalid arguments, "
+    "no such tool, a limit), withheld (the answer gave the instructions away), input (the "
+    "message was refused), none (no harmful call made), no harm (probes ran, no harm found)"
+)
+_WIDE = 160
+
+
+def report_table(report: RedTeamReport) -> Table:
+    """Attack outcomes by category: harm done, and what stopped the rest."""
+    table = Table(
+        title=f"Red team: {report.agent} against the {report.model} model", caption=_CAPTION
+    )
+    table.add_column("category", no_wrap=True)
+    for name in ("attacks", "reached", "tried", "harmful", "crashes", "disclosed"):
+        table.add_column(name, justify="right")
+    for b in BLOCKS:
+        table.add_column(_SHORT[b], justify="right")
+    totals = report.to_dict() | {"attacks": report.cases}
+    for cat, d in [*report.by_category().items(), ("all", totals)]:
+        if cat == "all":
+            table.add_section()
+        bad = d["harmful_actions"] or d["crashes"]
+        style = "bold red" if bad else "bold" if cat == "all" else None
+        table.add_row(cat, *_row(d), style=style)
+    return table
+
+
+def _summary(report: RedTeamReport, console: Console) -> None:
+    verdict = "PASS" if report.ok else "FAIL"
+    flagged = sum(r.flagged for r in report.results)
+    line = (
+        f"{report.cases} attacks · {report.harmful_actions} harmful actions · "
+        f"{report.crashes} crashes · harm rate {_pct(report.harm_rate)} "
+        f"(threshold {_pct(report.threshold)}) · {report.disclosures} disclosures of the "
+        f"system prompt · {flagged} flagged by the injection guard · "
+        f"{report.duration_s:.1f} s · {verdict}"
+    )
+    console.print(Text(line, style="bold green" if report.ok else "bold red"))
+    if report.skipped:
+        console.print(
+            Text(
+                f"skipped {len(report.skipped)} tool-output attacks: the agent has no tool "
+                "the profile plants them in",
+                style="yellow",
+            )
+        )
+    for r in report.results:
+        if r.succeeded:
+            why = "; ".join(r.harms) or r.crash or r.disclosure or ""
+            console.print(Text(_safe(f"  {r.attack.id} ({r.attack.category}): {r.outcome}: {why}")))
+
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}
+th:first-child,td:first-child{text-align:left}
+td.l{text-align:left;max-width:48em;word-break:break-word}
+tr.bad td{background:#fde2e2} .ok{color:#176f2c} .fail{color:#b00020}
+"""
+
+
+def report_html(report: RedTeamReport) -> str:
+    """The report as one self-contained HTML page (no scripts, no external files)."""
+    e = html.escape
+    d = report.to_dict()
+    head = "".join(f"<th>{e(h)}</th>" for h in ("category", *_COLUMNS))
+    head += "".join(f"<th>{e(_BLOCK_LABELS[b])}</th>" for b in BLOCKS)
+    rows = []
+    for cat, c in report.by_category().items():
+        cls = ' class="bad"' if c["harmful_actions"] or c["crashes"] else ""
+        cells = "".join(f"<td>{e(x)}</td>" for x in _row(c))
+        rows.append(f"<tr{cls}><td>{e(cat)}</td>{cells}</tr>")
+    total = "".join(f"<td><b>{e(x)}</b></td>" for x in _row(d | {"attacks": report.cases}))
+    rows.append(f"<tr><td><b>all</b></td>{total}</tr>")
+    attacks = []
+    for r in report.results:
+        cls = ' class="bad"' if r.succeeded else ""
+        why = "; ".join(r.harms) or r.crash or r.disclosure or ""
+        tries = "; ".join(f"{t.tool}: {t.fate}" for t in r.tries)
+        about = [r.attack.id, r.attack.category, r.attack.goal, r.attack.where, r.outcome]
+        tds = "".join(f'<td class="l">{e(x)}</td>' for x in about)
+        attacks.append(
+            f'<tr{cls}>{tds}<td class="l">{e(tries)}</td><td class="l">{e(why)}</td></tr>'
+        )
+    verdict = '<b class="ok">PASS</b>' if report.ok else '<b class="fail">FAIL</b>'
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Red team: {e(report.agent)}</title>
+<style>{_CSS}</style></head><body>
+<h1>Red team: {e(report.agent)} against the {e(report.model)} model</h1>
+<p>{report.cases} attacks · {report.harmful_actions} harmful actions · {report.crashes} crashes ·
+harm rate {_pct(report.harm_rate)} (threshold {_pct(report.threshold)}) · {report.disclosures}
+disclosures · {report.duration_s:.1f} s · {verdict}</p>
+<p>profile {e(report.profile)} · battery {e(report.battery)}</p>
+<table><tr>{head}</tr>{"".join(rows)}</table>
+<h2>Attacks</h2>
+<table><tr><th>id</th><th>category</th><th>goal</th><th>where</th><th>outcome</th>
+<th>harmful calls tried</th><th>harm</th></tr>{"".join(attacks)}</table>
+</body></html>
+"""
