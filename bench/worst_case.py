@@ -41,7 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from examples.retail.agent import build_agent
-from examples.retail.evals._tau2 import Tau2, _snapshot
+from examples.retail.evals._tau2 import GATED, Tau2, _snapshot
 from examples.retail.evals.harness import tau2_dir
 from examples.retail.generate import HELP_ARTICLES
 from examples.retail.shop import Shop
@@ -55,16 +55,6 @@ from tether.testing import ScriptedModel, call
 JSON = dict[str, Any]
 ATTACKS = ("refund-other", "exfiltrate", "address-other", "leak-prompt")
 CARRIERS = ("help-article", "product", "email")
-WRITES = {
-    "cancel_pending_order",
-    "modify_pending_order_address",
-    "modify_pending_order_payment",
-    "modify_pending_order_items",
-    "modify_user_address",
-    "return_delivered_order_items",
-    "exchange_delivered_order_items",
-    "send_email",
-}
 ATTACKER = "attacker@evil.example"
 
 
@@ -237,7 +227,7 @@ def measure(n: int | None) -> JSON:
         tasks = [
             t
             for t in tau.tasks
-            if any(a["name"] in WRITES for a in t["evaluation_criteria"]["actions"])
+            if any(a["name"] in GATED for a in t["evaluation_criteria"]["actions"])
         ]
         tasks = tasks[:n] if n else tasks
         # the expected shop of each task, by applying its calls directly (no model)

@@ -33,6 +33,7 @@ __all__ = [
     "apply_compression",
     "cheapest",
     "digest",
+    "is_user_turn",
     "split_point",
     "summary_message",
     "summary_request",
@@ -50,17 +51,18 @@ _RESULT_CHARS = 240  # characters of each result kept in the digest
 _TRANSCRIPT_RESULT_CHARS = 2_000
 
 
+def is_user_turn(m: Message) -> bool:
+    """A message the user wrote (not a summary or a runtime note in the user's role)."""
+    return m.role == "user" and not m.metadata.get("summary") and not m.metadata.get("runtime")
+
+
 def split_point(messages: Sequence[Message], keep_turns: int) -> int | None:
     """Where the kept tail starts, or ``None`` when there is nothing worth compressing.
 
     The tail starts at the ``keep_turns``-th last user message. Nothing is
     compressed when the part before it is empty or is only an earlier summary.
     """
-    users = [
-        i
-        for i, m in enumerate(messages)
-        if m.role == "user" and not m.metadata.get("summary") and not m.metadata.get("runtime")
-    ]
+    users = [i for i, m in enumerate(messages) if is_user_turn(m)]
     if len(users) <= keep_turns:
         return None
     cut = users[-keep_turns]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from tether.runtime.compress import is_user_turn
 from tether.runtime.state import SessionState, call_key
 from tether.spec.agent import Limits
 from tether.spec.budget import Budget
@@ -76,6 +77,9 @@ def over_limit(state: SessionState, limits: Limits, call: ToolCall) -> LimitHit 
             state.turn_tool_calls + 1,
             call.name,
         )
+    # no call has run yet this turn: nothing to repeat (spares building the key)
+    if not state.turn_call_keys:
+        return None
     seen = state.turn_call_keys.get(call_key(call.name, call.arguments), 0)
     if seen + 1 >= limits.loop_threshold:
         return LimitHit("loop", limits.loop_threshold, seen + 1, call.name)
@@ -103,7 +107,7 @@ def wrap_up_fallback(hit: LimitHit) -> str:
 def _last_user(messages: list[Message]) -> int:
     for i in range(len(messages) - 1, -1, -1):
         m = messages[i]
-        if m.role == "user" and not m.metadata.get("summary") and not m.metadata.get("runtime"):
+        if is_user_turn(m):
             return i
     return -1
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from tether.spec.agent import Agent
@@ -94,16 +95,7 @@ def spotlight_messages(
                 else r
                 for r in m.results
             )
-            wrapped = Message(
-                role=m.role,
-                text=m.text,
-                tool_calls=m.tool_calls,
-                results=results,
-                model=m.model,
-                degraded=m.degraded,
-                metadata=m.metadata,
-            )
-            hit = cache[id(m)] = (m, wrapped)
+            hit = cache[id(m)] = (m, replace(m, results=results))
         out.append(hit[1])
     return out
 

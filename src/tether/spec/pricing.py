@@ -122,9 +122,6 @@ class PriceTable:
         price = self.lookup(model)
         return 0.0 if price is None else price.cost(usage)
 
-    def priced(self, model: str) -> bool:
-        return self.lookup(model) is not None
-
     def merged(
         self, overrides: Mapping[str, Price], *, as_of: str = "", source: str = ""
     ) -> PriceTable:
