@@ -234,6 +234,18 @@ async def test_scripted_model_fails_loudly_on_an_extra_call(ledger: Ledger) -> N
             await rt.run(make_agent(model, ledger), "hi")
 
 
+async def test_scripted_model_keeps_requests_unless_told_not_to(ledger: Ledger) -> None:
+    kept = ScriptedModel([call("get_order", order_id="#W1"), "done"])
+    dropped = ScriptedModel([call("get_order", order_id="#W1"), "done"], record=False)
+    async with Runtime() as rt:
+        for model in (kept, dropped):
+            result = await rt.run(make_agent(model, ledger), "where is #W1?")
+            assert result.ok, result.error
+    assert [r.messages[-1].role for r in kept.requests] == ["user", "tool"]
+    assert dropped.requests == []
+    assert dropped.remaining == 0  # it still played its whole script
+
+
 async def test_two_turns_of_one_session_in_one_runtime_conflict(ledger: Ledger) -> None:
     import asyncio
 

@@ -91,6 +91,10 @@ class FunctionModel:
     ``delay`` (seconds) is awaited before answering, to simulate latency;
     ``chunk`` splits text answers into deltas of that many characters
     (0 streams the whole text as one delta).
+
+    Every request is kept in :attr:`requests` for a test to inspect; pass
+    ``record=False`` for long runs (load tests, benchmarks, large eval
+    suites), where keeping them all would grow memory without bound.
     """
 
     def __init__(
@@ -100,11 +104,13 @@ class FunctionModel:
         name: str = "function",
         delay: float = 0.0,
         chunk: int = 0,
+        record: bool = True,
     ) -> None:
         self._fn = fn
         self._name = name
         self.delay = delay
         self.chunk = chunk
+        self.record = record
         self.requests: list[ModelRequest] = []
 
     @property
@@ -115,7 +121,8 @@ class FunctionModel:
         return self._fn(request)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelStreamEvent]:
-        self.requests.append(request)
+        if self.record:
+            self.requests.append(request)
         if self.delay:
             await asyncio.sleep(self.delay)
         response = _to_response(self._next(request), request, self._name)
@@ -139,10 +146,11 @@ class ScriptedModel(FunctionModel):
         name: str = "scripted",
         delay: float = 0.0,
         chunk: int = 0,
+        record: bool = True,
     ) -> None:
         self._script: list[ScriptEntry] = list(responses)
         self._pos = 0
-        super().__init__(self._play, name=name, delay=delay, chunk=chunk)
+        super().__init__(self._play, name=name, delay=delay, chunk=chunk, record=record)
 
     def _play(self, request: ModelRequest) -> ScriptedResponse:
         if self._pos >= len(self._script):

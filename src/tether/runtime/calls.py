@@ -168,29 +168,48 @@ async def _stream_once(
     return response
 
 
+async def _attempt(
+    model: Model, request: ModelRequest, agent: Agent, env: CallEnv, shown: list[bool], key: str
+) -> ModelResponse:
+    """One try: the breaker admits it, the stream runs, the outcome is recorded."""
+    policy = agent.breaker
+    admission = env.breakers.admit_now(key, policy) or await env.breakers.admit(key, policy)
+    if not admission.allowed:
+        raise CircuitOpen(
+            f"{model.name} is failing repeatedly; calls to it are paused",
+            key=key,
+            retry_at=admission.retry_at,
+        )
+    try:
+        response = await _stream_once(model, request, agent, env, shown)
+    except (ProviderError, TimeoutError, ConnectionError) as exc:
+        healthy = not agent.retry.is_transient(exc)  # a 4xx: the provider did answer
+        await _record(env, key, agent, ok=healthy, trial=admission.trial)
+        raise
+    await _record(env, key, agent, ok=True, trial=admission.trial)
+    return response
+
+
 async def _call_one(
     model: Model, request: ModelRequest, agent: Agent, env: CallEnv, shown: list[bool]
 ) -> ModelResponse:
     key = f"model:{model.name}"
-    policy = agent.breaker
+    try:
+        return await _attempt(model, request, agent, env, shown, key)
+    except Exception as exc:
+        # Only a failed first try pays for the retry machinery (closures, tenacity).
+        return await _retries(exc, model, request, agent, env, shown, key)
 
-    async def attempt() -> ModelResponse:
-        admission = env.breakers.admit_now(key, policy) or await env.breakers.admit(key, policy)
-        if not admission.allowed:
-            raise CircuitOpen(
-                f"{model.name} is failing repeatedly; calls to it are paused",
-                key=key,
-                retry_at=admission.retry_at,
-            )
-        try:
-            response = await _stream_once(model, request, agent, env, shown)
-        except (ProviderError, TimeoutError, ConnectionError) as exc:
-            healthy = not agent.retry.is_transient(exc)  # a 4xx: the provider did answer
-            await _record(env, key, agent, ok=healthy, trial=admission.trial)
-            raise
-        await _record(env, key, agent, ok=True, trial=admission.trial)
-        return response
 
+async def _retries(
+    first: Exception,
+    model: Model,
+    request: ModelRequest,
+    agent: Agent,
+    env: CallEnv,
+    shown: list[bool],
+    key: str,
+) -> ModelResponse:
     def on_retry(info: RetryInfo) -> None:
         log.warning(
             "%s: attempt %d failed (%s); retrying in %.2f s",
@@ -210,18 +229,18 @@ async def _call_one(
             },
         )
 
-    try:
-        return await attempt()
-    except Exception as exc:
-        return await retry_after(
-            exc,
-            attempt,
-            agent.retry,
-            sleep=env.sleep,
-            rng=env.rng,
-            on_retry=on_retry,
-            can_retry=lambda _exc: not shown[0],
-        )
+    async def again() -> ModelResponse:  # a coroutine function, as tenacity requires
+        return await _attempt(model, request, agent, env, shown, key)
+
+    return await retry_after(
+        first,
+        again,
+        agent.retry,
+        sleep=env.sleep,
+        rng=env.rng,
+        on_retry=on_retry,
+        can_retry=lambda _exc: not shown[0],
+    )
 
 
 async def _record(env: CallEnv, key: str, agent: Agent, *, ok: bool, trial: bool) -> None:

@@ -80,6 +80,8 @@ class ToolContext:
 
 
 ToolFn = Callable[..., Any]
+# Built once: a subscripted type written inside ``cast`` is rebuilt on every call.
+_AsyncToolFn = Callable[..., Awaitable[Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +131,7 @@ class Tool:
         if self.context_param is not None:
             kwargs[self.context_param] = ctx
         if self.is_async:
-            return await typing.cast(Callable[..., Awaitable[Any]], self.fn)(**kwargs)
+            return await typing.cast(_AsyncToolFn, self.fn)(**kwargs)
         # A plain function may block (a database query, a file read): run it in
         # a worker thread so the event loop, and every other session, keeps going
         # and the runtime's timeout can still fire.
