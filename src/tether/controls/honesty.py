@@ -3,7 +3,8 @@
 The runtime preamble tells the model to say so when a tool failed; this
 checks that it did. A final answer given in a turn where some tool call
 ended in an error must carry some acknowledgement: an apology, a "could not",
-"unavailable", "failed", "try again" and the like (in English). An answer
+"unavailable", "failed", "try again", "not found", "check the spelling" and
+the like (in English). An answer
 that has none (for example "Your order has been cancelled." after
 ``cancel_order`` timed out) is recorded as an
 ``answer.unacknowledged_failure`` event, which ``tether sessions show``
@@ -29,7 +30,10 @@ _ACK = re.compile(
     r"did\s*n[o']t\s+(?:work|go\s+through|succeed|complete)|didn't|"
     r"(?:a|an|some)\s+(?:problem|issue)|sorry|apolog\w*|unfortunately|"
     r"try\s+again|not\s+possible|outcome\s+(?:is\s+)?unknown|may\s+or\s+may\s+not|"
-    r"timed?\s*out|no\s+response|not\s+(?:be\s+)?(?:completed|confirmed|done)"
+    r"timed?\s*out|no\s+response|not\s+(?:be\s+)?(?:completed|confirmed|done)|"
+    # a lookup that found nothing, said as such or as what to check
+    r"not\s+found|no\s+(?:\w+\s+){0,2}(?:was|were)\s+found|(?:does|do)\s*n[o']t\s+match|"
+    r"check\s+the\s+spelling"
     r")\b",
     re.IGNORECASE,
 )
