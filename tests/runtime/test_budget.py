@@ -316,6 +316,35 @@ async def test_the_same_call_again_and_again_is_a_loop(ledger: Ledger) -> None:
     assert again.output == "Still here."
 
 
+async def test_the_loop_note_tells_the_model_the_facts_and_the_user_no_internals(
+    ledger: Ledger,
+) -> None:
+    # Small models copy a note's words into their answer: the note to the model
+    # states what happened, addressed to it, and carries no verdict to repeat.
+    seen: list[ModelRequest] = []
+
+    def wrap_up(request: ModelRequest) -> ModelResponse:
+        seen.append(request)
+        return resp("#W1 is pending.")
+
+    looping = [call("get_order", order_id="#W1") for _ in range(3)]
+    async with Runtime() as rt:
+        result = await rt.run(agent(ScriptedModel([*looping, wrap_up]), ledger=ledger), "#W1?")
+        note = seen[0].messages[-1].text
+        assert "you asked for get_order with the same arguments 3 times" in note
+        assert "circles" not in note
+        assert "the agent" not in note
+        # the wrap-up call fails: the user reads a plain sentence, not the log line
+        failing = ScriptedModel([*looping, ProviderError("down", retryable=False)])
+        stopped = await rt.run(agent(failing, ledger=ledger), "#W1?")
+    assert result.output == "#W1 is pending."
+    assert stopped.stop_reason == "loop"
+    assert stopped.output is not None
+    assert stopped.output.startswith("I had to stop here: I kept repeating the same lookup")
+    assert "get_order" not in stopped.output
+    assert "circles" not in stopped.output
+
+
 async def test_distinct_calls_are_not_a_loop(ledger: Ledger) -> None:
     model = ScriptedModel(
         [call("get_order", order_id=f"#W{i}") for i in range(5)] + ["All pending."]

@@ -57,6 +57,7 @@ class LimitHit:
 
     @property
     def why(self) -> str:
+        """For operators: logs, and the error result of the call that was not run."""
         if self.limit == "loop":
             return (
                 f"{self.tool} was called with the same arguments {self.allowed} times in this "
@@ -64,6 +65,28 @@ class LimitHit:
             )
         scope = "session" if self.limit == "max_tool_calls" else "turn"
         return f"this {scope} has made its {self.allowed} allowed tool calls"
+
+    @property
+    def to_model(self) -> str:
+        """For the model's wrap-up note: the facts, addressed to it, no verdict to repeat.
+
+        (Small models copy a note's words into their answer; "the agent is
+        going in circles" ended up in front of a customer.)
+        """
+        if self.limit == "loop":
+            return (
+                f"you asked for {self.tool} with the same arguments {self.allowed} times; "
+                "another call would return the same result"
+            )
+        scope = "conversation" if self.limit == "max_tool_calls" else "turn"
+        return f"this {scope} has used its {self.allowed} allowed tool calls"
+
+    @property
+    def to_user(self) -> str:
+        """For the customer, when the wrap-up call itself gave no text."""
+        if self.limit == "loop":
+            return "I kept repeating the same lookup without getting further"
+        return "I reached the number of lookups and actions I may make for one request"
 
 
 def over_limit(state: SessionState, limits: Limits, call: ToolCall) -> LimitHit | None:
@@ -89,7 +112,7 @@ def over_limit(state: SessionState, limits: Limits, call: ToolCall) -> LimitHit 
 def wrap_up_request(request: ModelRequest, hit: LimitHit) -> ModelRequest:
     """``request`` turned into the last call of the turn: no tools, a summary asked for."""
     note = Message.user(
-        f"[Tether runtime] No more tools can be used now: {hit.why}. Do not call any tool. "
+        f"[Tether runtime] No more tools can be used now: {hit.to_model}. Do not call any tool. "
         "Reply to the user in a few sentences: what you found out so far (with the exact "
         "facts the tools returned), what you could not finish, and what they can do next."
     )
@@ -99,7 +122,7 @@ def wrap_up_request(request: ModelRequest, hit: LimitHit) -> ModelRequest:
 def wrap_up_fallback(hit: LimitHit) -> str:
     """What the user reads if the wrap-up call itself produced no text."""
     return (
-        f"I had to stop here: {hit.why}. I could not finish your request; please tell me "
+        f"I had to stop here: {hit.to_user}. I could not finish your request; please tell me "
         "what matters most and I will continue from there, or ask for a person to help."
     )
 
