@@ -94,8 +94,11 @@ Conduct
 # authenticate first in a short prompt, it still went for the order lookup.
 # So it gets one read-only tool that authenticates and looks up in one call
 # (the tool enforces the check, not the prompt), a short brief, and
-# tool_choice="required": left to choose, it answered "What's the status of
-# order #W1024001?" with a made-up status instead of calling the tool.
+# tool_choice="once": left to choose, it answered "What's the status of
+# order #W1024001?" with a made-up status instead of calling the tool; made
+# to call first and then left to choose, it asked a follow-up question ("And
+# what items are in it?") with the same lookup three times until the loop
+# stop ended the turn. "once" makes it look up, then answer.
 # Changes to the shop need a hosted model that can follow the policy.
 LOCAL_INSTRUCTIONS = """\
 You are the support agent of an online shop. You know nothing about any
@@ -155,7 +158,7 @@ def build_agent(
         instructions=LOCAL_INSTRUCTIONS if local else INSTRUCTIONS,
         models=chain,
         tools=LOCAL_TOOLS if local else TOOLS,
-        tool_choice="required" if local else "auto",
+        tool_choice="once" if local else "auto",
         # a 0.5B model with a required tool call would ask instead of looking up
         clarify=not local,
         deps=functools.partial(open_shop, shop_path),

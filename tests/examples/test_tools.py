@@ -461,12 +461,12 @@ async def test_check_order_authenticates_then_looks_up(demo_shop: Shop) -> None:
         )
 
 
-def test_the_local_variant_is_read_only_and_requires_a_tool_call() -> None:
+def test_the_local_variant_is_read_only_and_looks_up_once_per_turn() -> None:
     from examples.retail.agent import LOCAL_TOOLS, build_agent
 
     local = build_agent(models=("local",))
     hosted = build_agent(models=("anthropic:claude-sonnet-4-5", "anthropic:claude-haiku-4-5"))
-    assert (local.version, local.tool_choice) == ("1-local", "required")
+    assert (local.version, local.tool_choice) == ("1-local", "once")
     assert local.retry.max_retries == 0
     assert hosted.retry.max_retries == 3
     assert local.tools == LOCAL_TOOLS

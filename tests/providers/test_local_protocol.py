@@ -14,6 +14,7 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +240,24 @@ async def test_after_tool_results_the_reply_is_call_or_answer_json(
     assert response.stop_reason == "end"
     (body,) = server.bodies
     assert body["response_format"]["json_schema"]["schema"] == reply_schema((ORDER_TOOL,))
+
+
+async def test_no_call_allowed_after_tool_results_is_answer_only_json(
+    fake: Any, gguf_file: str
+) -> None:
+    # tool_choice="none" (Agent(tool_choice="once"), the limits' wrap-up): the
+    # results' turn asks for {"answer": ...}, so the reply is constrained to it
+    # and unwrapped, rather than free text that would show the JSON.
+    model = LocalModel(gguf_file, env={})
+    await model._loaded()
+    server = FakeServer.instances[0]
+    server.script = lambda body: iter([*pieces(json.dumps({"answer": "It is pending."})), end()])
+    texts, response = await run(model, replace(after_result(), tool_choice="none"))
+    assert "".join(texts) == "It is pending." == response.message.text
+    assert response.message.tool_calls == ()
+    (body,) = server.bodies
+    assert body["response_format"]["json_schema"]["schema"] == reply_schema(())
+    assert reply_schema(())["oneOf"][0]["required"] == ["answer"]
 
 
 def test_answer_decoder_ignores_tool_calls() -> None:

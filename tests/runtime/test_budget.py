@@ -334,6 +334,9 @@ async def test_the_loop_note_tells_the_model_the_facts_and_the_user_no_internals
         assert "you asked for get_order with the same arguments 3 times" in note
         assert "circles" not in note
         assert "the agent" not in note
+        (refused,) = seen[0].messages[-2].results  # the third call, not run
+        assert refused.content.startswith("not executed: you asked for get_order")
+        assert "circles" not in refused.content
         # the wrap-up call fails: the user reads a plain sentence, not the log line
         failing = ScriptedModel([*looping, ProviderError("down", retryable=False)])
         stopped = await rt.run(agent(failing, ledger=ledger), "#W1?")

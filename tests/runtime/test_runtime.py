@@ -354,6 +354,24 @@ async def test_required_tool_choice_holds_until_a_tool_answers(ledger: Ledger) -
     assert only.requests[0].tool_choice == "auto"
 
 
+async def test_once_tool_choice_looks_up_then_must_answer(ledger: Ledger) -> None:
+    model = ScriptedModel(
+        [
+            call("get_order", order_id="#W1"),
+            "It is pending.",
+            call("get_order", order_id="#W1"),  # next turn: a lookup is demanded again
+            "Still pending.",
+        ]
+    )
+    agent = replace(make_agent(model, ledger), tool_choice="once")
+    async with Runtime() as rt:
+        first = await rt.run(agent, "Where is #W1?")
+        second = await rt.run(agent, "And now?", session_id=first.session_id)
+    assert (first.output, second.output) == ("It is pending.", "Still pending.")
+    assert [r.tool_choice for r in model.requests] == ["required", "none", "required", "none"]
+    assert ledger.lookups == 2
+
+
 def test_unknown_tool_choice_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="tool_choice"):
         Agent(name="a", instructions="x", tool_choice="always")

@@ -212,7 +212,7 @@ class LocalModel:
 
     def _body(self, request: ModelRequest, mode: str) -> dict[str, Any]:
         """The chat completion for ``mode``: text, probe (free, tools listed),
-        json (call or answer) or call (calls only)."""
+        json (call or answer), call (calls only) or answer (answer only)."""
         body: dict[str, Any] = {
             "messages": render_messages(request),
             "max_tokens": request.max_tokens,
@@ -225,8 +225,9 @@ class LocalModel:
             return body
         loose = self._loose_tools(request.tools)
         body["tools"] = tool_specs(request.tools, loose)
-        if mode in ("json", "call"):
-            schema = reply_schema(request.tools, loose, answer=mode == "json")
+        if mode in ("json", "call", "answer"):
+            offered = () if mode == "answer" else request.tools
+            schema = reply_schema(offered, loose, answer=mode != "call")
             body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "reply", "schema": schema},
@@ -329,16 +330,22 @@ class LocalModel:
         call's tokens are paid twice). Right after tool results the reply is
         constrained to call-or-answer JSON instead: left free, this model
         tends to repeat the call it just made. ``tool_choice="required"``
-        skips the free pass (calls only); ``"none"`` generates plain text.
+        skips the free pass (calls only); ``"none"`` generates plain text,
+        or right after tool results the answer-only JSON (the results' turn
+        asks for ``{"answer": ...}``, and in plain text the model writes that
+        JSON literally).
         """
         server = await self._loaded()
         deadline = asyncio.get_running_loop().time() + self.timeout
         tools = request.tools
-        if not tools or request.tool_choice == "none":
+        after_results = bool(request.messages) and request.messages[-1].role == "tool"
+        if tools and request.tool_choice == "none" and after_results:
+            mode = "answer"
+        elif not tools or request.tool_choice == "none":
             mode = "text"
         elif request.tool_choice == "required":
             mode = "call"
-        elif request.messages and request.messages[-1].role == "tool":
+        elif after_results:
             mode = "json"
         else:
             mode = "probe"
@@ -359,8 +366,8 @@ class LocalModel:
                     if piece:
                         content.append(piece)
                         yield TextDelta(piece)
-        decoder = AnswerDecoder() if mode == "json" else None
-        if mode in ("json", "call"):
+        decoder = AnswerDecoder() if mode in ("json", "answer") else None
+        if mode in ("json", "call", "answer"):
             outcome = _Outcome()
             body = await asyncio.to_thread(self._body, request, mode)
             async with aclosing(self._pieces(server, body, deadline, outcome)) as pieces:

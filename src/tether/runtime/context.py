@@ -47,13 +47,19 @@ def build_request(
 ) -> ModelRequest:
     """The request for the next model call of a session.
 
-    With ``agent.tool_choice == "required"`` the request demands a tool call
-    while the user has the last word (no tool result since their message).
+    With ``agent.tool_choice`` ``required`` or ``once`` the request demands a
+    tool call while the user has the last word (no tool result since their
+    message); with ``once``, a request that follows tool results allows no
+    call.
     """
     choice = "auto"
     # The agent's own tools: the built-in clarify alone must not be forced on every turn.
-    if agent.tool_choice == "required" and agent.tools and messages and messages[-1].role == "user":
-        choice = "required"
+    if agent.tool_choice != "auto" and agent.tools and messages:
+        last = messages[-1].role
+        if last == "user":
+            choice = "required"
+        elif last == "tool" and agent.tool_choice == "once":
+            choice = "none"
     return ModelRequest(
         system=system if system is not None else system_prompt(agent),
         messages=tuple(messages),

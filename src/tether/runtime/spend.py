@@ -57,7 +57,7 @@ class LimitHit:
 
     @property
     def why(self) -> str:
-        """For operators: logs, and the error result of the call that was not run."""
+        """For operators: the log line when a limit stops a turn."""
         if self.limit == "loop":
             return (
                 f"{self.tool} was called with the same arguments {self.allowed} times in this "
@@ -68,7 +68,7 @@ class LimitHit:
 
     @property
     def to_model(self) -> str:
-        """For the model's wrap-up note: the facts, addressed to it, no verdict to repeat.
+        """For the model (the refused call's result, the wrap-up note): facts, no verdict.
 
         (Small models copy a note's words into their answer; "the agent is
         going in circles" ended up in front of a customer.)

@@ -562,7 +562,9 @@ class Turn:
                 if hit is not None:
                     self.hit = self.hit or hit
                     self._finish(
-                        ToolResult(call.id, call.name, f"not executed: {hit.why}", is_error=True),
+                        ToolResult(
+                            call.id, call.name, f"not executed: {hit.to_model}", is_error=True
+                        ),
                         0.0,
                         None,
                     )

@@ -92,7 +92,11 @@ class Agent:
       has come in since the user's last message, each request demands a
       call; after one, the choice is back to ``auto`` so the model can reply
       (without that reset a required choice loops forever). Use it for small
-      models that otherwise answer from memory.
+      models that otherwise answer from memory. ``once``: one round of tool
+      calls per turn, then an answer. The first request of a turn demands a
+      call, and once the tools have answered the next request allows none,
+      so a small model cannot call the same lookup again and again. For an
+      agent whose every question needs exactly one lookup.
     - ``retry``: the :class:`~tether.spec.policy.RetryPolicy` for model calls
       and for idempotent tools without their own.
     - ``breaker``: the :class:`~tether.spec.policy.BreakerPolicy` for the
@@ -145,9 +149,9 @@ class Agent:
                 f"agent {self.name!r}: output_schema must be a JSON Schema dict or a pydantic "
                 "model class"
             )
-        if self.tool_choice not in ("auto", "required"):
+        if self.tool_choice not in ("auto", "required", "once"):
             raise ConfigError(
-                f"agent {self.name!r}: tool_choice must be 'auto' or 'required', "
+                f"agent {self.name!r}: tool_choice must be 'auto', 'required' or 'once', "
                 f"not {self.tool_choice!r}"
             )
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
