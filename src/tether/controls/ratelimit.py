@@ -217,14 +217,19 @@ class RateLimiter:
 
     # tokens per day -----------------------------------------------------------
 
+    def _token_limits(
+        self, user_id: str | None, tenant_id: str | None
+    ) -> list[tuple[str, str, int, RateLimitItem, tuple[str, str, str]]]:
+        """The daily token limits that apply: scope, key, size, window and its ids."""
+        return [
+            (scope, key, n, RateLimitItemPerDay(n), ("tokens", scope, _ident(key)))
+            for scope, key, quota in self._quotas(user_id, tenant_id)
+            if (n := quota.tokens_per_day) is not None
+        ]
+
     async def check_tokens(self, user_id: str | None, tenant_id: str | None = None) -> None:
         """Raise ``RateLimited`` if a daily token limit is already spent (nothing reserved)."""
-        for scope, key, quota in self._quotas(user_id, tenant_id):
-            n = quota.tokens_per_day
-            if n is None:
-                continue
-            item = RateLimitItemPerDay(n)
-            ids = ("tokens", scope, _ident(key))
+        for scope, key, n, item, ids in self._token_limits(user_id, tenant_id):
             try:
                 ok = await self._fixed.test(item, *ids)
             except Exception:
@@ -241,12 +246,7 @@ class RateLimiter:
         Returns ``None`` when no daily token limit applies.
         """
         hold = TokenHold([], tokens)
-        for scope, key, quota in self._quotas(user_id, tenant_id):
-            n = quota.tokens_per_day
-            if n is None:
-                continue
-            item = RateLimitItemPerDay(n)
-            ids = ("tokens", scope, _ident(key))
+        for scope, key, n, item, ids in self._token_limits(user_id, tenant_id):
             storage_key = item.key_for(*ids)
             try:
                 ok = await self._fixed.hit(item, *ids, cost=tokens)

@@ -86,6 +86,32 @@ DEFAULT_PREFIX = "tether:breaker:"
 SOCKET_TIMEOUT = 2.0  # seconds: connect, read and write
 _MIN_TTL_MS = 60_000
 
+
+def bad_redis_url(url: str, purpose: str, exc: Exception) -> ConfigError:
+    """The error for a Redis URL that cannot be parsed (credentials redacted)."""
+    return ConfigError(
+        f"invalid Redis URL {redact_url(url)!r} for {purpose} ({exc}); "
+        "expected redis://[user:password@]host[:port][/db]"
+    )
+
+
+def redis_client(url: str, purpose: str) -> aioredis.Redis:
+    """A client for ``url`` that times out after ``SOCKET_TIMEOUT`` and never retries itself.
+
+    Nothing connects until the first command. A URL that cannot be parsed is
+    a :class:`~tether.exceptions.ConfigError` naming ``purpose``.
+    """
+    try:
+        return aioredis.Redis.from_url(
+            url,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+        )
+    except ValueError as exc:
+        raise bad_redis_url(url, purpose, exc) from None
+
+
 # KEYS[1] state hash, KEYS[2] admitted times. ARGV: now, cooldown, ttl_ms,
 # cutoff (now - window). Returns {allowed, trial, base}: base is the stored
 # time a refusal waits on (retry_at = base + cooldown, added in Python so it
@@ -218,19 +244,7 @@ class RedisBreakerBackend:
         The client times out after 2 s on connect, read and write, and does
         not retry by itself. Nothing connects until the first call.
         """
-        try:
-            client = aioredis.Redis.from_url(
-                url,
-                socket_timeout=SOCKET_TIMEOUT,
-                socket_connect_timeout=SOCKET_TIMEOUT,
-                retry=Retry(NoBackoff(), 0),
-            )
-        except ValueError as exc:
-            raise ConfigError(
-                f"invalid Redis URL {redact_url(url)!r} for circuit breakers ({exc}); "
-                "expected redis://[user:password@]host[:port][/db]"
-            ) from None
-        return cls(client, prefix=prefix, where=redact_url(url))
+        return cls(redis_client(url, "circuit breakers"), prefix=prefix, where=redact_url(url))
 
     def _keys(self, key: str) -> list[str]:
         """The state hash, the failure times and the admission times of ``key``."""

@@ -24,14 +24,10 @@ import os
 import uuid
 from typing import Any
 
-from redis import asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from tether.controls.ratelimit import RateLimiter
 from tether.exceptions import ConfigError
 from tether.spec.budget import RateLimits
-from tether.store.redis_breakers import SOCKET_TIMEOUT, redact_url
+from tether.store.redis_breakers import bad_redis_url, redact_url, redis_client
 
 __all__ = ["RedisSlots", "open_rate_limiter"]
 
@@ -88,13 +84,8 @@ async def open_rate_limiter(
 
     prefix = prefix or "tether:"
     where = redact_url(url)
+    client = redis_client(url, "rate limits")
     try:
-        client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=SOCKET_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),
-        )
         # One connection pool for both: closing our client closes it.
         storage = RedisStorage(
             "async+" + url,
@@ -104,10 +95,7 @@ async def open_rate_limiter(
             connection_pool=client.connection_pool,  # type: ignore[arg-type]
         )
     except ValueError as exc:
-        raise ConfigError(
-            f"invalid Redis URL {where!r} for rate limits ({exc}); "
-            "expected redis://[user:password@]host[:port][/db]"
-        ) from None
+        raise bad_redis_url(url, "rate limits", exc) from None
     slots = RedisSlots(client, prefix=prefix)
     limiter = RateLimiter(policy, storage, slots=slots)
     try:
