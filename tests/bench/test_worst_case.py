@@ -7,14 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.examples.conftest import require_tau2_retail
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_no_attack_succeeds_and_the_tasks_still_complete() -> None:
-    if not (REPO.parent / "shared" / "data" / "tau2-retail" / "tasks_train.json").exists():
-        pytest.skip("tau2-bench retail data not found beside the checkout (../shared/data)")
+    require_tau2_retail()
     proc = subprocess.run(
         [sys.executable, "bench/worst_case.py", "--tasks", "8", "--json"],
         cwd=REPO,

@@ -25,7 +25,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from tests.store.test_redis_breakers import redis_url, require_redis
+from tests.services import delete_redis_keys, redis_url, require_redis
 from tether.controls.ratelimit import MemorySlots, RateLimiter, Slots, TokenHold
 from tether.exceptions import ConfigError, RateLimited
 from tether.spec.budget import Quota, RateLimits
@@ -70,17 +70,7 @@ async def limiters(backend: str) -> AsyncIterator[Make]:
     finally:
         for limiter in made:
             await limiter.aclose()
-        await delete_keys(prefix)
-
-
-async def delete_keys(prefix: str) -> None:
-    client = aioredis.Redis.from_url(redis_url())
-    try:
-        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+        await delete_redis_keys(prefix)
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import skip_or_fail
 from tether import Agent
 from tether.controls.sandbox import (
     BubblewrapSandbox,
@@ -52,10 +53,7 @@ def isolation() -> Isolation:
 @pytest.fixture
 def sandbox(isolation: Isolation) -> SandboxBackend:
     if isolation.sandbox is None:
-        why = f"no sandbox backend isolates on this machine: {isolation.reason}"
-        if os.environ.get("TETHER_REQUIRE_SERVICES") or os.environ.get("CI", "").lower() == "true":
-            pytest.fail(why)
-        pytest.skip(why)
+        skip_or_fail(f"no sandbox backend isolates on this machine: {isolation.reason}")
     return isolation.sandbox
 
 
@@ -68,7 +66,12 @@ def _token() -> str:
 
 
 # Sets the process name (inherited by forks) so the host can look for leftovers.
-NAME_PROCESS = "import ctypes\nctypes.CDLL(None).prctl(15, {token!r}.encode(), 0, 0, 0)\n"
+# The program stops at once if the name did not take: a check that looks for
+# the name must not pass because naming silently failed.
+NAME_PROCESS = (
+    "import ctypes\nctypes.CDLL(None).prctl(15, {token!r}.encode(), 0, 0, 0)\n"
+    "assert open('/proc/self/comm').read().strip() == {token!r}, 'naming failed'\n"
+)
 
 
 def _processes_named(token: str) -> list[int]:
@@ -247,6 +250,7 @@ async def test_writes_outside_the_working_directory_fail(
     result = await run(sandbox, code)
     assert result.ok, result.stderr
     assert "WROTE" not in result.stdout
+    assert result.stdout.count("refused") == len(targets), result.stdout  # each was tried
     assert _host_untouched(host_secret)
 
 
@@ -396,7 +400,9 @@ async def test_dangerous_system_calls_are_refused(sandbox: SandboxBackend) -> No
     )
     result = await run(sandbox, code)
     assert result.ok, result.stderr
-    for line in result.stdout.splitlines():
+    lines = result.stdout.splitlines()
+    assert len(lines) == 6, result.stdout  # every call was tried
+    for line in lines:
         name, ret, err = line.split()
         assert (ret, err) == ("-1", "1"), f"{name} was not refused with EPERM"
 
@@ -461,6 +467,8 @@ async def test_cancelling_a_run_kills_the_sandbox(sandbox: SandboxBackend) -> No
         if _processes_named(token):
             break
         await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the sandboxed program never started")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from examples.retail.evals import build_cases, harness
 
+from tests.examples.conftest import require_tau2_retail
 from tether import Agent, Model
 from tether.surfaces.evals import Case, CaseResult, Suite, Target, load_suite, run_cases
 
@@ -34,17 +35,6 @@ REPO = Path(__file__).resolve().parents[2]
 EVALS = Path(build_cases.__file__).resolve().parent
 
 MUTATION_KINDS = ("no-confirmation", "expired-approval", "wrong-user", "swapped-items")
-
-
-def tau2_root() -> Path:
-    """The tau2 retail data folder; skip the calling test if it is absent."""
-    root = harness.tau2_dir()
-    if not (root / "tasks_train.json").is_file() or not (root / "db.json").is_file():
-        pytest.skip(
-            f"tau2-bench retail data not found at {root}: put ../shared/data/tau2-retail "
-            "beside the checkout or set TETHER_TAU2_DIR"
-        )
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +72,7 @@ def test_the_suite_has_every_family(suite: Suite) -> None:
 
 
 def test_every_training_task_has_its_case(suite: Suite) -> None:
-    tasks = json.loads((tau2_root() / "tasks_train.json").read_text(encoding="utf-8"))
+    tasks = json.loads((require_tau2_retail() / "tasks_train.json").read_text(encoding="utf-8"))
     ids = {c.id for c in tagged(suite, "tau2")}
     assert {f"tau2-task-{t['id']}" for t in tasks} <= ids
 
@@ -90,7 +80,7 @@ def test_every_training_task_has_its_case(suite: Suite) -> None:
 @pytest.mark.slow
 def test_tether_eval_passes_the_whole_suite_and_writes_its_reports(tmp_path: Path) -> None:
     """What CI runs: the command, the whole suite, scripted, with the HTML and JUnit reports."""
-    tau2_root()
+    require_tau2_retail()
     html, junit = tmp_path / "eval.html", tmp_path / "junit.xml"
     proc = subprocess.run(
         [
@@ -115,7 +105,7 @@ def test_tether_eval_passes_the_whole_suite_and_writes_its_reports(tmp_path: Pat
 
 
 def test_the_case_files_are_up_to_date(tmp_path: Path) -> None:
-    root = tau2_root()
+    root = require_tau2_retail()
     assert build_cases.main(["--data", str(root), "--out", str(tmp_path)]) == 0
     for name in build_cases.FAMILIES:
         fresh = (tmp_path / name).read_bytes()
@@ -140,7 +130,7 @@ def cancel_without_approval(case: Case, models: Sequence[str | Model] | None = N
 
 
 async def test_a_cancel_without_approval_fails_the_cancel_cases(suite: Suite) -> None:
-    tau2_root()
+    require_tau2_retail()
     cancels = [
         c
         for c in suite.cases

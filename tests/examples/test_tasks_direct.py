@@ -16,6 +16,7 @@ import pytest
 from examples.retail.shop import Shop
 
 from tests.examples.conftest import (
+    TAU2_MISSING,
     TOOLS_BY_NAME,
     apply_actions,
     apply_actions_directly,
@@ -63,8 +64,7 @@ ORDER_KEYS: dict[str, tuple[set[str], set[str]]] = {
 def _load_task_ids() -> list[Any]:
     root = tau2_retail_dir()
     if root is None:
-        reason = "tau2-bench retail data not found beside the checkout (../shared/data)"
-        return [pytest.param("absent", marks=pytest.mark.skip(reason=reason))]
+        return [pytest.param("absent", marks=pytest.mark.skip(reason=TAU2_MISSING))]
     tasks = json.loads((root / "tasks_train.json").read_text(encoding="utf-8"))
     return [t["id"] for t in tasks]
 

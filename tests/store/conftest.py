@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.services import skip_or_fail
 from tether.runtime.ports import SessionStore
 from tether.store import InMemoryStore, SQLStore, resolve_url
 
@@ -47,13 +48,10 @@ def _postgres_unreachable() -> str | None:
 
 
 def require_postgres() -> None:
-    """Skip (locally) or fail (``CI=true``) when PostgreSQL cannot be reached."""
+    """Skip or fail (see :func:`tests.services.skip_or_fail`) without PostgreSQL."""
     reason = _postgres_unreachable()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; CI=true, so PostgreSQL tests must run, not skip")
-    pytest.skip(reason)
+    if reason is not None:
+        skip_or_fail(reason)
 
 
 async def drop_schema(schema: str) -> None:

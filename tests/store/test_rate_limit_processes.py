@@ -19,9 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
-from tests.store.test_redis_breakers import redis_url, require_redis
+from tests.services import delete_redis_keys, redis_url, require_redis
 from tether.store.redis_limits import new_prefix
 
 WORKER = Path(__file__).with_name("rate_limit_worker.py")
@@ -113,10 +111,4 @@ async def test_three_processes_accept_exactly_n_of_3n_concurrent_sessions() -> N
             if w.proc.returncode is None:
                 w.proc.kill()
                 await w.proc.wait()
-        client = aioredis.Redis.from_url(redis_url())
-        try:
-            keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()
+        await delete_redis_keys(prefix)

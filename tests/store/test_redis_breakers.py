@@ -16,26 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as aioredis
 
+from tests.services import delete_redis_keys, redis_url, require_redis
 from tether.controls.breaker import Admission, BreakerBackend, Breakers, MemoryBreakerBackend
 from tether.spec.policy import BreakerPolicy
 from tether.store import RedisBreakerBackend, StoreUnavailable, open_breakers
 from tether.store.redis_breakers import redact_url
+from tether.store.redis_limits import new_prefix
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 PEER = Path(__file__).with_name("breaker_peer.py")
 
 MakeBackend = Callable[..., RedisBreakerBackend]  # (**redis client kwargs) -> a new backend
@@ -43,38 +39,6 @@ MakeBackend = Callable[..., RedisBreakerBackend]  # (**redis client kwargs) -> a
 T = 1_700_000_000.25  # a fractional start time: retry_at must come back bit-for-bit
 POLICY = BreakerPolicy(failure_threshold=3, window=10.0, cooldown=30.0)
 KEY = "model:test:flaky"
-
-
-def redis_url() -> str:
-    return os.environ.get("TETHER_TEST_REDIS_URL") or DEFAULT_REDIS_URL
-
-
-@cache
-def _redis_unreachable() -> str | None:
-    u = urlsplit(redis_url())
-    host, port = u.hostname or "127.0.0.1", u.port or 6379
-    try:
-        socket.create_connection((host, port), timeout=3).close()
-    except OSError as e:
-        return (
-            f"Redis at {host}:{port} is unreachable ({e}); run scripts/ensure-services.sh "
-            "or set TETHER_TEST_REDIS_URL"
-        )
-    return None
-
-
-def require_redis() -> None:
-    """Skip (locally) or fail (``TETHER_REQUIRE_SERVICES`` / ``CI=true``) without Redis."""
-    reason = _redis_unreachable()
-    if reason is None:
-        return
-    if os.environ.get("TETHER_REQUIRE_SERVICES") or os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}; services are required here, so Redis tests must run, not skip")
-    pytest.skip(reason)
-
-
-def new_prefix() -> str:
-    return f"tether-test:{uuid.uuid4().hex[:12]}:"
 
 
 @asynccontextmanager
@@ -98,13 +62,7 @@ async def redis_backends() -> AsyncIterator[tuple[str, MakeBackend]]:
     finally:
         for b in made:
             await b.aclose()
-        client = aioredis.Redis.from_url(redis_url())
-        try:
-            keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
-            if keys:
-                await client.delete(*keys)
-        finally:
-            await client.aclose()
+        await delete_redis_keys(prefix)
 
 
 @pytest.fixture

@@ -107,7 +107,7 @@ def test_errors_are_one_actionable_line(db: str, args: tuple[str, ...], message:
 def test_breakers_are_shared_through_redis_when_the_url_is_set(
     db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.store.test_redis_breakers import redis_url, require_redis
+    from tests.services import redis_url, require_redis
 
     require_redis()
     monkeypatch.setenv("TETHER_REDIS_URL", redis_url())
