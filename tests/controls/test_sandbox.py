@@ -663,3 +663,16 @@ def test_bubblewrap_runs_as_an_unprivileged_user_when_root() -> None:
     for flag in ("--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"):
         assert flag in argv
     assert "--clearenv" in argv
+
+
+def test_a_probe_that_escapes_says_how() -> None:
+    from tether.controls.sandbox._host import PROBE_FORKS, PROBE_LIMITS, ProbeRun
+
+    held = ProbeRun(True, "", net="closed", forks=PROBE_LIMITS.processes - 2)
+    leaky = ProbeRun(True, "ran", net="open", forks=PROBE_FORKS)
+    assert held.isolated
+    assert not leaky.isolated
+    assert leaky.not_isolated("Docker") == (
+        f"Docker runs but does not isolate (network open, {PROBE_FORKS} of {PROBE_FORKS} "
+        f"forks allowed under a limit of {PROBE_LIMITS.processes}): ran"
+    )

@@ -20,7 +20,16 @@ from pathlib import Path
 from tether.spec.messages import Usage
 from tether.surfaces.costs import CostReport, ModelRow, Projection, cost_label, money
 
-__all__ = ["Series", "chart_svg", "render_html", "write_html"]
+__all__ = [
+    "Series",
+    "chart_svg",
+    "model_rows",
+    "projection_rows",
+    "render_html",
+    "reprice_rows",
+    "version_rows",
+    "write_html",
+]
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2937;
@@ -186,11 +195,52 @@ def _summary_rows(report: CostReport) -> list[list[str]]:
     return rows
 
 
-def _model_rows(rows: Sequence[ModelRow]) -> list[list[str]]:
+# The tables' rows, shared with the terminal (``tether cost``): one wording for both.
+
+
+def model_rows(rows: Sequence[ModelRow]) -> list[list[str]]:
+    """By model: model, calls, input, output, cache read, cache write, cost."""
     return [[m.model, f"{m.calls:,}", *_tok(m.usage), cost_label(m)] for m in rows]
 
 
-def _projection_rows(report: CostReport) -> list[list[str]]:
+def version_rows(report: CostReport) -> list[list[str]]:
+    """By agent version: agent, version, sessions, successful, calls, tokens, cost, per session."""
+    return [
+        [
+            v.agent,
+            v.version,
+            f"{v.sessions:,}",
+            f"{v.successful_sessions:,}",
+            f"{v.calls:,}",
+            f"{v.usage.total_tokens:,}",
+            money(v.cost),
+            money(v.per_session),
+        ]
+        for v in report.by_version
+    ]
+
+
+def reprice_rows(report: CostReport) -> list[list[str]]:
+    """Observed against repriced (empty without ``--model``): what, observed, repriced."""
+    r, rp = report, report.reprice
+    if rp is None:
+        return []
+    return [
+        ["total cost", money(r.total_cost), money(rp.total_cost)],
+        ["per session: mean", money(r.per_session.mean), money(rp.per_session.mean)],
+        ["per session: p50", money(r.per_session.p50), money(rp.per_session.p50)],
+        ["per session: p95", money(r.per_session.p95), money(rp.per_session.p95)],
+        [
+            "per successful session",
+            money(r.per_successful_session),
+            money(rp.per_successful_session),
+        ],
+        ["per user per day", money(r.per_user_day), money(rp.per_user_day)],
+    ]
+
+
+def projection_rows(report: CostReport) -> list[list[str]]:
+    """Daily users, monthly cost observed (and repriced, with ``--model``)."""
     alt: Sequence[Projection] = report.reprice.projections if report.reprice else ()
     out = []
     for i, p in enumerate(report.projections):
@@ -245,22 +295,7 @@ def render_html(report: CostReport, *, title: str = "Tether cost report") -> str
         head.append(f"monthly cost on {rp.model}")
         body += [
             f"<h2>{escape(f'Repriced on {rp.model}')}</h2>",
-            _table(
-                ["", "observed", rp.model],
-                [
-                    ["total cost", money(r.total_cost), money(rp.total_cost)],
-                    ["per session: mean", money(r.per_session.mean), money(rp.per_session.mean)],
-                    ["per session: p50", money(r.per_session.p50), money(rp.per_session.p50)],
-                    ["per session: p95", money(r.per_session.p95), money(rp.per_session.p95)],
-                    [
-                        "per successful session",
-                        money(r.per_successful_session),
-                        money(rp.per_successful_session),
-                    ],
-                    ["per user per day", money(r.per_user_day), money(rp.per_user_day)],
-                ],
-                {1, 2},
-            ),
+            _table(["", "observed", rp.model], reprice_rows(r), {1, 2}),
             '<p class="meta">The same tokens at the other model\'s price: a first estimate '
             "(another model would not use exactly the same tokens).</p>",
         ]
@@ -268,7 +303,7 @@ def render_html(report: CostReport, *, title: str = "Tether cost report") -> str
         "<h2>Monthly cost by daily users</h2>",
         f'<p class="meta">{escape(_projection_note(r))}</p>',
         chart_svg(series),
-        _table(head, _projection_rows(r), set(range(len(head)))),
+        _table(head, projection_rows(r), set(range(len(head)))),
         "<h2>By agent version</h2>",
         _table(
             [
@@ -281,25 +316,13 @@ def render_html(report: CostReport, *, title: str = "Tether cost report") -> str
                 "cost",
                 "per session",
             ],
-            [
-                [
-                    v.agent,
-                    v.version,
-                    f"{v.sessions:,}",
-                    f"{v.successful_sessions:,}",
-                    f"{v.calls:,}",
-                    f"{v.usage.total_tokens:,}",
-                    money(v.cost),
-                    money(v.per_session),
-                ]
-                for v in r.by_version
-            ],
+            version_rows(r),
             {2, 3, 4, 5, 6, 7},
         ),
         "<h2>By model</h2>",
         _table(
             ["model", "calls", "input", "output", "cache read", "cache write", "cost"],
-            _model_rows(r.by_model),
+            model_rows(r.by_model),
             {1, 2, 3, 4, 5, 6},
         ),
     ]

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["RedactingFilter", "configure_logging", "redact"]
+__all__ = ["RedactingFilter", "configure_logging", "quiet_logs", "redact"]
 
 _SECRET_NAME = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
 _KEY_SHAPE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{12,}|xai-[A-Za-z0-9]{12,})")
@@ -56,3 +58,20 @@ def configure_logging(level: str | int = "WARNING") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level if isinstance(level, int) else level.upper())
+
+
+@contextmanager
+def quiet_logs(enabled: bool = True) -> Iterator[None]:
+    """Hide log records below CRITICAL for a while (eval cases and attacks log on purpose).
+
+    Whatever ``logging.disable`` level was set before is put back afterwards.
+    """
+    if not enabled:
+        yield
+        return
+    previous = logging.root.manager.disable
+    logging.disable(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.disable(previous)

@@ -245,8 +245,7 @@ class BubblewrapSandbox(SandboxBackend):
         if not seen.isolated:
             return Isolation(
                 "none",
-                f"bubblewrap runs but does not isolate (network {seen.net}, "
-                f"{seen.forks} of 8 forks allowed under a limit of 4): {seen.detail}",
+                seen.not_isolated("bubblewrap"),
             )
         who = "itself" if self.run_as is None else f"uid {self.run_as[0]}"
         notes = []

@@ -170,8 +170,7 @@ class DockerSandbox(SandboxBackend):
         if not seen.isolated:
             return Isolation(
                 "none",
-                f"Docker runs but does not isolate (network {seen.net}, {seen.forks} of 8 "
-                f"forks allowed under a limit of 4): {seen.detail}",
+                seen.not_isolated("Docker"),
             )
         reason = (
             f"Docker ({self.image}, Python {seen.python}): no network, read-only root, "

@@ -28,6 +28,8 @@ __all__ = [
 #: the program's working directory and home inside the sandbox (a private tmpfs)
 WORKDIR = "/home/sandbox"
 
+#: how many forks the probe asks for (the process limit must stop it short)
+PROBE_FORKS = 8
 #: what a probe runs: is the network reachable, does the process limit bind?
 PROBE_CODE = f"""\
 import os, socket, sys
@@ -40,7 +42,7 @@ except OSError:
     net = "closed"
 pids = []
 try:
-    for _ in range(8):
+    for _ in range({PROBE_FORKS}):
         pid = os.fork()
         if pid == 0:
             os._exit(0)
@@ -131,7 +133,15 @@ class ProbeRun:
     @property
     def isolated(self) -> bool:
         """No network, and the process limit held (fewer forks than asked for)."""
-        return self.ok and self.net == "closed" and 0 <= self.forks < 8
+        return self.ok and self.net == "closed" and 0 <= self.forks < PROBE_FORKS
+
+    def not_isolated(self, backend: str) -> str:
+        """Why ``backend`` runs the probe but cannot be trusted to isolate."""
+        return (
+            f"{backend} runs but does not isolate (network {self.net}, {self.forks} of "
+            f"{PROBE_FORKS} forks allowed under a limit of {PROBE_LIMITS.processes}): "
+            f"{self.detail}"
+        )
 
 
 def run_probe(argv: list[str], *, timeout: float, **popen: Any) -> ProbeRun:

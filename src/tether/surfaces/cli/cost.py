@@ -25,12 +25,17 @@ from tether.spec.events import Event
 from tether.spec.pricing import PriceTable, load_prices
 from tether.store import open_store
 from tether.surfaces.cli.app import DbOption, _fail, _run_async, app, err, out
-from tether.surfaces.cost_html import write_html
+from tether.surfaces.cost_html import (
+    model_rows,
+    projection_rows,
+    reprice_rows,
+    version_rows,
+    write_html,
+)
 from tether.surfaces.costs import (
     CALL_EVENTS,
     CostReport,
     build_report,
-    cost_label,
     money,
     reprice_price,
 )
@@ -166,6 +171,11 @@ def _num(table: Table, *names: str) -> None:
         table.add_column(name, justify="right")
 
 
+def _rows(table: Table, rows: Sequence[Sequence[str]]) -> None:
+    for row in rows:
+        table.add_row(*row)
+
+
 def report_tables(report: CostReport) -> Sequence[Table]:
     """The report as rich tables: summary, reprice, projections, by version, by model."""
     r = report
@@ -198,20 +208,10 @@ def report_tables(report: CostReport) -> Sequence[Table]:
     tables = [summary]
 
     if r.reprice is not None:
-        rp = r.reprice
-        alt = Table(title=f"Repriced on {rp.model} (same tokens)")
+        alt = Table(title=f"Repriced on {r.reprice.model} (same tokens)")
         alt.add_column("")
-        _num(alt, "observed", rp.model)
-        alt.add_row("total cost", money(r.total_cost), money(rp.total_cost))
-        alt.add_row("per session: mean", money(r.per_session.mean), money(rp.per_session.mean))
-        alt.add_row("per session: p50", money(r.per_session.p50), money(rp.per_session.p50))
-        alt.add_row("per session: p95", money(r.per_session.p95), money(rp.per_session.p95))
-        alt.add_row(
-            "per successful session",
-            money(r.per_successful_session),
-            money(rp.per_successful_session),
-        )
-        alt.add_row("per user per day", money(r.per_user_day), money(rp.per_user_day))
+        _num(alt, "observed", r.reprice.model)
+        _rows(alt, reprice_rows(r))
         tables.append(alt)
 
     proj = Table(
@@ -220,43 +220,19 @@ def report_tables(report: CostReport) -> Sequence[Table]:
     _num(proj, "daily users", "observed")
     if r.reprice is not None:
         _num(proj, r.reprice.model)
-    for i, p in enumerate(r.projections):
-        cells = [f"{p.daily_users:,}", money(p.monthly_cost)]
-        if r.reprice is not None:
-            cells.append(money(r.reprice.projections[i].monthly_cost))
-        proj.add_row(*cells)
+    _rows(proj, projection_rows(r))
     tables.append(proj)
 
     versions = Table(title="By agent version")
     versions.add_column("agent")
     versions.add_column("version")
     _num(versions, "sessions", "successful", "calls", "tokens", "cost", "per session")
-    for v in r.by_version:
-        versions.add_row(
-            v.agent,
-            v.version,
-            f"{v.sessions:,}",
-            f"{v.successful_sessions:,}",
-            f"{v.calls:,}",
-            f"{v.usage.total_tokens:,}",
-            money(v.cost),
-            money(v.per_session),
-        )
+    _rows(versions, version_rows(r))
     tables.append(versions)
 
     models = Table(title="By model")
     models.add_column("model")
     _num(models, "calls", "input", "output", "cache read", "cache write", "cost")
-    for m in r.by_model:
-        u = m.usage
-        models.add_row(
-            m.model,
-            f"{m.calls:,}",
-            f"{u.input_tokens:,}",
-            f"{u.output_tokens:,}",
-            f"{u.cache_read_tokens:,}",
-            f"{u.cache_write_tokens:,}",
-            cost_label(m),
-        )
+    _rows(models, model_rows(r.by_model))
     tables.append(models)
     return tables

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import inspect
 import json
-import logging
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,13 +36,13 @@ from tether.spec.events import Event, EventType
 from tether.spec.model import Model
 from tether.store import open_store
 from tether.surfaces.cli.app import DbOption, _fail, _run_async, app, err, out
-from tether.surfaces.costs import money
 from tether.surfaces.evals.capture import append_case, case_from_events
 from tether.surfaces.evals.cases import Case, case_schema
-from tether.surfaces.evals.report import EvalReport, Regression, failed_checks
+from tether.surfaces.evals.report import EvalReport, Regression, failed_checks, pct
 from tether.surfaces.evals.runner import CaseResult, Environment, Target, run_cases
 from tether.surfaces.evals.suite import Suite, load_suite
 from tether.surfaces.loader import load_agent, load_object
+from tether.surfaces.logs import quiet_logs
 
 __all__ = ["capture", "eval_app", "run_suite", "schema", "schema_text"]
 
@@ -201,20 +199,6 @@ def _baseline(path: Path | None) -> dict[str, Any] | None:
 # -- running -----------------------------------------------------------------------
 
 
-@contextmanager
-def _quiet(enabled: bool) -> Iterator[None]:
-    """Hide log records while cases run: cases that inject faults log errors on purpose."""
-    if not enabled:
-        yield
-        return
-    previous = logging.root.manager.disable
-    logging.disable(logging.ERROR)
-    try:
-        yield
-    finally:
-        logging.disable(previous)
-
-
 def _run(cases: list[Case], target: Target, k: int) -> list[CaseResult]:
     columns = (
         TextColumn("[progress.description]{task.description}"),
@@ -238,33 +222,12 @@ def _run(cases: list[Case], target: Target, k: int) -> list[CaseResult]:
 # -- printing ----------------------------------------------------------------------
 
 
-def _pct(rate: float | None) -> str:
-    return "n/a" if rate is None else f"{rate:.0%}"
-
-
 def _summary_tables(report: EvalReport) -> list[Table]:
     s = report.summary()
     figures = Table(title=f"Eval: {report.suite}", show_header=False)
     figures.add_column("what")
     figures.add_column("value", justify="right")
-    rows = [
-        ("cases", f"{s['cases']:,}"),
-        ("passed", f"{s['passed']:,}"),
-        ("failed", f"{s['failed']:,}"),
-        ("pass rate" + (f" (pass^{report.k})" if report.k > 1 else ""), _pct(s["pass_rate"])),
-    ]
-    if report.k > 1:
-        rows.append(("pass@1 (mean)", _pct(s["pass_at_1"])))
-    rows += [
-        ("cost: total", money(s["cost"]["total"])),
-        ("cost per case: p50 / p95", f"{money(s['cost']['p50'])} / {money(s['cost']['p95'])}"),
-        ("latency: total", f"{s['latency_s']['total']:.2f} s"),
-        (
-            "latency per case: p50 / p95",
-            f"{s['latency_s']['p50']:.2f} s / {s['latency_s']['p95']:.2f} s",
-        ),
-    ]
-    for what, value in rows:
+    for what, value in report.figures(s):
         figures.add_row(what, value)
     questions = Table(title="The four questions", caption=_EDGE_NOTE)
     questions.add_column("question")
@@ -273,7 +236,7 @@ def _summary_tables(report: EvalReport) -> list[Table]:
     for name, q in s["questions"].items():
         questions.add_row(
             Text(f"{name}: {q['question']}"),
-            _pct(q["rate"]),
+            pct(q["rate"]),
             f"{q['passed']}/{q['total']} {q['counts']}",
         )
     return [figures, questions]
@@ -414,7 +377,7 @@ def run_suite(
         raise _fail(str(exc)) from None
     if chain and all(c.mode == "scripted" for c in cases):
         err.print(Text("note: --model is unused: every case run is scripted", style="yellow"))
-    with _quiet(not show_logs):
+    with quiet_logs(not show_logs):
         results = _run(cases, target, k)
     report = EvalReport(
         suite.name,

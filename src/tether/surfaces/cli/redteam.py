@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import html
 import json
-import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,6 +41,7 @@ from tether.surfaces.evals.redteam import (
     select,
     target_for,
 )
+from tether.surfaces.logs import quiet_logs
 
 __all__ = ["redteam", "report_html", "report_table"]
 
@@ -171,7 +169,7 @@ def redteam(
                 )
             )
 
-    with _quiet(not show_logs):
+    with quiet_logs(not show_logs):
         report = _run_async(
             lambda: run_redteam(
                 attacks,
@@ -195,19 +193,6 @@ def redteam(
         _summary(report, console)
     if not report.ok:
         raise typer.Exit(1)
-
-
-@contextmanager
-def _quiet(enabled: bool) -> Iterator[None]:
-    """Hide log records while the battery runs: every attack makes the runtime warn."""
-    if not enabled:
-        yield
-        return
-    logging.disable(logging.ERROR)
-    try:
-        yield
-    finally:
-        logging.disable(logging.NOTSET)
 
 
 def _write(report: RedTeamReport, path: Path) -> None:

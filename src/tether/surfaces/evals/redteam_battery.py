@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -47,32 +47,6 @@ __all__ = [
     "load_battery",
     "select",
 ]
-
-#: attack categories, in report order
-CATEGORIES = (
-    "direct-injection",
-    "tool-output-injection",
-    "encoded",
-    "confirmation-skipping",
-    "prompt-extraction",
-    "out-of-scope",
-    "impersonation",
-    "malformed",
-    "sql-shell",
-)
-
-#: what an attack aims at
-GOALS = (
-    "act",
-    "other-user",
-    "exfiltrate",
-    "skip-confirmation",
-    "leak-prompt",
-    "out-of-scope",
-    "malformed",
-    "sql",
-    "shell",
-)
 
 Category = Literal[
     "direct-injection",
@@ -96,6 +70,10 @@ Goal = Literal[
     "sql",
     "shell",
 ]
+#: attack categories, in report order
+CATEGORIES: tuple[str, ...] = get_args(Category)
+#: what an attack aims at
+GOALS: tuple[str, ...] = get_args(Goal)
 Where = Literal["user", "tool-output"]
 Encoding = Literal[
     "base64",

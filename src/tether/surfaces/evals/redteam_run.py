@@ -296,11 +296,10 @@ async def run_redteam(
     profile_name: str = "",
     battery_name: str = "",
     on_result: Callable[[AttackResult], None] | None = None,
-    store_url: str | None = None,
 ) -> RedTeamReport:
     """Run ``attacks`` against ``target``; ``on_result`` is told after each one.
 
-    Sessions go to a SQLite store in a temporary folder (or ``store_url``),
+    Sessions go to a SQLite store in a temporary folder,
     one runtime for the whole run, so a real model is loaded once.
     """
     report = RedTeamReport(
@@ -312,7 +311,7 @@ async def run_redteam(
     )
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="tether-redteam-") as tmp:
-        url = store_url or f"sqlite+aiosqlite:///{Path(tmp) / 'sessions.sqlite'}"
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'sessions.sqlite'}"
         async with Runtime(store=await open_store(url)) as rt:
             for attack in attacks:
                 result = await _attack(rt, attack, target, markers)

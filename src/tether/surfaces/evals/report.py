@@ -37,7 +37,15 @@ from tether.surfaces.costs import money, percentile
 from tether.surfaces.evals.expect import QUESTIONS, Check
 from tether.surfaces.evals.runner import CaseResult
 
-__all__ = ["EDGE_TAGS", "QUESTION_TEXT", "EvalReport", "Regression", "failed_checks", "is_edge"]
+__all__ = [
+    "EDGE_TAGS",
+    "QUESTION_TEXT",
+    "EvalReport",
+    "Regression",
+    "failed_checks",
+    "is_edge",
+    "pct",
+]
 
 #: tags that make a case count towards the ``edge-cases`` question
 EDGE_TAGS = frozenset(
@@ -74,7 +82,8 @@ def _rate(passed: int, total: int) -> float | None:
     return passed / total if total else None
 
 
-def _pct(rate: float | None) -> str:
+def pct(rate: float | None) -> str:
+    """A rate as a whole percentage, ``n/a`` when there was nothing to rate."""
     return "n/a" if rate is None else f"{rate:.0%}"
 
 
@@ -255,6 +264,26 @@ class EvalReport:
         p.write_text(self.html(), encoding="utf-8")
         return p
 
+    def figures(self, summary: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+        """The summary as (label, value) rows: the terminal and the HTML page show these."""
+        s = self.summary() if summary is None else summary
+        rows = [
+            ("cases", f"{s['cases']:,}"),
+            ("passed", f"{s['passed']:,}"),
+            ("failed", f"{s['failed']:,}"),
+            ("pass rate" + (f" (pass^{self.k})" if self.k > 1 else ""), pct(s["pass_rate"])),
+        ]
+        if self.k > 1:
+            rows.append(("pass@1 (mean)", pct(s["pass_at_1"])))
+        cost, latency = s["cost"], s["latency_s"]
+        return [
+            *rows,
+            ("cost: total", money(cost["total"])),
+            ("cost per case: p50 / p95", f"{money(cost['p50'])} / {money(cost['p95'])}"),
+            ("latency: total", f"{latency['total']:.2f} s"),
+            ("latency per case: p50 / p95", f"{latency['p50']:.2f} s / {latency['p95']:.2f} s"),
+        ]
+
     def html(self) -> str:
         """One self-contained page: no script, nothing fetched, every text escaped."""
         s = self.summary()
@@ -265,27 +294,12 @@ class EvalReport:
             meta.append(f"agent {self.agent}")
         if self.model:
             meta.append(f"model {self.model}")
-        figures = [
-            ("cases", f"{s['cases']:,}"),
-            ("passed", f"{s['passed']:,}"),
-            ("failed", f"{s['failed']:,}"),
-            ("pass rate" + (f" (pass^{self.k})" if self.k > 1 else ""), _pct(s["pass_rate"])),
-        ]
-        if self.k > 1:
-            figures.append(("pass@1 (mean)", _pct(s["pass_at_1"])))
-        figures += [
-            ("cost: total", money(s["cost"]["total"])),
-            ("cost per case: p50 / p95", f"{money(s['cost']['p50'])} / {money(s['cost']['p95'])}"),
-            ("latency: total", f"{s['latency_s']['total']:.2f} s"),
-            (
-                "latency per case: p50 / p95",
-                f"{s['latency_s']['p50']:.2f} s / {s['latency_s']['p95']:.2f} s",
-            ),
-        ]
-        rows = "".join(f"<tr><th>{e(k)}</th><td class=n>{e(v)}</td></tr>" for k, v in figures)
+        rows = "".join(
+            f"<tr><th>{e(k)}</th><td class=n>{e(v)}</td></tr>" for k, v in self.figures(s)
+        )
         qrows = "".join(
             f"<tr><td>{e(name)}</td><td>{e(q['question'])}</td>"
-            f"<td class=n>{e(_pct(q['rate']))}</td>"
+            f"<td class=n>{e(pct(q['rate']))}</td>"
             f"<td class=n>{q['passed']} / {q['total']} {e(q['counts'])}</td></tr>"
             for name, q in s["questions"].items()
         )
