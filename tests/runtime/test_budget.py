@@ -8,12 +8,14 @@ the model is sent.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+import tether
 from tests.runtime.conftest import TOOLS, Ledger
-from tether import Agent, Budget, Limits
+from tether import Agent, Budget, Limits, ToolContext
 from tether.controls.budget import estimate_tokens
 from tether.exceptions import InvalidSessionState, ProviderError
 from tether.runtime import InMemoryStore, Runtime, SessionStatus
@@ -222,6 +224,41 @@ async def test_a_call_gets_only_the_output_room_that_is_left(ledger: Ledger) -> 
     ((estimate, cap),) = seen
     assert cap < 1_000
     assert estimate + cap == 1_500
+
+
+async def test_the_estimate_counts_the_tools_this_caller_is_offered(ledger: Ledger) -> None:
+    # The system prompt and tool schemas are measured once per agent; a caller
+    # whose scopes hide a tool is offered fewer schemas, and must neither set
+    # nor use the agent-wide figure (an unrestricted caller would then be
+    # under-estimated, and could overrun the budget).
+    @tether.tool(writes=True, scopes=frozenset({"staff"}))
+    async def refund_anything(ctx: ToolContext, order_id: str, reason: str) -> str:
+        """Refund any order, for any reason (staff only).
+
+        Args:
+            order_id: The order to refund.
+            reason: Why, for the audit log.
+        """
+        return "refunded"
+
+    seen: list[tuple[int, int]] = []
+
+    def answer(request: ModelRequest) -> ModelResponse:
+        seen.append((estimate_tokens(request), request.max_tokens))
+        return resp("ok", inp=10, out=5)
+
+    model = ScriptedModel([answer, answer])
+    budget = Budget(max_tokens=2_000, compress_at=1.0)
+    base = agent(model, ledger=ledger, budget=budget, max_output_tokens=4_000)
+    a = replace(base, tools=(*base.tools, refund_anything))
+    async with Runtime() as rt:
+        await rt.run(a, "hi", scopes=())  # the customer: no refund tool
+        await rt.run(a, "hi")  # a trusted caller: every tool
+    (small, cap_small), (full, cap_full) = seen
+    assert full > small  # the refund tool's schema is in the second request only
+    # each fresh session has the whole budget: input estimate + output cap fill it
+    assert small + cap_small == 2_000
+    assert full + cap_full == 2_000
 
 
 # --- tool-call caps and loops ----------------------------------------------------

@@ -130,6 +130,10 @@ class RateLimiter:
         self._moving = MovingWindowRateLimiter(self.storage)
         self._fixed = FixedWindowRateLimiter(self.storage)
         self._clock = clock
+        #: whether any daily token limit is set (if not, a model call costs nothing here)
+        self._daily = any(
+            q.tokens_per_day is not None for q in (policy.per_user, policy.per_tenant)
+        )
 
     async def aclose(self) -> None:
         await self.slots.aclose()
@@ -221,6 +225,8 @@ class RateLimiter:
         self, user_id: str | None, tenant_id: str | None
     ) -> list[tuple[str, str, int, RateLimitItem, tuple[str, str, str]]]:
         """The daily token limits that apply: scope, key, size, window and its ids."""
+        if not self._daily:
+            return []
         return [
             (scope, key, n, RateLimitItemPerDay(n), ("tokens", scope, _ident(key)))
             for scope, key, quota in self._quotas(user_id, tenant_id)
@@ -245,6 +251,8 @@ class RateLimiter:
 
         Returns ``None`` when no daily token limit applies.
         """
+        if not self._daily:
+            return None
         hold = TokenHold([], tokens)
         for scope, key, n, item, ids in self._token_limits(user_id, tenant_id):
             storage_key = item.key_for(*ids)
@@ -257,7 +265,7 @@ class RateLimiter:
                 # hit() added the tokens before comparing: take them back, and
                 # the reservations already made for the other scopes.
                 await self._add(storage_key, item.get_expiry(), -tokens)
-                await self._give_back(hold)
+                await self.settle_tokens(hold, 0)
                 raise await self._refuse("tokens_per_day", scope, key, item, n, ids)
             hold.keys.append((storage_key, item.get_expiry()))
         return hold if hold.keys else None
@@ -288,10 +296,6 @@ class RateLimiter:
             return
         if current > 0:  # 0: the window this reservation was in has ended
             await self._add(key, expiry, -min(amount, current))
-
-    async def _give_back(self, hold: TokenHold) -> None:
-        for key, expiry in hold.keys:
-            await self._give(key, expiry, hold.tokens)
 
     async def _add(self, key: str, expiry: int, amount: int) -> None:
         try:

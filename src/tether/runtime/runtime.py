@@ -34,7 +34,7 @@ from tether.exceptions import (
     SessionConflict,
 )
 from tether.providers.registry import model_from_spec
-from tether.runtime import lease
+from tether.runtime import lease, turn_approvals
 from tether.runtime.approvals import (
     CLARIFY,
     CLARIFY_SPEC,
@@ -231,7 +231,7 @@ class Runtime:
             if agent.guard is not None:
                 text = self._guard_input(turn, text, agent)
             if turn.state.status == SessionStatus.AWAITING_APPROVAL:
-                return await turn.reply_to_approval(text, events)
+                return await turn_approvals.reply_to_approval(turn, text, events)
             asked = turn.open_clarify()
             if asked is not None:
                 return await turn.answer_clarify(asked, text, events)
@@ -269,7 +269,8 @@ class Runtime:
         try:
             if self.limiter is not None:
                 await self._limit(turn, new_session=False, new_message=False)
-            return await turn.decide(
+            return await turn_approvals.decide(
+                turn,
                 approval_id,
                 approve=approve,
                 by=by,
@@ -406,8 +407,6 @@ class Runtime:
         if decision is None:
             return text
         if decision["action"] == "block":
-            if not turn.stored:
-                turn.pending.clear()  # a new session is not created for a refused message
             raise InputRejected(str(decision["message"]))
         turn.emit(EventType.GUARD_FLAGGED, decision)
         if decision["action"] == "tag":
@@ -436,8 +435,6 @@ class Runtime:
                 await limiter.admit_session(st.user_id, st.tenant_id)
         except RateLimited as exc:
             log.info("session %s: %s", st.session_id, exc)
-            if not turn.stored:
-                turn.pending.clear()  # the new session is not created
             raise
 
     def price_of(self, model: str) -> Price | None:

@@ -67,6 +67,8 @@ class SessionState:
     turn_call_keys: dict[str, int] = field(default_factory=dict)
     #: context variables the caller passed (``Runtime.run(context=...)``)
     context: dict[str, Any] = field(default_factory=dict)
+    #: the context as the model's data block, built once per change (see Turn._request)
+    context_message: Message | None = field(default=None, compare=False, repr=False)
     #: (tool, content) of every untrusted result read in the session (taint)
     untrusted: list[tuple[str, str]] = field(default_factory=list)
 
@@ -151,6 +153,7 @@ class SessionState:
             self.tenant_id = data.get("tenant_id")
         elif t == EventType.CONTEXT_SET:
             self.context.update(data["values"])
+            self.context_message = None
         elif t == EventType.OUTPUT_REASK:
             self.messages.append(
                 Message(role="user", text=data["text"], metadata={"runtime": True})

@@ -39,6 +39,7 @@ __all__ = [
     "TAINT_FLAGS",
     "flagged_arguments",
     "marker_for",
+    "norm",
     "spotlight",
     "spotlight_messages",
     "tainted_action",
@@ -110,7 +111,8 @@ def tainted_action(agent: Agent, tool: Tool) -> str | None:
     return None
 
 
-def _norm(text: str) -> str:
+def norm(text: str) -> str:
+    """``text`` case-folded with its whitespace collapsed (for finding one text in another)."""
     return " ".join(text.casefold().split())
 
 
@@ -128,7 +130,7 @@ def _values(value: Any, path: str) -> Iterable[tuple[str, str]]:
         if sum(c.isdigit() for c in text) >= 3:
             yield path, text
     else:
-        text = _norm(str(value))
+        text = norm(str(value))
         digits = sum(c.isdigit() for c in text)
         if len(text) >= 5 or (digits >= 3 and digits == len(text.replace(".", ""))):
             yield path, text
@@ -140,7 +142,7 @@ def flagged_arguments(
     """Argument values that also occur in untrusted content: ``[{arg, value, source}]``."""
     if not untrusted:
         return []
-    corpus = [(source, _norm(content)) for source, content in untrusted]
+    corpus = [(source, norm(content)) for source, content in untrusted]
     found: list[dict[str, str]] = []
     for path, text in _values(arguments, ""):
         for source, content in corpus:

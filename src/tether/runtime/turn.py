@@ -117,9 +117,11 @@ class Turn:
         "degraded_from",
         "estimates",
         "failed_tools",
+        "fixed_tokens",
         "hit",
         "latency_ms",
         "ledger",
+        "marker",
         "pending",
         "reasks",
         "record",
@@ -128,6 +130,7 @@ class Turn:
         "side_usage",
         "sink",
         "slots",
+        "specs",
         "spotlit",
         "state",
         "stored",
@@ -175,6 +178,12 @@ class Turn:
         self.reasks = 0
         #: tools this turn's caller may trigger (``None``: all of the agent's)
         self.allowed: frozenset[str] | None = None
+        #: the tools offered to the model (the agent's, or those the caller's scopes allow)
+        self.specs = svc.specs
+        #: tokens of system + ``specs`` when they are not the agent's (measured once)
+        self.fixed_tokens: int | None = None
+        #: the session's spotlight marker (computed once, when untrusted content arrives)
+        self.marker: str | None = None
         #: the concurrency slots this turn holds (per-user limits), if any
         self.slots: Slots | None = None
         #: tool messages already spotlighted this turn (original id -> (original, wrapped))
@@ -236,9 +245,13 @@ class Turn:
         self.released = release
 
     async def close(self) -> None:
-        """Commit anything left (best effort) and release the lease."""
+        """Commit anything left (best effort) and release the lease.
+
+        A new session that was refused before its first commit (its message
+        blocked, a rate limit) is not created: its pending events are dropped.
+        """
         try:
-            if self.pending:
+            if self.pending and self.stored:
                 await self.commit()
         except RunError:
             log.exception("session %s: final commit failed", self.state.session_id)
@@ -398,6 +411,10 @@ class Turn:
         svc = self.svc
         if request.system != svc.system:
             return estimate_tokens(request, cache=self.estimates)
+        if request.tools is not svc.specs:  # a caller's scopes hide some tools
+            if self.fixed_tokens is None:
+                self.fixed_tokens = estimate_fixed(request)
+            return estimate_tokens(request, fixed=self.fixed_tokens, cache=self.estimates)
         if svc.fixed_tokens is None:
             svc.fixed_tokens = estimate_fixed(request)
         return estimate_tokens(request, fixed=svc.fixed_tokens, cache=self.estimates)
@@ -579,7 +596,7 @@ class Turn:
                 and (taint == "approve" or (gate and needs_approval(self.agent, tool, call)))
             ):
                 if st.pending_approval is None:
-                    self._request_approval(call, tool, tainted=taint == "approve")
+                    turn_approvals.request_approval(self, call, tool, tainted=taint == "approve")
                 return False
             if tool is not None:
                 self.emit(
@@ -596,28 +613,6 @@ class Turn:
             await self._execute(call)
         await self.commit()
         return True
-
-    def _request_approval(self, call: ToolCall, tool: Tool, *, tainted: bool = False) -> None:
-        turn_approvals.request_approval(self, call, tool, tainted=tainted)
-
-    async def decide(
-        self,
-        approval_id: str,
-        *,
-        approve: bool,
-        by: str,
-        roles: frozenset[str],
-        reason: str | None,
-        events: list[Event],
-    ) -> TurnResult:
-        """Decide the pending approval (see :func:`tether.runtime.turn_approvals.decide`)."""
-        return await turn_approvals.decide(
-            self, approval_id, approve=approve, by=by, roles=roles, reason=reason, events=events
-        )
-
-    async def reply_to_approval(self, text: str, events: list[Event]) -> TurnResult:
-        """A chat message while an approval is pending (a strict yes or no decides)."""
-        return await turn_approvals.reply_to_approval(self, text, events)
 
     def _running(self, reason: str) -> None:
         self.emit(EventType.SESSION_STATUS, {"status": SessionStatus.RUNNING, "reason": reason})
@@ -668,7 +663,9 @@ class Turn:
             self.allowed = None
             return
         held = frozenset(scopes)
-        self.allowed = frozenset(t.name for t in self.agent.tools if t.scopes <= held)
+        self.allowed = allowed = frozenset(t.name for t in self.agent.tools if t.scopes <= held)
+        tools = self.svc.tools
+        self.specs = tuple(s for s in self.svc.specs if s.name in allowed or s.name not in tools)
 
     def _withhold_leak(self, text: str) -> str:
         """``text``, or :data:`~tether.runtime.leak.WITHHELD` if it gives the system prompt away."""
@@ -686,17 +683,18 @@ class Turn:
     def _request(self) -> ModelRequest:
         """The next model request: the history, untrusted results spotlighted."""
         st, svc = self.state, self.svc
-        specs = svc.specs
-        if self.allowed is not None:
-            allowed = self.allowed
-            specs = tuple(s for s in specs if s.name in allowed or s.name not in svc.tools)
-        request = build_request(self.agent, st.messages, specs, system=svc.system)
+        request = build_request(self.agent, st.messages, self.specs, system=svc.system)
         if st.context:
-            request = replace(request, messages=(context_block(st.context), *request.messages))
+            if st.context_message is None:
+                st.context_message = context_block(st.context)
+            request = replace(request, messages=(st.context_message, *request.messages))
         if not svc.untrusted_tools or not st.untrusted:
             return request
-        marker = marker_for(self.rt.spotlight_secret, st.session_id)
-        messages = spotlight_messages(request.messages, svc.untrusted_tools, marker, self.spotlit)
+        if self.marker is None:
+            self.marker = marker_for(self.rt.spotlight_secret, st.session_id)
+        messages = spotlight_messages(
+            request.messages, svc.untrusted_tools, self.marker, self.spotlit
+        )
         return replace(request, messages=tuple(messages))
 
     async def _execute(self, call: ToolCall) -> None:

@@ -12,7 +12,7 @@ from tether.exceptions import ApprovalError, InvalidSessionState
 from tether.runtime.approvals import PendingApproval, parse_reply, summarize
 from tether.runtime.ports import SessionStatus
 from tether.runtime.result import TurnResult
-from tether.runtime.taint import flagged_arguments, tainted_action
+from tether.runtime.taint import flagged_arguments
 from tether.spec.approval import arguments_hash
 from tether.spec.events import Event, EventType
 from tether.spec.messages import ToolCall, ToolResult, Usage
@@ -41,7 +41,7 @@ def request_approval(turn: Turn, call: ToolCall, tool: Tool, *, tainted: bool = 
         "mode": policy.mode,
         "expires_at": turn.rt.clock() + policy.expires_after,
     }
-    if st.untrusted and (tainted or tainted_action(turn.agent, tool) is not None):
+    if st.untrusted and tainted:
         flagged = flagged_arguments(call.arguments, st.untrusted)
         data["tainted"] = sorted({source for source, _ in st.untrusted})
         data["flagged"] = flagged

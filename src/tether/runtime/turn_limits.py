@@ -10,11 +10,12 @@ session whose budget cannot pay for another call.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from tether.controls.budget import estimate_messages
 from tether.exceptions import RateLimited, RunError
-from tether.runtime.calls import CallEnv, call_model_chain
+from tether.runtime.calls import call_model_chain
 from tether.runtime.compress import (
     cheapest,
     digest,
@@ -73,8 +74,7 @@ async def compress_context(turn: Turn) -> bool:
     else:
         request, held, daily = reserved
         env = turn._env()
-        quiet = CallEnv(**{f: getattr(env, f) for f in env.__dataclass_fields__})
-        quiet.sink = _discard  # the summary is not streamed to the user
+        quiet = replace(env, sink=_discard)  # the summary is not streamed to the user
         try:
             answer = await call_model_chain((model,), request, turn.agent, quiet)
         except RunError as exc:

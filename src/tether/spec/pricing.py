@@ -117,11 +117,6 @@ class PriceTable:
             return FREE
         return None
 
-    def cost(self, model: str, usage: Usage) -> float:
-        """Dollars for ``usage`` on ``model``; 0.0 for an unpriced model."""
-        price = self.lookup(model)
-        return 0.0 if price is None else price.cost(usage)
-
     def merged(
         self, overrides: Mapping[str, Price], *, as_of: str = "", source: str = ""
     ) -> PriceTable:
