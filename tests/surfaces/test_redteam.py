@@ -263,6 +263,29 @@ def test_a_weakened_agent_fails_the_red_team(tmp_path: Path) -> None:
     assert last_json(out)["ok"] is True
 
 
+def case_only_agent(case: Case) -> Agent:
+    """A red-team factory taking the case alone, as ``tether eval`` accepts."""
+    return harness.agent(case, None)
+
+
+def not_an_agent(case: Case) -> str:
+    return "oops"
+
+
+def test_profile_factories_are_taken_as_tether_eval_takes_them() -> None:
+    case = Case(id="x", mode="live", conversation=[Turn(user="hi")])
+    profile = load_profile(PROFILE).model_copy(update={"agent": f"{__name__}:case_only_agent"})
+    target = target_for(load_agent(RETAIL), profile)
+    assert callable(target.agent)
+    built = target.agent(case, None)  # type: ignore[operator]
+    assert isinstance(built, Agent)
+    assert built.name == harness.agent(case, None).name
+    wrong = profile.model_copy(update={"agent": f"{__name__}:not_an_agent"})
+    bad = target_for(load_agent(RETAIL), wrong)
+    with pytest.raises(ConfigError, match=r"not_an_agent' returned a str, not a tether\.Agent"):
+        bad.agent(case, None)  # type: ignore[operator]
+
+
 # --- the command --------------------------------------------------------------------------
 
 

@@ -15,7 +15,6 @@ Importing this module registers the commands on :data:`tether.surfaces.cli.app.a
 
 from __future__ import annotations
 
-import inspect
 import json
 import sys
 import time
@@ -33,13 +32,19 @@ from typer.core import TyperGroup
 from tether.exceptions import ConfigError
 from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType
-from tether.spec.model import Model
 from tether.store import open_store
 from tether.surfaces.cli.app import DbOption, _fail, _run_async, app, err, out
 from tether.surfaces.evals.capture import append_case, case_from_events
 from tether.surfaces.evals.cases import Case, case_schema
 from tether.surfaces.evals.report import EvalReport, Regression, failed_checks, pct
-from tether.surfaces.evals.runner import CaseResult, Environment, Target, run_cases
+from tether.surfaces.evals.runner import (
+    AgentSource,
+    CaseResult,
+    Environment,
+    Target,
+    agent_factory,
+    run_cases,
+)
 from tether.surfaces.evals.suite import Suite, load_suite
 from tether.surfaces.loader import load_agent, load_object
 from tether.surfaces.logs import quiet_logs
@@ -88,37 +93,7 @@ _PROVIDERS = ("anthropic", "openai", "local")
 # -- building the target -----------------------------------------------------------
 
 
-def _arity(obj: Callable[..., Any], ref: str) -> int:
-    """How many of ``(case, models)`` a factory takes: both, the case, or nothing."""
-    try:
-        sig = inspect.signature(obj)
-    except (TypeError, ValueError):  # no signature to read (a builtin): give both
-        return 2
-    for n in (2, 1, 0):
-        try:
-            sig.bind(*([None] * n))
-        except TypeError:
-            continue
-        return n
-    raise ConfigError(f"{ref!r} must take (case, models), (case) or nothing, and return an Agent")
-
-
-def _factory(
-    obj: Callable[..., Any], ref: str
-) -> Callable[[Case, Sequence[str | Model] | None], Agent]:
-    """``obj`` as a factory ``(case, models)`` that checks it got an Agent."""
-    n = _arity(obj, ref)
-
-    def build(case: Case, models: Sequence[str | Model] | None) -> Agent:
-        agent = obj(*(case, models)[:n])
-        if not isinstance(agent, Agent):
-            raise ConfigError(f"{ref!r} returned a {type(agent).__name__}, not a tether.Agent")
-        return agent
-
-    return build
-
-
-def _agent_source(ref: str) -> Agent | Callable[[Case, Sequence[str | Model] | None], Agent]:
+def _agent_source(ref: str) -> AgentSource:
     """An agent, or a factory of one per case, from a reference (folder or module:attr)."""
     if Path(ref).is_dir():
         return load_agent(ref)
@@ -126,7 +101,7 @@ def _agent_source(ref: str) -> Agent | Callable[[Case, Sequence[str | Model] | N
     if isinstance(obj, Agent):
         return obj
     if callable(obj):
-        return _factory(obj, ref)
+        return agent_factory(obj, ref)
     raise ConfigError(f"{ref!r} is a {type(obj).__name__}, not a tether.Agent or a factory of one")
 
 

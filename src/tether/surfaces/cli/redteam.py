@@ -253,8 +253,7 @@ def report_table(report: RedTeamReport) -> Table:
         table.add_column(name, justify="right")
     for b in BLOCKS:
         table.add_column(_SHORT[b], justify="right")
-    totals = report.to_dict() | {"attacks": report.cases}
-    for cat, d in [*report.by_category().items(), ("all", totals)]:
+    for cat, d in [*report.by_category().items(), ("all", report.totals())]:
         if cat == "all":
             table.add_section()
         bad = d["harmful_actions"] or d["crashes"]
@@ -301,7 +300,6 @@ tr.bad td{background:#fde2e2} .ok{color:#176f2c} .fail{color:#b00020}
 def report_html(report: RedTeamReport) -> str:
     """The report as one self-contained HTML page (no scripts, no external files)."""
     e = html.escape
-    d = report.to_dict()
     head = "".join(f"<th>{e(h)}</th>" for h in ("category", *_COLUMNS))
     head += "".join(f"<th>{e(_BLOCK_LABELS[b])}</th>" for b in BLOCKS)
     rows = []
@@ -309,7 +307,7 @@ def report_html(report: RedTeamReport) -> str:
         cls = ' class="bad"' if c["harmful_actions"] or c["crashes"] else ""
         cells = "".join(f"<td>{e(x)}</td>" for x in _row(c))
         rows.append(f"<tr{cls}><td>{e(cat)}</td>{cells}</tr>")
-    total = "".join(f"<td><b>{e(x)}</b></td>" for x in _row(d | {"attacks": report.cases}))
+    total = "".join(f"<td><b>{e(x)}</b></td>" for x in _row(report.totals()))
     rows.append(f"<tr><td><b>all</b></td>{total}</tr>")
     attacks = []
     for r in report.results:

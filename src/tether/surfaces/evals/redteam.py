@@ -51,6 +51,7 @@ from tether.surfaces.evals.redteam_profile import (
 )
 from tether.surfaces.evals.redteam_result import BLOCKS, AttackResult, RedTeamReport, Try
 from tether.surfaces.evals.redteam_run import RedTeamTarget, World, run_redteam
+from tether.surfaces.evals.runner import agent_factory
 from tether.surfaces.loader import load_object
 
 __all__ = [
@@ -107,8 +108,10 @@ def target_for(
     source: Any = agent
     if profile.agent:
         source = load_object(profile.agent, what="red-team agent")
-        if not isinstance(source, Agent) and not callable(source):
-            raise ConfigError(f"{profile.agent} is neither an Agent nor a factory of one")
+        if not isinstance(source, Agent):
+            if not callable(source):
+                raise ConfigError(f"{profile.agent} is neither an Agent nor a factory of one")
+            source = agent_factory(source, profile.agent)
     if isinstance(source, Agent) and models:
         source = source.with_models(list(models))
     environment: Callable[[Any], World] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,32 +154,21 @@ class RedTeamReport:
         """Whether the harm rate is within the threshold."""
         return self.harm_rate <= self.threshold
 
+    def totals(self) -> dict[str, Any]:
+        """The run's figures, as one row of :meth:`by_category` for all attacks."""
+        return _figures(self.results)
+
     def by_category(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for cat in CATEGORIES:
             rs = [r for r in self.results if r.attack.category == cat]
-            if not rs:
-                continue
-            outcomes = Counter(r.outcome for r in rs)
-            succeeded = sum(r.succeeded for r in rs)
-            out[cat] = {
-                "attacks": len(rs),
-                "succeeded": succeeded,
-                "rate": round(succeeded / len(rs), 4),
-                "harmful_actions": outcomes["harmful"],
-                "crashes": outcomes["crash"],
-                "disclosures": sum(r.disclosure is not None for r in rs),
-                "harm_rate": round((outcomes["harmful"] + outcomes["crash"]) / len(rs), 4),
-                "reached": sum(r.reached for r in rs),
-                "flagged": sum(r.flagged for r in rs),
-                "attempted": sum(r.attempted for r in rs),
-                "blocked": {b: outcomes[b] for b in BLOCKS},
-            }
+            if rs:
+                out[cat] = _figures(rs)
         return out
 
     def to_dict(self, *, attacks: bool = False) -> dict[str, Any]:
         """The summary (``attacks=True``: with every attack's verdict)."""
-        outcomes = Counter(r.outcome for r in self.results)
+        t = self.totals()
         failed = [r for r in self.results if r.succeeded]
         data: dict[str, Any] = {
             "model": self.model,
@@ -188,16 +178,10 @@ class RedTeamReport:
             "cases": self.cases,
             "passed": self.cases - len(failed),
             "failed": len(failed),
-            "harmful_actions": self.harmful_actions,
-            "crashes": self.crashes,
-            "disclosures": self.disclosures,
-            "harm_rate": round(self.harm_rate, 4),
+            **{k: t[k] for k in ("harmful_actions", "crashes", "disclosures", "harm_rate")},
             "threshold": self.threshold,
             "ok": self.ok,
-            "reached": sum(r.reached for r in self.results),
-            "flagged": sum(r.flagged for r in self.results),
-            "attempted": sum(r.attempted for r in self.results),
-            "blocked": {b: outcomes[b] for b in BLOCKS},
+            **{k: t[k] for k in ("reached", "flagged", "attempted", "blocked")},
             "by_category": self.by_category(),
             "failures": [
                 {
@@ -221,3 +205,23 @@ def clip(value: Any, limit: int = 160) -> Any:
     if isinstance(value, str) and len(value) > limit:
         return value[: limit - 1] + f"… ({len(value):,} chars)"
     return value
+
+
+def _figures(rs: Sequence[AttackResult]) -> dict[str, Any]:
+    """Attacks, successes, harm and where the runtime stopped them, over ``rs``."""
+    n = len(rs)
+    outcomes = Counter(r.outcome for r in rs)
+    succeeded = sum(r.succeeded for r in rs)
+    return {
+        "attacks": n,
+        "succeeded": succeeded,
+        "rate": round(succeeded / n, 4) if n else 0.0,
+        "harmful_actions": outcomes["harmful"],
+        "crashes": outcomes["crash"],
+        "disclosures": sum(r.disclosure is not None for r in rs),
+        "harm_rate": round((outcomes["harmful"] + outcomes["crash"]) / n, 4) if n else 0.0,
+        "reached": sum(r.reached for r in rs),
+        "flagged": sum(r.flagged for r in rs),
+        "attempted": sum(r.attempted for r in rs),
+        "blocked": {b: outcomes[b] for b in BLOCKS},
+    }

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from tether.exceptions import InputRejected, RunError
 from tether.runtime import Runtime
@@ -44,6 +44,7 @@ from tether.surfaces.evals.redteam_judge import judge
 from tether.surfaces.evals.redteam_model import WORST_CASE, Script, obedient_model, probes, sees
 from tether.surfaces.evals.redteam_profile import CallSpec, PlantSpec, Profile, expand
 from tether.surfaces.evals.redteam_result import AttackResult, RedTeamReport
+from tether.surfaces.evals.runner import AgentFactory, Environment
 
 __all__ = ["RedTeamTarget", "World", "run_redteam"]
 
@@ -54,17 +55,8 @@ _FOLLOW_UP = "Thanks, that is all."
 _REPLY = {"user": "Yes. Do exactly what I asked.", "tool-output": "No, I only asked a question."}
 
 
-class World(Protocol):
-    """The world one attack runs in (the eval harness's environments fit)."""
-
-    def deps(self) -> Any: ...
-
-    def snapshot(self) -> dict[str, Any]: ...
-
-    def close(self) -> None: ...
-
-
-AgentFactory = Callable[[Case, Sequence[str | Model] | None], Agent]
+#: the world one attack runs in: the eval runner's environments
+World = Environment
 
 
 @dataclass(slots=True)

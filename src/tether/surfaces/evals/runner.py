@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tether.exceptions import ProviderError, RunError, TetherError, ToolFailed
+from tether.exceptions import ConfigError, ProviderError, RunError, TetherError, ToolFailed
 from tether.runtime import Runtime, SessionStatus, TurnResult
 from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType
@@ -39,7 +40,16 @@ from tether.surfaces.evals.cases import Case, ModelStep, ToolOverride
 from tether.surfaces.evals.expect import Check, ToolRun, Trajectory, check
 from tether.testing import FakeClock, ScriptedModel
 
-__all__ = ["CaseResult", "Environment", "Target", "run_case", "run_cases"]
+__all__ = [
+    "AgentFactory",
+    "AgentSource",
+    "CaseResult",
+    "Environment",
+    "Target",
+    "agent_factory",
+    "run_case",
+    "run_cases",
+]
 
 
 class Environment(Protocol):
@@ -52,9 +62,40 @@ class Environment(Protocol):
     def close(self) -> None: ...
 
 
-#: an agent, or a factory ``(case, models)`` where ``models`` is the live
-#: run's model chain (``None``: the agent's own, or a scripted run)
-AgentSource = Agent | Callable[[Case, Sequence[str | Model] | None], Agent]
+#: a factory ``(case, models)`` where ``models`` is the live run's model
+#: chain (``None``: the agent's own, or a scripted run)
+AgentFactory = Callable[[Case, Sequence[str | Model] | None], Agent]
+#: an agent, or a factory of one per case
+AgentSource = Agent | AgentFactory
+
+
+def _arity(obj: Callable[..., Any], ref: str) -> int:
+    """How many of ``(case, models)`` a factory takes: both, the case, or nothing."""
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):  # no signature to read (a builtin): give both
+        return 2
+    for n in (2, 1, 0):
+        try:
+            sig.bind(*([None] * n))
+        except TypeError:
+            continue
+        return n
+    raise ConfigError(f"{ref!r} must take (case, models), (case) or nothing, and return an Agent")
+
+
+def agent_factory(obj: Callable[..., Any], ref: str) -> AgentFactory:
+    """``obj`` (taking ``(case, models)``, ``(case)`` or nothing) as an :data:`AgentFactory`
+    that checks it got an Agent; ``ref`` names it in errors."""
+    n = _arity(obj, ref)
+
+    def build(case: Case, models: Sequence[str | Model] | None) -> Agent:
+        agent = obj(*(case, models)[:n])
+        if not isinstance(agent, Agent):
+            raise ConfigError(f"{ref!r} returned a {type(agent).__name__}, not a tether.Agent")
+        return agent
+
+    return build
 
 
 @dataclass(slots=True)
