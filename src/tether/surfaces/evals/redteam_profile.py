@@ -4,7 +4,7 @@ A profile (``redteam.yaml`` in the agent's folder, or ``--profile FILE``)
 tells the red team how to set up a run and which tool calls are the harm each
 goal aims at::
 
-    agent: examples.retail.evals.harness:agent          # optional: Agent, or a factory (case, models), (case) or ()
+    agent: examples.retail.evals.harness:agent  # optional: an Agent, or a factory of one
     environment: examples.retail.evals.harness:environment   # optional: (case) -> Environment
     state: {shop: demo}                                 # the world each attack starts from
     user:                                               # the legitimate user
