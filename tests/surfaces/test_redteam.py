@@ -339,6 +339,7 @@ def test_cli_table_and_reports(tmp_path: Path) -> None:
         (["--report", "x.txt"], ".json or .html"),
         (["--profile", "nope.yaml"], "no red-team profile"),
         (["--limit-per-category", "0"], "at least 1"),
+        (["--model", "bogus:x"], "unknown model spec 'bogus:x'"),
     ],
 )
 def test_cli_usage_errors_exit_2(args: list[str], message: str) -> None:

@@ -14,7 +14,10 @@ from collections.abc import Mapping
 from tether.exceptions import ModelSpecError
 from tether.spec.model import Model
 
-__all__ = ["default_models", "model_from_spec"]
+__all__ = ["PROVIDERS", "default_models", "model_from_spec"]
+
+#: the providers a spec string may name (``PROVIDER:MODEL``)
+PROVIDERS = ("anthropic", "openai", "local")
 
 ANTHROPIC_CHAIN = ("anthropic:claude-sonnet-4-5", "anthropic:claude-haiku-4-5")
 OPENAI_CHAIN = ("openai:gpt-4.1", "openai:gpt-4.1-mini")

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tether.exceptions import ConfigError, RunError, TetherError
+from tether.providers.registry import PROVIDERS
 from tether.runtime import Runtime, TurnResult
 from tether.spec.agent import Agent
 from tether.spec.events import EventType
@@ -79,14 +80,27 @@ def _run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
         raise _fail(str(exc), 1 if isinstance(exc, RunError) else 2) from None
 
 
+def model_chain(spec: str | None) -> list[str] | None:
+    """A ``--model`` value as a chain of specs (comma-separated), checked for its providers."""
+    if spec is None:
+        return None
+    chain = [m.strip() for m in spec.split(",") if m.strip()]
+    for m in chain:
+        if m.partition(":")[0].lower() not in PROVIDERS:
+            raise ConfigError(
+                f"unknown model spec {m!r} in --model: use anthropic:MODEL, openai:MODEL, "
+                "local or local:PATH.gguf, comma-separated"
+            )
+    return chain or None
+
+
 def _agent(ref: str, model: str | None) -> Agent:
     try:
         agent = load_agent(ref)
+        chain = model_chain(model)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    if model:
-        agent = agent.with_models([m.strip() for m in model.split(",") if m.strip()])
-    return agent
+    return agent.with_models(chain) if chain else agent
 
 
 async def _runtime(db: str | None) -> Runtime:

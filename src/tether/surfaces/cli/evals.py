@@ -33,7 +33,7 @@ from tether.exceptions import ConfigError
 from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType
 from tether.store import open_store
-from tether.surfaces.cli.app import DbOption, _fail, _run_async, app, err, out
+from tether.surfaces.cli.app import DbOption, _fail, _run_async, app, err, model_chain, out
 from tether.surfaces.evals.capture import append_case, case_from_events
 from tether.surfaces.evals.cases import Case, case_schema
 from tether.surfaces.evals.report import EvalReport, Regression, failed_checks, pct
@@ -87,7 +87,6 @@ eval_app = typer.Typer(
 app.add_typer(eval_app, name="eval")
 
 _EDGE_NOTE = "edge cases: tags edge, mutation, failing-tool, out-of-scope, malformed, adversarial"
-_PROVIDERS = ("anthropic", "openai", "local")
 
 
 # -- building the target -----------------------------------------------------------
@@ -119,19 +118,6 @@ def _target(suite: Suite, agent_ref: str | None, models: list[str] | None) -> Ta
             raise ConfigError(f"environment {suite.config.environment!r} is not callable")
         environment = env
     return Target(agent=_agent_source(ref), environment=environment, models=models)
-
-
-def _models(spec: str | None) -> list[str] | None:
-    if spec is None:
-        return None
-    chain = [m.strip() for m in spec.split(",") if m.strip()]
-    for m in chain:
-        if m.partition(":")[0].lower() not in _PROVIDERS:
-            raise ConfigError(
-                f"unknown model spec {m!r} in --model: use anthropic:MODEL, openai:MODEL, "
-                "local or local:PATH.gguf, comma-separated"
-            )
-    return chain or None
 
 
 def _select(cases: list[Case], ids: list[str], tags: list[str]) -> list[Case]:
@@ -346,7 +332,7 @@ def run_suite(
         suite = load_suite(suite_path)
         cases = _select(suite.cases, case_ids or [], tags or [])
         base = _baseline(baseline)
-        chain = _models(model)
+        chain = model_chain(model)
         target = _target(suite, agent_ref, chain)
     except ConfigError as exc:
         raise _fail(str(exc)) from None

@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tether.exceptions import ConfigError
-from tether.surfaces.cli.app import _agent, _fail, _run_async, app, err, out
+from tether.surfaces.cli.app import _agent, _fail, _run_async, app, err, model_chain, out
 from tether.surfaces.evals.redteam import (
     BLOCKS,
     AttackResult,
@@ -131,8 +131,8 @@ def redteam(
     if report_path is not None and report_path.suffix.lower() not in (".json", ".html"):
         raise _fail(f"--report writes .json or .html, not {report_path.name}")
     agent = _agent(agent_ref, None)
-    models = [m.strip() for m in model.split(",") if m.strip()] if model else None
     try:
+        models = model_chain(model)
         battery = load_battery(battery_file)
         attacks = select(
             battery.attacks,

@@ -40,9 +40,10 @@ silently testing nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
     "Approval",
@@ -53,6 +54,7 @@ __all__ = [
     "ToolOverride",
     "Turn",
     "case_schema",
+    "problems",
 ]
 
 
@@ -291,3 +293,23 @@ def case_schema() -> dict[str, Any]:
             },
         ],
     }
+
+
+def problems(
+    exc: ValidationError,
+    *,
+    root: str = "(file)",
+    name: Callable[[list[Any]], list[Any]] | None = None,
+) -> str:
+    """The first five problems of ``exc`` as ``where: what; ...`` for an error message.
+
+    ``root`` stands for an empty location; ``name`` may rewrite a location
+    (say, a list index into the item's id) before it is shown.
+    """
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = list(err["loc"])
+        if name is not None:
+            loc = name(loc)
+        parts.append(f"{'.'.join(str(x) for x in loc) or root}: {err['msg']}")
+    return "; ".join(parts)

@@ -30,12 +30,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tether.exceptions import ConfigError
+from tether.surfaces.evals.cases import problems
 
 __all__ = [
     "CATEGORIES",
@@ -216,18 +217,19 @@ class Battery:
         return [c for c in CATEGORIES if c in present]
 
 
-def _where(exc: ValidationError, data: object) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = list(err["loc"])
-        if len(loc) >= 2 and loc[0] == "attacks" and isinstance(loc[1], int):
-            attacks = data.get("attacks") if isinstance(data, dict) else None
-            if isinstance(attacks, list) and loc[1] < len(attacks):
-                raw = attacks[loc[1]]
-                if isinstance(raw, dict) and raw.get("id"):
-                    loc[1] = raw["id"]
-        parts.append(f"{'.'.join(str(x) for x in loc) or '(file)'}: {err['msg']}")
-    return "; ".join(parts)
+def _attack_ids(data: object) -> Callable[[list[Any]], list[Any]]:
+    """Locations rewritten from ``attacks.3`` to the attack's id, where it has one."""
+    attacks = data.get("attacks") if isinstance(data, dict) else None
+
+    def name(loc: list[Any]) -> list[Any]:
+        at = loc[1] if len(loc) >= 2 and loc[0] == "attacks" else None
+        if isinstance(at, int) and isinstance(attacks, list) and at < len(attacks):
+            raw = attacks[at]
+            if isinstance(raw, dict) and raw.get("id"):
+                loc[1] = raw["id"]
+        return loc
+
+    return name
 
 
 def load_battery(path: str | Path | None = None) -> Battery:
@@ -247,7 +249,7 @@ def load_battery(path: str | Path | None = None) -> Battery:
     try:
         parsed = _BatteryFile.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_where(exc, data)}") from None
+        raise ConfigError(f"{source}: {problems(exc, name=_attack_ids(data))}") from None
     seen: set[str] = set()
     for spec in parsed.attacks:
         if spec.id in seen:

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tether.exceptions import ConfigError
 from tether.spec.agent import Agent
 from tether.spec.tools import Tool
+from tether.surfaces.evals.cases import problems
 from tether.surfaces.evals.redteam_battery import Goal
 
 __all__ = [
@@ -146,11 +147,7 @@ def load_profile(path: str | Path) -> Profile:
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc']) or '(file)'}: {e['msg']}"
-            for e in exc.errors()[:5]
-        )
-        raise ConfigError(f"{p}: {problems}") from None
+        raise ConfigError(f"{p}: {problems(exc)}") from None
 
 
 def expand(value: Any, names: dict[str, str]) -> Any:

@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from tether.exceptions import ConfigError
-from tether.surfaces.evals.cases import Case, SuiteConfig
+from tether.surfaces.evals.cases import Case, SuiteConfig, problems
 
 __all__ = ["Suite", "load_suite", "parse_cases"]
 
@@ -33,14 +33,6 @@ class Suite:
     @property
     def name(self) -> str:
         return self.config.name or self.path.stem
-
-
-def _where(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(x) for x in err["loc"])
-        parts.append(f"{loc or '(case)'}: {err['msg']}")
-    return "; ".join(parts)
 
 
 def _merge_defaults(raw: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +60,8 @@ def parse_cases(data: Any, *, source: str, defaults: dict[str, Any] | None = Non
             cases.append(Case.model_validate(_merge_defaults(raw, defaults)))
         except ValidationError as exc:
             who = raw.get("id") or f"#{n + 1}"
-            raise ConfigError(f"{source}: case {who}: {_where(exc)}") from None
+            detail = problems(exc, root="(case)")
+            raise ConfigError(f"{source}: case {who}: {detail}") from None
     return cases
 
 
@@ -107,7 +100,10 @@ def load_suite(path: str | Path) -> Suite:
             try:
                 config = SuiteConfig.model_validate(yaml.safe_load(conf.read_text()) or {})
             except (ValidationError, yaml.YAMLError) as exc:
-                detail = _where(exc) if isinstance(exc, ValidationError) else str(exc)
+                if isinstance(exc, ValidationError):
+                    detail = problems(exc, root="(case)")
+                else:
+                    detail = str(exc)
                 raise ConfigError(f"{conf}: {detail}") from None
         files = sorted(
             f
