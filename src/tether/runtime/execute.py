@@ -26,7 +26,14 @@ from tether.spec.messages import ToolCall, ToolResult
 from tether.spec.policy import BreakerPolicy, RetryPolicy
 from tether.spec.tools import Tool, ToolContext
 
-__all__ = ["ToolEnv", "execute_tool", "outcome_unknown", "record_outcome", "render_output"]
+__all__ = [
+    "ToolEnv",
+    "ToolRun",
+    "execute_tool",
+    "outcome_unknown",
+    "record_outcome",
+    "render_output",
+]
 
 log = logging.getLogger("tether.tools")
 
@@ -75,6 +82,22 @@ class ToolEnv:
 _NO_RETRY = RetryPolicy(max_retries=0)
 
 
+@dataclass(slots=True)
+class ToolRun:
+    """What one tool call produced, as the turn records it.
+
+    ``result`` is what the model sees (its content cut to the tool's
+    ``max_output_chars`` when longer); ``vars`` the session vars the call
+    changed; ``original`` the full text when it was cut (itself kept up to
+    the store cap) and ``original_chars`` its length (0 when not cut).
+    """
+
+    result: ToolResult
+    vars: dict[str, Any] | None = None
+    original: str | None = None
+    original_chars: int = 0
+
+
 async def execute_tool(
     tools: dict[str, Tool],
     call: ToolCall,
@@ -85,8 +108,8 @@ async def execute_tool(
     vars: dict[str, Any],
     deps: Any,
     env: ToolEnv | None = None,
-) -> tuple[ToolResult, dict[str, Any] | None]:
-    """Run ``call``; return its result and the session vars it changed (or ``None``).
+) -> ToolRun:
+    """Run ``call``; return its result and the session vars it changed (as a :class:`ToolRun`).
 
     With ``env``, the call goes through the tool's breaker
     (``tool:<agent>:<name>``) and, if the tool is idempotent, is retried on
@@ -96,14 +119,13 @@ async def execute_tool(
     tool = tools.get(call.name)
     if tool is None:
         names = ", ".join(sorted(tools)) or "none"
-        return (
+        return ToolRun(
             ToolResult(
                 call.id,
                 call.name,
                 f"error: there is no tool named {call.name!r}. Available tools: {names}.",
                 is_error=True,
-            ),
-            None,
+            )
         )
     key = f"tool:{env.agent}:{tool.name}" if env is not None else ""
     changed_vars: list[dict[str, Any]] = [dict(vars)]
@@ -178,7 +200,7 @@ async def execute_tool(
                 on_retry=on_retry,
             )
     except pydantic.ValidationError as exc:
-        return ToolResult(call.id, call.name, _validation_message(call, exc), True), None
+        return ToolRun(ToolResult(call.id, call.name, _validation_message(call, exc), True))
     except CircuitOpen as exc:
         wait = ""
         if exc.retry_at is not None and env is not None:
@@ -187,29 +209,33 @@ async def execute_tool(
             f"error: {call.name} is unavailable right now: it failed repeatedly, so the runtime "
             f"stopped calling it{wait}. It was not run. Tell the user what you could not do."
         )
-        return ToolResult(call.id, call.name, content, True), None
+        return ToolRun(ToolResult(call.id, call.name, content, True))
     except Retry as exc:
         content = (
             f"error: {call.name} is temporarily unavailable ({exc}). "
             "Its result is not available; tell the user, or try again later."
         )
-        return ToolResult(call.id, call.name, content, True), None
+        return ToolRun(ToolResult(call.id, call.name, content, True))
     except ToolFailed as exc:
         content = f"error: {call.name} could not be done: {exc}"
-        return ToolResult(call.id, call.name, content, True), _changed(vars, changed_vars[0])
+        return ToolRun(
+            ToolResult(call.id, call.name, content, True), _changed(vars, changed_vars[0])
+        )
     except TimeoutError:
         log.warning("tool %s timed out after %ss (session %s)", call.name, tool.timeout, session_id)
         effect = "" if tool.idempotent else " It may or may not have taken effect."
         content = f"error: {call.name} did not finish within {tool.timeout:g} s.{effect}"
-        return ToolResult(call.id, call.name, content, True), None
+        return ToolRun(ToolResult(call.id, call.name, content, True))
     except Exception as exc:
         log.exception("tool %s raised (session %s)", call.name, session_id)
         content = (
             f"error: {call.name} failed unexpectedly ({type(exc).__name__}: {exc}). "
             "Its result is not available."
         )
-        return ToolResult(call.id, call.name, content, True), None
-    return ToolResult(call.id, call.name, render_output(value)), _changed(vars, changed_vars[0])
+        return ToolRun(ToolResult(call.id, call.name, content, True))
+    return ToolRun(
+        ToolResult(call.id, call.name, render_output(value)), _changed(vars, changed_vars[0])
+    )
 
 
 async def _record(env: ToolEnv | None, key: str, *, ok: bool, trial: bool) -> None:

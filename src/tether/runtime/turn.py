@@ -700,7 +700,7 @@ class Turn:
     async def _execute(self, call: ToolCall) -> None:
         st = self.state
         t0 = time.perf_counter()
-        result, new_vars = await execute_tool(
+        run = await execute_tool(
             self.svc.tools,
             call,
             session_id=st.session_id,
@@ -710,6 +710,7 @@ class Turn:
             deps=self.svc.deps,
             env=self._tool_env(),
         )
+        result, new_vars = run.result, run.vars
         tool = self.svc.tools.get(call.name)
         untrusted = tool is not None and tool.untrusted_output
         raw = result.content
