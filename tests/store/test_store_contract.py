@@ -179,6 +179,108 @@ async def test_release(store: SessionStore) -> None:
     assert taken.lease_owner == "b"
 
 
+# --- renew (the lease heartbeat) -------------------------------------------------
+
+
+async def test_renew_extends_the_lease_past_its_original_expiry(store: SessionStore) -> None:
+    rec = await new_session(store)  # "a" holds it until T0 + TTL
+    expires = await store.renew(rec.id, owner="a", now=T0 + 20, lease_ttl=TTL)
+    assert expires == T0 + 20 + TTL
+    got = await store.get(rec.id)
+    assert (got.lease_owner, got.lease_expires) == ("a", T0 + 20 + TTL)
+    # past the original expiry, before the renewed one: still held
+    with pytest.raises(SessionConflict) as info:
+        await store.acquire(rec.id, owner="b", now=T0 + TTL + 1, lease_ttl=TTL)
+    assert (info.value.holder, info.value.expires) == ("a", T0 + 20 + TTL)
+    # past the renewed expiry: free
+    taken, _ = await store.acquire(rec.id, owner="b", now=T0 + 20 + TTL + 0.001, lease_ttl=TTL)
+    assert taken.lease_owner == "b"
+
+
+async def test_renew_sets_the_expiry_even_when_that_shortens_it(store: SessionStore) -> None:
+    rec = await new_session(store)  # held until T0 + TTL
+    assert await store.renew(rec.id, owner="a", now=T0 + 1, lease_ttl=5.0) == T0 + 6
+    assert (await store.get(rec.id)).lease_expires == T0 + 6
+    taken, _ = await store.acquire(rec.id, owner="b", now=T0 + 7, lease_ttl=TTL)
+    assert taken.lease_owner == "b"
+
+
+async def test_renew_changes_only_the_lease(store: SessionStore) -> None:
+    rec = await new_session(store)
+    rec.status, rec.step, rec.event_count, rec.updated_at = (
+        SessionStatus.AWAITING_APPROVAL,
+        2,
+        2,
+        T0 + 5,
+    )
+    rec.usage, rec.cost, rec.last_error = Usage(1, 2, 3, 4), 0.5, "x"
+    await store.commit(rec, [ev(rec.id, 2, step=2)], owner="a", lease_ttl=TTL)
+    before = await store.get(rec.id)
+    await store.renew(rec.id, owner="a", now=T0 + 10, lease_ttl=60.0)
+    after = await store.get(rec.id)
+    assert after.updated_at == T0 + 5  # not ``now``
+    assert after == replace(before, lease_expires=T0 + 10 + 60.0)
+    assert [e.seq for e in await store.events(rec.id)] == [1, 2]
+    # the holder's next commit (same status, then a new one) still lands
+    rec.step, rec.event_count, rec.updated_at = 3, 3, T0 + 11
+    await store.commit(rec, [ev(rec.id, 3, step=3)], owner="a", lease_ttl=TTL)
+    rec.status, rec.event_count = SessionStatus.IDLE, 4
+    await store.commit(rec, [ev(rec.id, 4, step=3)], owner="a", lease_ttl=TTL)
+    got = await store.get(rec.id)
+    assert (got.status, got.step, got.event_count) == (SessionStatus.IDLE, 3, 4)
+    assert got.lease_expires == T0 + 11 + TTL
+
+
+async def test_renew_by_a_non_holder_conflicts_and_changes_nothing(store: SessionStore) -> None:
+    rec = await new_session(store)
+    before = await store.get(rec.id)
+    with pytest.raises(SessionConflict) as info:
+        await store.renew(rec.id, owner="b", now=T0 + 5, lease_ttl=TTL)
+    assert (info.value.holder, info.value.expires) == ("a", T0 + TTL)
+    assert "b no longer holds the lease" in str(info.value)
+    # an expired lease is not up for grabs through renew: only acquire takes it
+    with pytest.raises(SessionConflict):
+        await store.renew(rec.id, owner="b", now=T0 + TTL + 5, lease_ttl=TTL)
+    assert await store.get(rec.id) == before
+
+
+async def test_renew_after_release_conflicts(store: SessionStore) -> None:
+    rec = await new_session(store)
+    await store.release(rec.id, owner="a")
+    with pytest.raises(SessionConflict) as info:
+        await store.renew(rec.id, owner="a", now=T0 + 1, lease_ttl=TTL)
+    assert info.value.holder is None
+    assert "it was released" in str(info.value)
+    got = await store.get(rec.id)
+    assert (got.lease_owner, got.lease_expires) == (None, None)
+
+
+async def test_an_expired_lease_nobody_took_over_can_still_be_renewed(
+    store: SessionStore,
+) -> None:
+    rec = await new_session(store)
+    late = T0 + TTL + 5  # "a"'s lease ran out 5 s ago; the row still names it
+    assert await store.renew(rec.id, owner="a", now=late, lease_ttl=TTL) == late + TTL
+    with pytest.raises(SessionConflict) as info:
+        await store.acquire(rec.id, owner="b", now=late + 1, lease_ttl=TTL)
+    assert info.value.holder == "a"
+
+
+async def test_renew_after_another_owner_took_over_conflicts(store: SessionStore) -> None:
+    rec = await new_session(store)
+    await store.acquire(rec.id, owner="b", now=T0 + TTL + 1, lease_ttl=TTL)
+    with pytest.raises(SessionConflict) as info:
+        await store.renew(rec.id, owner="a", now=T0 + TTL + 2, lease_ttl=TTL)
+    assert (info.value.holder, info.value.expires) == ("b", T0 + TTL + 1 + TTL)
+    got = await store.get(rec.id)
+    assert (got.lease_owner, got.lease_expires) == ("b", T0 + TTL + 1 + TTL)
+
+
+async def test_renew_of_an_unknown_session_is_not_found(store: SessionStore) -> None:
+    with pytest.raises(SessionNotFound):
+        await store.renew("nope", owner="a", now=T0, lease_ttl=TTL)
+
+
 # --- commit ----------------------------------------------------------------------
 
 

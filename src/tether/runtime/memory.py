@@ -172,6 +172,19 @@ class InMemoryStore:
             entry.record.lease_owner = None
             entry.record.lease_expires = None
 
+    async def renew(self, session_id: str, *, owner: str, now: float, lease_ttl: float) -> float:
+        """Extend ``owner``'s lease to ``now + lease_ttl``, or raise and change nothing.
+
+        Only the lease moves. An expired lease nobody took over still names
+        ``owner``, so it may be renewed.
+        """
+        r = self._entry(session_id).record
+        if r.lease_owner != owner:
+            raise lease_lost(session_id, owner, r.lease_owner, r.lease_expires)
+        expires = now + lease_ttl
+        r.lease_expires = expires
+        return expires
+
     async def get(self, session_id: str) -> SessionRecord:
         """The session row. Raises ``SessionNotFound``."""
         return _copy(self._entry(session_id).record)

@@ -9,7 +9,8 @@ Leases are a compare-and-set on the session row: ``acquire`` is a single
 ``UPDATE ... WHERE the lease is free, expired, ours, or replace's``;
 ``commit`` updates the row only ``WHERE lease_owner = owner`` and inserts the
 events in the same transaction, so a writer that lost its lease writes
-nothing. Timestamps come from the caller's clock, never the database's.
+nothing; ``renew`` moves only ``lease_expires``, under the same check.
+Timestamps come from the caller's clock, never the database's.
 
 Every operation runs under ``op_timeout``, and the pool never waits longer
 than ``pool_timeout`` for a connection, so a stuck database surfaces as
@@ -107,6 +108,12 @@ _RELEASE = (
     sessions.update()
     .where(_s.id == sa.bindparam("sid"), _s.lease_owner == sa.bindparam("owner"))
     .values(lease_owner=sa.null(), lease_expires=sa.null())
+)
+# A heartbeat: moves the expiry of a lease ``owner`` still holds, nothing else.
+_RENEW = (
+    sessions.update()
+    .where(_s.id == sa.bindparam("sid"), _s.lease_owner == sa.bindparam("owner"))
+    .values(lease_expires=sa.bindparam("expires"))
 )
 _INSERT_SESSION = sessions.insert()
 _INSERT_EVENTS = events.insert()
@@ -371,6 +378,24 @@ class SQLStore:
             raise
         async with self._guard("release", session_id):
             await self._writer.release(params)
+
+    async def renew(self, session_id: str, *, owner: str, now: float, lease_ttl: float) -> float:
+        """Extend ``owner``'s lease to ``now + lease_ttl``, or raise and change nothing.
+
+        One ``UPDATE ... SET lease_expires WHERE lease_owner = owner``; when it
+        matches no row, the row is read to tell a lost lease from an unknown id.
+        A renew is rare (every few seconds per running turn), so it takes the
+        ordinary transaction path rather than a writer's inline shortcut.
+        """
+        expires = now + lease_ttl
+        params = {"sid": session_id, "owner": owner, "expires": expires}
+        async with self._guard("renew", session_id), self._writer.transaction() as conn:
+            if (await conn.execute(_RENEW, params)).rowcount == 1:
+                return expires
+            holder, holder_expires = await self._holder(conn, session_id)
+        # The lease is gone, so what this store last knew of the row is stale.
+        self._status.pop((session_id, owner), None)
+        raise lease_lost(session_id, owner, holder, holder_expires)
 
     async def get(self, session_id: str) -> SessionRecord:
         """The session row. Raises ``SessionNotFound``."""
