@@ -8,6 +8,13 @@ by a zero-latency scripted model, so what is measured is the runtime itself.
 - ``step_store_us``: CPU time per step with the SQLite store committing
   every step (the aiosqlite worker thread's CPU is included: we measure
   process CPU time, not the event loop's thread alone).
+- ``step_guarded_us``, ``step_guarded_store_us``: the same two with the
+  default guarantees on: the prompt-injection detector scans the user
+  message and the order lookup's output (a tool marked ``untrusted_output``,
+  so its result is spotlighted and the session tainted), and approvals and
+  taint are as shipped. The email tool carries no risk flag, so neither
+  approval nor taint holds it and each session still ends ``idle`` after 3
+  steps (checked), as the bare figures' sessions do.
 - ``concurrent_1000_s``: wall time for 1,000 sessions at once whose model
   takes 50 ms per step (the ideal is 3 x 50 ms = 0.15 s).
 - ``import_ms``: wall time of ``import tether`` in a fresh interpreter.
@@ -16,6 +23,7 @@ Each figure is the median of several rounds. Run::
 
     .venv/bin/python bench/overhead.py            # a table
     .venv/bin/python bench/overhead.py --json     # last line: one JSON object
+    .venv/bin/python bench/overhead.py --only step_guarded_us,step_us
 """
 
 from __future__ import annotations
@@ -34,8 +42,10 @@ from typing import Any
 
 import tether
 from tether import Agent, ToolContext
-from tether.runtime import Runtime, SessionStore
+from tether.runtime import Runtime, SessionStore, TurnResult
 from tether.spec.approval import ApprovalPolicy
+from tether.spec.events import EventType
+from tether.spec.guard import GuardPolicy
 from tether.spec.model import ModelRequest
 from tether.store import InMemoryStore, open_store
 from tether.testing import FunctionModel, ScriptedResponse, call
@@ -63,6 +73,15 @@ async def send_email(ctx: ToolContext, to: str, subject: str, body: str) -> str:
         body: Message text.
     """
     return "queued"
+
+
+# The same two functions, declared as a deployment with the default guarantees
+# would: the lookup returns text customers wrote (untrusted), and the email tool
+# has no risk flag, so it runs unattended even in a tainted session.
+guarded_get_order_details = tether.tool(
+    name="get_order_details", reads=True, untrusted_output=True
+)(get_order_details.fn)
+guarded_send_email = tether.tool(name="send_email")(send_email.fn)
 
 
 _LOOKUP = call("get_order_details", _id="c1", order_id="#W1")
@@ -94,21 +113,54 @@ def _agent(delay: float = 0.0) -> Agent:
     )
 
 
-async def _cpu_per_step(store: SessionStore, sessions: int, rounds: int) -> float:
-    agent = _agent()
+def _guarded_agent() -> Agent:
+    """The same agent with the default guarantees: detector, taint, approvals, budget."""
+    return Agent(
+        name="bench",
+        instructions="Answer order questions.",
+        models=(FunctionModel(_script, name="scripted", record=False),),
+        tools=(guarded_get_order_details, guarded_send_email),
+        approval=ApprovalPolicy(),
+        guard=GuardPolicy(),
+    )
+
+
+def _check(result: TurnResult, *, untrusted: bool) -> None:
+    """Fail unless the turn ran the whole workflow: 3 steps, then ``idle``.
+
+    A turn held for approval, gated by taint or blocked by the guard would
+    end earlier, and the figure would measure something else.
+    """
+    assert result.ok, result.error
+    assert result.status == "idle", result.status
+    steps = sum(e.type == EventType.MODEL_RESPONSE for e in result.events)
+    assert steps == STEPS_PER_SESSION, f"{steps} steps, not {STEPS_PER_SESSION}"
+    finished = [e for e in result.events if e.type == EventType.TOOL_FINISHED]
+    assert [e.data.get("untrusted", False) for e in finished] == [untrusted, False]
+    assert not any(e.type == EventType.GUARD_FLAGGED for e in result.events)
+
+
+async def _cpu_per_step(agent: Agent, store: SessionStore, sessions: int, rounds: int) -> float:
+    untrusted = agent.tools[0].untrusted_output
     samples = []
     async with Runtime(store=store) as rt:
         for _ in range(max(20, sessions // 10)):  # warm up caches and code paths
-            await rt.run(agent, "Where is my order #W1?")
+            _check(await rt.run(agent, "Where is my order #W1?"), untrusted=untrusted)
         for _ in range(rounds):
             gc.collect()
             t0 = time.process_time()
             for _ in range(sessions):
                 result = await rt.run(agent, "Where is my order #W1?")
             cpu = time.process_time() - t0
-            assert result.ok, result.error
+            _check(result, untrusted=untrusted)
             samples.append(cpu / (sessions * STEPS_PER_SESSION) * 1e6)
     return statistics.median(samples)
+
+
+async def _cpu_per_step_sqlite(agent: Agent, sessions: int, rounds: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await open_store(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite'}")
+        return await _cpu_per_step(agent, store, sessions, rounds)
 
 
 async def _concurrent(n: int, rounds: int) -> float:
@@ -171,23 +223,45 @@ def _reference_ms() -> float:
     return statistics.median(samples)
 
 
-async def measure(sessions: int, rounds: int) -> dict[str, float]:
-    step_us = await _cpu_per_step(InMemoryStore(), sessions, rounds)
-    with tempfile.TemporaryDirectory() as tmp:
-        store = await open_store(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite'}")
-        step_store_us = await _cpu_per_step(store, sessions, rounds)
-    concurrent = await _concurrent(1000, rounds)
-    import_wall, import_cpu = _import_ms(rounds)
-    return {
-        "step_us": round(step_us, 1),
-        "step_store_us": round(step_store_us, 1),
-        "concurrent_1000_s": round(concurrent, 3),
-        "import_ms": round(import_wall, 1),
-        "import_cpu_ms": round(import_cpu, 1),
-    }
+async def measure(
+    sessions: int, rounds: int, only: frozenset[str] | None = None
+) -> dict[str, float]:
+    """The figures (all, or those named in ``only``), in the order of ``FIGURES``."""
+    want = frozenset(FIGURES) if only is None else only
+    results: dict[str, float] = {}
+    if "step_us" in want:
+        step_us = await _cpu_per_step(_agent(), InMemoryStore(), sessions, rounds)
+        results["step_us"] = round(step_us, 1)
+    if "step_store_us" in want:
+        step_store_us = await _cpu_per_step_sqlite(_agent(), sessions, rounds)
+        results["step_store_us"] = round(step_store_us, 1)
+    if "step_guarded_us" in want:
+        guarded = await _cpu_per_step(_guarded_agent(), InMemoryStore(), sessions, rounds)
+        results["step_guarded_us"] = round(guarded, 1)
+    if "step_guarded_store_us" in want:
+        guarded_store = await _cpu_per_step_sqlite(_guarded_agent(), sessions, rounds)
+        results["step_guarded_store_us"] = round(guarded_store, 1)
+    if "concurrent_1000_s" in want:
+        results["concurrent_1000_s"] = round(await _concurrent(1000, rounds), 3)
+    if want & {"import_ms", "import_cpu_ms"}:
+        import_wall, import_cpu = _import_ms(rounds)
+        results["import_ms"] = round(import_wall, 1)
+        results["import_cpu_ms"] = round(import_cpu, 1)
+    return {name: results[name] for name in FIGURES if name in want}
 
 
-TARGETS = {
+FIGURES = (
+    "step_us",
+    "step_store_us",
+    "step_guarded_us",
+    "step_guarded_store_us",
+    "concurrent_1000_s",
+    "import_ms",
+    "import_cpu_ms",
+)
+
+#: figures without a target are reported, not judged
+TARGETS: dict[str, float] = {
     "step_us": 80,
     "step_store_us": 150,
     "concurrent_1000_s": 0.4,
@@ -196,18 +270,40 @@ TARGETS = {
 }
 
 
+def _figure_names(text: str) -> frozenset[str]:
+    names = frozenset(n.strip() for n in text.split(",") if n.strip())
+    unknown = sorted(names - set(FIGURES))
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown figure {', '.join(unknown) or '(none)'}; choose from {', '.join(FIGURES)}"
+        )
+    return names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
     parser.add_argument("--sessions", type=int, default=500, help="sessions per round")
     parser.add_argument("--rounds", type=int, default=5, help="rounds (the median is kept)")
+    parser.add_argument(
+        "--only",
+        type=_figure_names,
+        metavar="NAME[,NAME]",
+        help=f"measure only these figures ({', '.join(FIGURES)})",
+    )
     args = parser.parse_args()
     reference = _reference_ms()
-    results = asyncio.run(measure(args.sessions, args.rounds))
-    print(f"{'reference_loop_ms':>18}: {reference:>9.1f}   (machine speed; ~200 on an idle core)")
+    results = asyncio.run(measure(args.sessions, args.rounds, args.only))
+    width = max(map(len, FIGURES))
+    speed = "(machine speed; ~200 on an idle core)"
+    print(f"{'reference_loop_ms':>{width}}: {reference:>9.1f}   {speed}")
     for key, value in results.items():
-        verdict = "ok" if value <= TARGETS[key] else "OVER"
-        print(f"{key:>18}: {value:>9}   target <= {TARGETS[key]:<5} {verdict}")
+        target = TARGETS.get(key)
+        if target is None:
+            print(f"{key:>{width}}: {value:>9}")
+            continue
+        verdict = "ok" if value <= target else "OVER"
+        print(f"{key:>{width}}: {value:>9}   target <= {target:<5} {verdict}")
     if args.json:
         extra = {
             "reference_loop_ms": round(reference, 1),
