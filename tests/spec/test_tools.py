@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import threading
+from collections.abc import Callable
+from typing import Any, Literal
 
 import pydantic
 import pytest
 
 from tether import Tool, ToolContext, tool
-from tether.exceptions import ToolDefinitionError
+from tether.exceptions import ConfigError, ToolDefinitionError
+from tether.spec.tools import DEFAULT_MAX_OUTPUT_CHARS, Executor
 
 
 @tool(writes=True, irreversible=True, timeout=5)
@@ -97,3 +100,62 @@ def test_definition_errors_are_actionable() -> None:
         @tool
         def variadic(*xs: int) -> None:
             """Doc."""
+
+
+def test_max_output_chars_defaults_and_is_validated() -> None:
+    assert cancel_order.max_output_chars == DEFAULT_MAX_OUTPUT_CHARS == 20_000
+
+    @tool(max_output_chars=500)
+    def short(x: int) -> str:
+        """Say little."""
+        return "x"
+
+    assert short.max_output_chars == 500
+    bad_values: tuple[Any, ...] = (0, -1, 1.5, True)
+    for bad in bad_values:
+        with pytest.raises(ConfigError, match="max_output_chars must be a positive whole number"):
+            tool(max_output_chars=bad)
+
+
+class RecordingExecutor:
+    """An :class:`Executor` that runs the function inline and notes what it ran."""
+
+    def __init__(self) -> None:
+        self.ran: list[tuple[str, dict[str, Any]]] = []
+
+    async def run(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+        self.ran.append((fn.__name__, {k: v for k, v in kwargs.items() if k != "ctx"}))
+        return fn(**kwargs)
+
+
+async def test_plain_functions_run_on_the_executor_when_given_one() -> None:
+    ctx = ToolContext(
+        session_id="s1", step=1, call_id="c", idempotency_key="k", user_id=None, vars={}
+    )
+    executor = RecordingExecutor()
+    checked: Executor = executor  # the runtime's ToolExecutor fits the same Protocol
+    result = await cancel_order(ctx, {"order_id": "#W1", "reason": "a"}, executor=checked)
+    assert result == "#W1:a:True:s1"
+    assert executor.ran == [("cancel_order", {"order_id": "#W1", "reason": "a", "notify": True})]
+
+    @tool
+    async def coroutine(x: int) -> int:
+        """Async: runs on the loop, never on the executor."""
+        return x
+
+    assert await coroutine(ctx, {"x": 3}, executor=executor) == 3
+    assert len(executor.ran) == 1
+
+
+async def test_without_an_executor_plain_functions_use_the_loops_default_pool() -> None:
+    @tool
+    def where() -> str:
+        """Name the thread it runs on."""
+        return threading.current_thread().name
+
+    ctx = ToolContext(
+        session_id="s1", step=1, call_id="c", idempotency_key="k", user_id=None, vars={}
+    )
+    name = await where(ctx, {})
+    assert name != threading.current_thread().name
+    assert not name.startswith("tether-tool")

@@ -19,7 +19,7 @@ import inspect
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, Protocol, overload
 
 import docstring_parser
 import pydantic
@@ -28,7 +28,10 @@ from tether.exceptions import ToolDefinitionError
 from tether.spec.model import ToolSpec
 from tether.spec.policy import RetryPolicy
 
-__all__ = ["Risk", "Tool", "ToolContext", "tool"]
+__all__ = ["DEFAULT_MAX_OUTPUT_CHARS", "Executor", "Risk", "Tool", "ToolContext", "tool"]
+
+#: what a tool's result may show the model, in characters, unless the tool says otherwise
+DEFAULT_MAX_OUTPUT_CHARS = 20_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,7 +67,10 @@ class ToolContext:
 
     ``vars`` is the session's small key-value store (for example the
     authenticated user id); changes a tool makes to it are recorded in the
-    ``tool.finished`` event and so survive restarts. ``deps`` is whatever the
+    ``tool.finished`` event and so survive restarts. Its values must be
+    storable as JSON: the runtime passes a dict that checks each value as it
+    is set, keeps a ``datetime`` as its ISO text and refuses what cannot be
+    stored (see :mod:`tether.spec.jsonsafe`). ``deps`` is whatever the
     agent's ``deps`` factory built (a database handle, an HTTP client).
     ``idempotency_key`` is stable for this call across retries and resumes:
     pass it downstream so a repeated call is de-duplicated there too.
@@ -79,6 +85,17 @@ class ToolContext:
     deps: Any = None
 
 
+class Executor(Protocol):
+    """Where a tool's plain (blocking) function runs: the runtime's own worker threads.
+
+    ``run`` calls ``fn(**kwargs)`` off the event loop and returns its result
+    (or raises its exception). The runtime's implementation is
+    ``tether.runtime.executor.ToolExecutor``.
+    """
+
+    async def run(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any: ...
+
+
 ToolFn = Callable[..., Any]
 # Built once: a subscripted type written inside ``cast`` is rebuilt on every call.
 _AsyncToolFn = Callable[..., Awaitable[Any]]
@@ -90,6 +107,8 @@ class Tool:
 
     Async functions run on the event loop; plain functions run in a worker
     thread (they may block), so a plain function must be thread-safe.
+    ``max_output_chars`` bounds what the model is shown of one result: a
+    longer one reaches it cut, with a note saying so.
     """
 
     name: str
@@ -100,6 +119,7 @@ class Tool:
     untrusted_output: bool = False
     idempotent: bool = False
     timeout: float = 30.0
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
     retry: RetryPolicy | None = None
     #: ``None``: by the agent's approval flags; ``True``/``False`` overrides them
     needs_approval: bool | None = None
@@ -126,7 +146,15 @@ class Tool:
         model = self.validator.model_validate(arguments)
         return {k: getattr(model, k) for k in type(model).model_fields}
 
-    async def __call__(self, ctx: ToolContext, arguments: dict[str, Any]) -> Any:
+    async def __call__(
+        self, ctx: ToolContext, arguments: dict[str, Any], *, executor: Executor | None = None
+    ) -> Any:
+        """Validate ``arguments`` and run the function.
+
+        A plain function runs on ``executor`` (the runtime passes its own
+        bounded worker threads) or, without one, on the event loop's default
+        thread pool (``asyncio.to_thread``).
+        """
         kwargs = self.validate(arguments)
         if self.context_param is not None:
             kwargs[self.context_param] = ctx
@@ -135,6 +163,8 @@ class Tool:
         # A plain function may block (a database query, a file read): run it in
         # a worker thread so the event loop, and every other session, keeps going
         # and the runtime's timeout can still fire.
+        if executor is not None:
+            return await executor.run(self.fn, **kwargs)
         return await asyncio.to_thread(self.fn, **kwargs)
 
 
@@ -157,6 +187,7 @@ def _build(
     needs_approval: bool | None = None,
     summary: str | None = None,
     scopes: frozenset[str] = frozenset(),
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
 ) -> Tool:
     if not callable(fn):
         raise ToolDefinitionError(f"@tool needs a function, got {fn!r}")
@@ -218,6 +249,7 @@ def _build(
         untrusted_output=untrusted_output,
         idempotent=idempotent,
         timeout=timeout,
+        max_output_chars=max_output_chars,
         retry=retry,
         needs_approval=needs_approval,
         summary=summary,
@@ -250,6 +282,7 @@ def tool(
     needs_approval: bool | None = None,
     summary: str | None = None,
     scopes: tuple[str, ...] | frozenset[str] = (),
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
 ) -> Callable[[ToolFn], Tool]: ...
 
 
@@ -272,6 +305,7 @@ def tool(
     needs_approval: bool | None = None,
     summary: str | None = None,
     scopes: tuple[str, ...] | frozenset[str] = (),
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
 ) -> Tool | Callable[[ToolFn], Tool]:
     """Declare a tool. Use bare (``@tool``) or with flags (``@tool(reads=True)``).
 
@@ -283,10 +317,22 @@ def tool(
     the person approving reads, a template over the call's real arguments
     (``"Cancel order {order_id}"``), never the model's words. ``scopes``
     are what a caller must hold to trigger it (``Runtime.run(scopes=...)``);
-    none means any caller may.
+    none means any caller may. ``max_output_chars`` is how much of one
+    result the model is shown (20,000 characters by default); a longer
+    result reaches it cut, with a note saying so, and the full text is kept
+    with the session's events (up to the store's own cap).
     """
     if timeout <= 0:
         raise ToolDefinitionError(f"tool timeout must be positive, got {timeout}")
+    if (
+        not isinstance(max_output_chars, int)
+        or isinstance(max_output_chars, bool)
+        or max_output_chars <= 0
+    ):
+        raise ToolDefinitionError(
+            f"tool max_output_chars must be a positive whole number of characters, got "
+            f"{max_output_chars!r}; leave it out for the default of {DEFAULT_MAX_OUTPUT_CHARS:,}"
+        )
     risk = Risk(
         reads=reads,
         writes=writes or irreversible,
@@ -311,6 +357,7 @@ def tool(
             needs_approval=needs_approval,
             summary=summary,
             scopes=frozenset(scopes),
+            max_output_chars=max_output_chars,
         )
 
     if fn is not None:
