@@ -349,7 +349,10 @@ async def worker(db_url: str, ledger_path: str, n: int, lanes: int, unsafe: bool
     logging.getLogger("tether.runtime").addHandler(_Takeovers(ledger))
     ledger.action(None, "start")
     agent = build_agent(ledger_path, unsafe=unsafe)
-    async with Runtime(store=await tether.open_store(db_url)) as rt:
+    # One PID namespace (the killer's children): a killed worker's leases are
+    # taken over at once instead of after their TTL.
+    store = await tether.open_store(db_url)
+    async with Runtime(store=store, takeover_dead_pids=True) as rt:
         await survey(rt, ledger, n)
         print("ready", flush=True)
 

@@ -26,10 +26,20 @@ from __future__ import annotations
 import asyncio
 
 import tether
-from tether import Agent, Budget, Quota, RateLimited, RateLimits, Runtime, ToolContext
-from tether.controls.ratelimit import RateLimiter
-from tether.spec.messages import Message, Usage
-from tether.spec.model import ModelRequest, ModelResponse
+from tether import (
+    Agent,
+    Budget,
+    Message,
+    ModelRequest,
+    ModelResponse,
+    Quota,
+    RateLimited,
+    RateLimiter,
+    RateLimits,
+    Runtime,
+    ToolContext,
+    Usage,
+)
 from tether.testing import FunctionModel, call
 
 SONNET = "anthropic:claude-sonnet-4-5"

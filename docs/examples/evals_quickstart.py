@@ -23,8 +23,7 @@ from typing import Any
 
 import tether
 from tether import Agent, ToolContext
-from tether.surfaces.evals import Case, Target, load_suite, run_cases
-from tether.surfaces.evals.report import EvalReport
+from tether.surfaces.evals import Case, EvalReport, Target, load_suite, run_cases
 
 CASES = """\
 defaults:

@@ -30,9 +30,16 @@ import asyncio
 from typing import Any
 
 import tether
-from tether import Agent, Message, Runtime, ToolContext, TurnResult
-from tether.exceptions import ApprovalError, InvalidSessionState
-from tether.spec.approval import ApprovalPolicy, arguments_hash
+from tether import (
+    Agent,
+    ApprovalError,
+    ApprovalPolicy,
+    Message,
+    Runtime,
+    ToolContext,
+    TurnResult,
+    arguments_hash,
+)
 from tether.testing import FakeClock, ScriptedModel, call
 
 
@@ -131,7 +138,7 @@ async def user_mode() -> None:
         print(f"answer: {yes.output}")
         try:  # single use: once decided, that approval is spent
             await rt.decide(agent, first.session_id, pending.id, approve=True, by="ada")
-        except InvalidSessionState as exc:
+        except ApprovalError as exc:
             print(f"the same approval again: {error_line(exc, first)}")
 
         print("2. other arguments, another approval; the user says no")

@@ -30,8 +30,7 @@ import logging
 import random
 
 import tether
-from tether import Agent, BreakerPolicy, Runtime, ToolContext, TurnResult
-from tether.spec.model import ModelRequest
+from tether import Agent, BreakerPolicy, ModelRequest, Runtime, ToolContext, TurnResult
 from tether.testing import (
     FakeClock,
     Fault,

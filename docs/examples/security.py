@@ -23,9 +23,7 @@ from __future__ import annotations
 import asyncio
 
 import tether
-from tether import Agent, Runtime
-from tether.controls.sqlguard import SqlPolicy, review_sql
-from tether.spec.model import ModelRequest
+from tether import Agent, ModelRequest, Runtime, SqlPolicy, review_sql
 from tether.testing import FunctionModel, call
 
 ARTICLE = (

@@ -21,9 +21,7 @@ from functools import partial
 import pytest
 
 import tether
-from tether import Agent, Runtime, ToolContext, ToolFailed
-from tether.exceptions import ScriptExhausted
-from tether.spec.model import ModelRequest
+from tether import Agent, ModelRequest, Runtime, ScriptExhausted, ToolContext, ToolFailed
 from tether.testing import (
     EventLog,
     FakeClock,

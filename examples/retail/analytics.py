@@ -21,8 +21,7 @@ from typing import Any
 import tether.providers
 from examples.retail.agent import open_shop
 from examples.retail.guards import shop_of
-from tether import Agent, ToolContext, ToolFailed, tool
-from tether.controls.sqlguard import SqlPolicy, review_sql
+from tether import Agent, SqlPolicy, ToolContext, ToolFailed, review_sql, tool
 
 __all__ = ["ANALYTICS_POLICY", "analyst", "query_orders"]
 

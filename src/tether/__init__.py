@@ -1,23 +1,33 @@
 """Tether: a runtime that takes tool-using LLM agents from demo to production.
 
-The public API is re-exported here; submodules are private unless documented.
+The public API is re-exported here; submodules are private unless documented
+(``tether.testing``, ``tether.store`` and ``tether.surfaces.evals`` are public
+facades of their own). Names that pull in a heavy library (SQLAlchemy,
+sqlglot, ``limits``, the sandbox) load on first use.
 """
 
-from typing import Any
+from importlib import import_module as _import_module
+from typing import Any as _Any
 
 from tether.exceptions import (
+    ApprovalError,
     CircuitOpen,
     ConfigError,
+    InputRejected,
+    InvalidSessionState,
     ModelUnavailable,
     ProviderError,
     RateLimited,
     RunError,
+    ScriptExhausted,
     SessionConflict,
     SessionNotFound,
+    ShuttingDown,
     TetherError,
     ToolFailed,
 )
-from tether.runtime import Runtime, TurnResult
+from tether.runtime import Runtime, Session, SessionInfo, SessionState, TurnResult
+from tether.runtime.approvals import PendingApproval
 from tether.spec import (
     Agent,
     Budget,
@@ -26,6 +36,8 @@ from tether.spec import (
     Limits,
     Message,
     Model,
+    ModelRequest,
+    ModelResponse,
     Quota,
     RateLimits,
     Risk,
@@ -36,45 +48,81 @@ from tether.spec import (
     Usage,
     tool,
 )
+from tether.spec.approval import ApprovalPolicy, arguments_hash
+from tether.spec.events import SessionStatus
+from tether.spec.guard import GuardPolicy
 from tether.spec.policy import BreakerPolicy, RetryPolicy
 from tether.spec.pricing import Price, PriceTable
+from tether.spec.principal import Principal
 
 __version__ = "0.1.0"
 
+#: public names loaded on first use, and the module each comes from
+_LAZY = {
+    "open_store": "tether.store",
+    "RateLimiter": "tether.controls.ratelimit",
+    "SqlPolicy": "tether.controls.sqlguard",
+    "review_sql": "tether.controls.sqlguard",
+    "InjectionDetector": "tether.controls.guards",
+    "apply_policy": "tether.controls.guards",
+    "SandboxLimits": "tether.controls.sandbox",
+    "open_sandbox": "tether.controls.sandbox",
+    "run_python_tool": "tether.controls.sandbox",
+}
 
-def __getattr__(name: str) -> Any:
-    # The SQL store pulls in SQLAlchemy; load it only when it is asked for.
-    if name == "open_store":
-        from tether.store import open_store
 
-        return open_store
-    raise AttributeError(f"module 'tether' has no attribute {name!r}")
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tether' has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [
     "Agent",
+    "ApprovalError",
+    "ApprovalPolicy",
     "BreakerPolicy",
     "Budget",
     "CircuitOpen",
     "ConfigError",
     "Event",
     "EventType",
+    "GuardPolicy",
+    "InjectionDetector",
+    "InputRejected",
+    "InvalidSessionState",
     "Limits",
     "Message",
     "Model",
+    "ModelRequest",
+    "ModelResponse",
     "ModelUnavailable",
+    "PendingApproval",
     "Price",
     "PriceTable",
+    "Principal",
     "ProviderError",
     "Quota",
     "RateLimited",
+    "RateLimiter",
     "RateLimits",
     "RetryPolicy",
     "Risk",
     "RunError",
     "Runtime",
+    "SandboxLimits",
+    "ScriptExhausted",
+    "Session",
     "SessionConflict",
+    "SessionInfo",
     "SessionNotFound",
+    "SessionState",
+    "SessionStatus",
+    "ShuttingDown",
+    "SqlPolicy",
     "TetherError",
     "Tool",
     "ToolCall",
@@ -84,6 +132,11 @@ __all__ = [
     "TurnResult",
     "Usage",
     "__version__",
+    "apply_policy",
+    "arguments_hash",
+    "open_sandbox",
     "open_store",
+    "review_sql",
+    "run_python_tool",
     "tool",
 ]

@@ -20,6 +20,7 @@ The tree has three families, so callers can tell *who* has to act::
         ├── SessionNotFound        no session has that id
         ├── InvalidSessionState    the session cannot take this action now
         ├── InputRejected          a user message the runtime will not accept
+        ├── ShuttingDown           the runtime is closing and takes no new turns
         ├── RateLimited            a per-user or per-tenant limit refused the request
         ├── ModelIntegrityError    a local model file failed its hash check
         ├── ScriptExhausted        a scripted test model was called once too often
@@ -53,6 +54,7 @@ __all__ = [
     "ScriptExhausted",
     "SessionConflict",
     "SessionNotFound",
+    "ShuttingDown",
     "TetherError",
     "ToolDefinitionError",
     "ToolFailed",
@@ -191,6 +193,14 @@ class SessionNotFound(RunError):
 
 class InvalidSessionState(RunError):
     """The session's state does not allow this action (e.g. it already failed)."""
+
+
+class ShuttingDown(RunError):
+    """The runtime is shutting down (``Runtime.aclose``) and takes no new turns.
+
+    Nothing was stored for the refused operation: send it to another
+    replica, or again once this one has restarted.
+    """
 
 
 class InputRejected(RunError):

@@ -54,8 +54,10 @@ EXPECTED: dict[str, list[str]] = {
         "asked again: True",
         "reply 'yes': idle, approval.decided",
         "cancelled: ['#W1'], idempotency key: SESSION:2:cancel-1",
-        "the same approval again: InvalidSessionState: session SESSION is 'idle' and waits for "
-        "no approval",
+        "the same approval again: ApprovalError: approval SESSION.7 was already approved by "
+        "user; nothing was run",
+        "the first approval again: ApprovalError: approval SESSION.7 was already approved by "
+        "user; nothing was run",
         "asked: Please confirm: cancel order #W2 (reason: ordered twice). Reply yes or no.",
         "approval ids: SESSION.7 approved, SESSION.18 asked",
         "reply 'no': idle, approval.decided",

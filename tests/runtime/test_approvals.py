@@ -13,7 +13,7 @@ import pytest
 
 import tether
 from tether import Agent, Runtime, ToolContext
-from tether.exceptions import ApprovalError, InvalidSessionState
+from tether.exceptions import ApprovalError
 from tether.runtime import SessionStatus
 from tether.spec.approval import ApprovalPolicy, arguments_hash
 from tether.spec.events import EventType
@@ -119,8 +119,8 @@ async def test_approval_runs_the_exact_call_once(ledger: Ledger) -> None:
         first = await rt.run(agent, "cancel #W1")
         assert first.approval is not None
         done = await rt.decide(agent, first.session_id, first.approval.id, approve=True, by="ada")
-        # single use: the same approval cannot be used again
-        with pytest.raises(InvalidSessionState):
+        # single use: the same approval cannot be used again, and says so
+        with pytest.raises(ApprovalError, match="already approved by ada"):
             await rt.decide(agent, first.session_id, first.approval.id, approve=True, by="ada")
     assert done.output == "Cancelled."
     assert ledger.cancelled == ["#W1"]

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.runtime.crash_agent import build
 from tether.runtime import Runtime, SessionStatus
 from tether.spec.events import EventType
@@ -35,7 +37,8 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], log: Path, timeout: flo
         time.sleep(0.02)
 
 
-async def test_sigkill_mid_tool_then_resume(tmp_path: Path) -> None:
+@pytest.mark.parametrize("takeover", ["dead_pid", "lease_expiry"])
+async def test_sigkill_mid_tool_then_resume(tmp_path: Path, takeover: str) -> None:
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'sessions.sqlite'}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
     log = tmp_path / "child.log"
@@ -53,7 +56,14 @@ async def test_sigkill_mid_tool_then_resume(tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
 
     store = await open_store(db_url)
-    async with Runtime(store=store) as rt:
+    # Either this host's PID namespace is known to be the only one (the opt-in
+    # dead-pid takeover), or the killed holder stopped renewing and its lease
+    # ran out (the default: a clock past the lease's expiry).
+    if takeover == "dead_pid":
+        rt_ = Runtime(store=store, takeover_dead_pids=True)
+    else:
+        rt_ = Runtime(store=store, clock=lambda: time.time() + 16.0)
+    async with rt_ as rt:
         (row,) = await store.list_sessions()
         assert row.status == SessionStatus.RUNNING  # killed mid-turn
         before = await store.events(row.id)

@@ -123,7 +123,8 @@ class SqlVerdict:
     tables: list[str] = field(default_factory=list)
     statements: int = 0
 
-    def _raise(self, verdict: Verdict, reason: str) -> None:
+    def escalate(self, verdict: Verdict, reason: str) -> None:
+        """Record ``reason``; raise the verdict to ``verdict`` if that is worse."""
         if _RANK[verdict] > _RANK[self.verdict]:
             self.verdict = verdict
         if reason not in self.reasons:
@@ -167,48 +168,48 @@ def _is_contradiction(condition: exp.Expr) -> bool:
 
 def _review(stmt: exp.Expr, policy: SqlPolicy, v: SqlVerdict) -> None:
     if isinstance(stmt, exp.Command):
-        v._raise("block", f"cannot review this statement ({str(stmt.this).upper()}): refused")
+        v.escalate("block", f"cannot review this statement ({str(stmt.this).upper()}): refused")
         return
     if not isinstance(stmt, _STATEMENTS):
         # sqlglot reads "SELEC * FORM t" as the expression "SELEC * FORM AS t":
         # anything that is not a statement is a typo or a trick, refused.
-        v._raise("block", f"not a SQL statement ({stmt.sql()[:60]}): refused")
+        v.escalate("block", f"not a SQL statement ({stmt.sql()[:60]}): refused")
         return
     for node in stmt.walk():
         for kind, word in _DESTRUCTIVE:
             if isinstance(node, kind):
-                v._raise(policy.destructive, f"{word} is destructive")
+                v.escalate(policy.destructive, f"{word} is destructive")
         if isinstance(node, (exp.Delete, exp.Update)):
             word = "DELETE" if isinstance(node, exp.Delete) else "UPDATE"
             where = node.args.get("where")
             if where is None:
-                v._raise(policy.destructive, f"{word} without WHERE changes every row")
+                v.escalate(policy.destructive, f"{word} without WHERE changes every row")
             elif _is_tautology(where.this):
-                v._raise(
+                v.escalate(
                     policy.destructive,
                     f"{word} with an always-true WHERE ({where.this.sql()}) changes every row",
                 )
             elif policy.read_only:
-                v._raise("block", f"{word} writes, and this connection is read-only")
+                v.escalate("block", f"{word} writes, and this connection is read-only")
             else:
-                v._raise("approve", f"{word} changes rows")
+                v.escalate("approve", f"{word} changes rows")
         for kind, word in _WRITES:
             if isinstance(node, kind):
                 if policy.read_only:
-                    v._raise("block", f"{word} is not a read, and this connection is read-only")
+                    v.escalate("block", f"{word} is not a read, and this connection is read-only")
                 else:
-                    v._raise("approve", f"{word} changes the database")
+                    v.escalate("approve", f"{word} changes the database")
         if isinstance(node, exp.Func):
             name = (node.sql_name() if not isinstance(node, exp.Anonymous) else node.name).lower()
             if name in _DANGEROUS_FUNCTIONS:
-                v._raise("block", f"the function {name}() reaches outside the database")
+                v.escalate("block", f"the function {name}() reaches outside the database")
     ctes = {c.alias_or_name.lower() for c in stmt.find_all(exp.CTE)}
     names = sorted({t.name.lower() for t in stmt.find_all(exp.Table)} - ctes - {""})
     for name in names:
         if name not in v.tables:
             v.tables.append(name)
         if policy.allowed_tables is not None and name not in policy.allowed_tables:
-            v._raise("block", f"table {name} is not in the allowed tables")
+            v.escalate("block", f"table {name} is not in the allowed tables")
 
 
 def review_sql(sql: str, policy: SqlPolicy | None = None) -> SqlVerdict:
@@ -216,20 +217,20 @@ def review_sql(sql: str, policy: SqlPolicy | None = None) -> SqlVerdict:
     policy = policy or SqlPolicy()
     v = SqlVerdict()
     if not sql or not sql.strip():
-        v._raise("block", "empty SQL")
+        v.escalate("block", "empty SQL")
         return v
     try:
         statements = [s for s in sqlglot.parse(sql, read=policy.dialect) if s is not None]
     except (ParseError, SqlglotError) as exc:
         first = str(exc).splitlines()[0][:200]
-        v._raise("block", f"cannot be parsed, so it is refused: {first}")
+        v.escalate("block", f"cannot be parsed, so it is refused: {first}")
         return v
     v.statements = len(statements)
     if not statements:
-        v._raise("block", "no statement found")
+        v.escalate("block", "no statement found")
         return v
     if len(statements) > policy.max_statements:
-        v._raise(
+        v.escalate(
             "block",
             f"{len(statements)} statements in one query (at most {policy.max_statements})",
         )

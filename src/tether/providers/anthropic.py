@@ -96,6 +96,11 @@ class AnthropicModel:
     def __repr__(self) -> str:
         return f"AnthropicModel({self._model!r})"
 
+    def check(self) -> None:
+        """Raise :class:`~tether.exceptions.ConfigError` now if the model cannot be used
+        (no API key): the runtime calls this before it stores anything of a session."""
+        self._get_client()
+
     def _get_client(self) -> anthropic.AsyncAnthropic:
         if self._client is None:
             key = self._api_key or os.environ.get(KEY_ENV)

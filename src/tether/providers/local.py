@@ -125,6 +125,35 @@ class LocalModel:
         self._server = None
         await asyncio.to_thread(holder.clear)  # the destructor joins a thread: not on the loop
 
+    def check(self) -> None:
+        """Raise :class:`~tether.exceptions.ConfigError` now if the model cannot load: the
+        llama.cpp bindings or the model file (or the embedded model's packages) are missing.
+        Cheap (nothing is read or hashed); the runtime calls it before it stores anything."""
+        import importlib.util
+
+        if importlib.util.find_spec("xllamacpp") is None:
+            raise ConfigError(
+                "the local model needs llama.cpp bindings: pip install 'tether[local]'"
+            )
+        if self._path is None:
+            cache = self._cache_dir
+            directory = Path(cache).expanduser() if cache is not None else None
+            cached = (directory or gguf.default_cache_dir()) / gguf.MODEL_FILENAME
+            if not cached.is_file():
+                gguf.find_chunks()  # the packages the model is joined from, or the fix
+            return
+        path = Path(self._path).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"local model file {str(path)!r} does not exist; give the path of a .gguf "
+                "file (spec local:PATH.gguf), or use spec 'local' for the embedded model"
+            )
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"local model file {str(path)!r} cannot be read: {exc}") from None
+
     async def prepare(self) -> None:
         """Join, verify and load the model now (the runtime calls this before the
         first call, outside the per-call timeout; ``load_timeout`` bounds it)."""

@@ -91,6 +91,11 @@ class OpenAIModel:
     def __repr__(self) -> str:
         return f"OpenAIModel({self._model!r})"
 
+    def check(self) -> None:
+        """Raise :class:`~tether.exceptions.ConfigError` now if the model cannot be used
+        (no API key): the runtime calls this before it stores anything of a session."""
+        self._get_client()
+
     def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
             base_url = self._base_url or os.environ.get(BASE_URL_ENV) or None

@@ -4,6 +4,7 @@ from tether.runtime.context import PREAMBLE
 from tether.runtime.memory import InMemoryStore
 from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
 from tether.runtime.runtime import EventSink, Runtime, TurnResult
+from tether.runtime.session import Session, SessionInfo
 from tether.runtime.state import SessionState
 
 __all__ = [
@@ -11,6 +12,8 @@ __all__ = [
     "EventSink",
     "InMemoryStore",
     "Runtime",
+    "Session",
+    "SessionInfo",
     "SessionRecord",
     "SessionState",
     "SessionStatus",

@@ -1,9 +1,16 @@
 """Running one tool call: validate, run under a timeout, never raise.
 
 Whatever happens (unknown tool, invalid arguments, a refusal, a crash, a
-timeout) the model receives a :class:`ToolResult`; failures carry
+timeout, a result or session var that cannot be stored, no free worker
+thread) the model receives a :class:`ToolResult`; failures carry
 ``is_error=True`` and say what could not be done, so the model can tell
 the user instead of inventing an answer.
+
+What the model is shown is bounded: a result longer than the tool's
+``max_output_chars`` is cut, with a note, and the full text is kept in the
+:class:`ToolRun` for the store (itself cut at :data:`STORE_CAP_CHARS`);
+error messages, which quote exception text, are cut at
+:data:`ERROR_CAP_CHARS`.
 """
 
 from __future__ import annotations
@@ -21,12 +28,16 @@ import pydantic
 from tether.controls.breaker import ADMITTED, Breakers
 from tether.controls.retry import RetryInfo, Sleep, retry_after
 from tether.exceptions import CircuitOpen, Retry, ToolFailed
+from tether.runtime.executor import ToolExecutor, ToolWorkersBusy
 from tether.spec.events import EventType
+from tether.spec.jsonsafe import SessionVars, Unstorable, check_var, to_jsonable
 from tether.spec.messages import ToolCall, ToolResult
 from tether.spec.policy import BreakerPolicy, RetryPolicy
 from tether.spec.tools import Tool, ToolContext
 
 __all__ = [
+    "ERROR_CAP_CHARS",
+    "STORE_CAP_CHARS",
     "ToolEnv",
     "ToolRun",
     "execute_tool",
@@ -37,12 +48,59 @@ __all__ = [
 
 log = logging.getLogger("tether.tools")
 
+#: the most of one tool result kept for the store (the model sees ``max_output_chars``)
+STORE_CAP_CHARS = 1_000_000
+#: the most of one error result (they quote exceptions, which may be huge)
+ERROR_CAP_CHARS = 2_000
+
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+).encode
+
 
 def render_output(value: Any) -> str:
-    """A tool's return value as text for the model (JSON unless it is text)."""
+    """A tool's return value as text for the model: itself if text, else JSON.
+
+    Values JSON lacks follow :func:`tether.spec.jsonsafe.to_jsonable` (a
+    ``datetime`` as ISO text, a dataclass as an object...); raises
+    :class:`~tether.spec.jsonsafe.Unstorable`, naming the path to the bad
+    value, for what cannot be stored.
+    """
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+    return _dumps(to_jsonable(value))  # to_jsonable refused cycles and NaN already
+
+
+def _cut(text: str, cap: int, name: str, kept: str) -> str:
+    if len(text) <= cap:
+        return text
+    return (
+        f"{text[:cap]}\n[output cut: {name} returned {len(text):,} characters; "
+        f"the first {cap:,} are {kept}]"
+    )
+
+
+def _error(call: ToolCall, content: str) -> ToolResult:
+    """An error result, cut in the middle when longer than ``ERROR_CAP_CHARS``.
+
+    The head says what failed, the tail what to do; what is cut is the
+    quoted exception text in between.
+    """
+    if len(content) > ERROR_CAP_CHARS:
+        tail = ERROR_CAP_CHARS // 5
+        head = ERROR_CAP_CHARS - tail - 50  # room for the marker
+        cut = len(content) - head - tail
+        content = f"{content[:head]} [... {cut:,} characters cut ...] {content[-tail:]}"
+    return ToolResult(call.id, call.name, content, is_error=True)
+
+
+def _may_have_acted(tool: Tool) -> str:
+    if tool.idempotent:
+        return ""
+    return (
+        " It is not idempotent, so it may have acted: tell the user the action may or may "
+        "not have happened."
+    )
 
 
 def _validation_message(call: ToolCall, exc: pydantic.ValidationError) -> str:
@@ -55,13 +113,11 @@ def _validation_message(call: ToolCall, exc: pydantic.ValidationError) -> str:
 
 def outcome_unknown(call: ToolCall) -> ToolResult:
     """The result for a non-idempotent call that started but never reported back."""
-    return ToolResult(
-        call.id,
-        call.name,
+    return _error(
+        call,
         f"error: outcome unknown. {call.name} was started but the process stopped before it "
         "reported a result, and it is not safe to run it again. Tell the user the action may "
         "or may not have happened and that it must be checked before trying again.",
-        is_error=True,
     )
 
 
@@ -77,6 +133,8 @@ class ToolEnv:
     rng: random.Random
     #: queue a stored event (``type``, ``data``) on the turn
     emit: Callable[[str, dict[str, Any]], Any]
+    #: the runtime's threads for plain-function tools (``None``: the loop's default pool)
+    executor: ToolExecutor | None = None
 
 
 _NO_RETRY = RetryPolicy(max_retries=0)
@@ -88,8 +146,9 @@ class ToolRun:
 
     ``result`` is what the model sees (its content cut to the tool's
     ``max_output_chars`` when longer); ``vars`` the session vars the call
-    changed; ``original`` the full text when it was cut (itself kept up to
-    the store cap) and ``original_chars`` its length (0 when not cut).
+    changed (already storable); ``original`` the full text when it was cut
+    (itself kept up to :data:`STORE_CAP_CHARS`, with a note when cut again)
+    and ``original_chars`` its length (0 when not cut).
     """
 
     result: ToolResult
@@ -114,21 +173,24 @@ async def execute_tool(
     With ``env``, the call goes through the tool's breaker
     (``tool:<agent>:<name>``) and, if the tool is idempotent, is retried on
     transient failures (its ``Retry`` signal, a timeout, a lost connection).
-    A tool that is not idempotent is never retried: it may have acted.
+    A tool that is not idempotent is never retried: it may have acted. A
+    plain function runs on ``env.executor`` when there is one.
+
+    The tool sees ``vars`` as a :class:`~tether.spec.jsonsafe.SessionVars`,
+    which refuses a value that cannot be stored when it is set; the changed
+    vars are checked again when it returns. A refused var, or a result that
+    cannot be stored, becomes an error result (and the call's var changes
+    are dropped for the former). This function does not raise.
     """
     tool = tools.get(call.name)
     if tool is None:
         names = ", ".join(sorted(tools)) or "none"
         return ToolRun(
-            ToolResult(
-                call.id,
-                call.name,
-                f"error: there is no tool named {call.name!r}. Available tools: {names}.",
-                is_error=True,
-            )
+            _error(call, f"error: there is no tool named {call.name!r}. Available tools: {names}.")
         )
     key = f"tool:{env.agent}:{tool.name}" if env is not None else ""
-    changed_vars: list[dict[str, Any]] = [dict(vars)]
+    executor = env.executor if env is not None else None
+    changed_vars: list[dict[str, Any]] = [vars]
 
     async def attempt() -> Any:
         admission = ADMITTED
@@ -139,7 +201,7 @@ async def execute_tool(
             )
             if not admission.allowed:
                 raise CircuitOpen(f"{tool.name} is paused", key=key, retry_at=admission.retry_at)
-        ctx_vars = dict(vars)  # a failed attempt's changes are dropped
+        ctx_vars = SessionVars(vars)  # a failed attempt's changes are dropped
         changed_vars[0] = ctx_vars
         ctx = ToolContext(
             session_id=session_id,
@@ -152,9 +214,9 @@ async def execute_tool(
         )
         try:
             async with asyncio.timeout(tool.timeout):
-                value = await tool(ctx, call.arguments)
-        except pydantic.ValidationError:
-            raise  # the model's mistake: says nothing about the tool's health
+                value = await tool(ctx, call.arguments, executor=executor)
+        except (pydantic.ValidationError, ToolWorkersBusy):
+            raise  # the model's mistake, or not run: says nothing about the tool's health
         except ToolFailed:
             await _record(env, key, ok=True, trial=admission.trial)  # it answered: a refusal
             raise
@@ -200,7 +262,14 @@ async def execute_tool(
                 on_retry=on_retry,
             )
     except pydantic.ValidationError as exc:
-        return ToolRun(ToolResult(call.id, call.name, _validation_message(call, exc), True))
+        return ToolRun(_error(call, _validation_message(call, exc)))
+    except ToolWorkersBusy as exc:
+        log.error("tool %s not run (session %s): %s", call.name, session_id, exc)
+        content = (
+            f"error: {call.name}: the runtime's tool workers are all busy with calls that timed "
+            "out; not run. Its result is not available; tell the user, or try again later."
+        )
+        return ToolRun(_error(call, content))
     except CircuitOpen as exc:
         wait = ""
         if exc.retry_at is not None and env is not None:
@@ -209,33 +278,98 @@ async def execute_tool(
             f"error: {call.name} is unavailable right now: it failed repeatedly, so the runtime "
             f"stopped calling it{wait}. It was not run. Tell the user what you could not do."
         )
-        return ToolRun(ToolResult(call.id, call.name, content, True))
+        return ToolRun(_error(call, content))
     except Retry as exc:
         content = (
             f"error: {call.name} is temporarily unavailable ({exc}). "
             "Its result is not available; tell the user, or try again later."
         )
-        return ToolRun(ToolResult(call.id, call.name, content, True))
+        return ToolRun(_error(call, content))
     except ToolFailed as exc:
         content = f"error: {call.name} could not be done: {exc}"
-        return ToolRun(
-            ToolResult(call.id, call.name, content, True), _changed(vars, changed_vars[0])
-        )
+        try:
+            kept = _changed(vars, changed_vars[0])
+        except Unstorable as bad:
+            return ToolRun(_var_error(call, tool, bad, session_id))
+        return ToolRun(_error(call, content), kept)
     except TimeoutError:
         log.warning("tool %s timed out after %ss (session %s)", call.name, tool.timeout, session_id)
+        if executor is not None and not tool.is_async and executor.abandoned:
+            log.warning(
+                "tool %s: its function is still running in its thread; %d of %d tool threads "
+                "are held by calls that timed out",
+                call.name,
+                executor.abandoned,
+                executor.max_workers,
+            )
         effect = "" if tool.idempotent else " It may or may not have taken effect."
         content = f"error: {call.name} did not finish within {tool.timeout:g} s.{effect}"
-        return ToolRun(ToolResult(call.id, call.name, content, True))
+        return ToolRun(_error(call, content))
     except Exception as exc:
+        if isinstance(exc, Unstorable) and exc.key is not None:  # raised by ctx.vars[key] = ...
+            return ToolRun(_var_error(call, tool, exc, session_id))
         log.exception("tool %s raised (session %s)", call.name, session_id)
         content = (
             f"error: {call.name} failed unexpectedly ({type(exc).__name__}: {exc}). "
             "Its result is not available."
         )
-        return ToolRun(ToolResult(call.id, call.name, content, True))
+        return ToolRun(_error(call, content))
+    return _finished(call, tool, value, vars, changed_vars[0], session_id)
+
+
+def _finished(
+    call: ToolCall,
+    tool: Tool,
+    value: Any,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    session_id: str,
+) -> ToolRun:
+    """The run of a call that returned: its vars checked, its value rendered and cut."""
+    try:
+        new_vars = _changed(before, after)
+    except Unstorable as exc:
+        return ToolRun(_var_error(call, tool, exc, session_id))
+    try:
+        text = render_output(value)
+    except Exception as exc:  # Unstorable, or a broken __repr__ or model_dump inside it
+        log.error(
+            "tool %s returned a value that cannot be stored (session %s): %s",
+            call.name,
+            session_id,
+            exc,
+        )
+        content = (
+            f"error: {call.name} returned a value that cannot be stored ({exc}); it ran, but "
+            f"its result is not available.{_may_have_acted(tool)}"
+        )
+        return ToolRun(_error(call, content), new_vars)
+    n = len(text)
+    if n <= tool.max_output_chars:
+        return ToolRun(ToolResult(call.id, call.name, text), new_vars)
     return ToolRun(
-        ToolResult(call.id, call.name, render_output(value)), _changed(vars, changed_vars[0])
+        ToolResult(call.id, call.name, _cut(text, tool.max_output_chars, call.name, "shown")),
+        new_vars,
+        original=_cut(text, STORE_CAP_CHARS, call.name, "stored"),
+        original_chars=n,
     )
+
+
+def _var_error(call: ToolCall, tool: Tool, exc: Unstorable, session_id: str) -> ToolResult:
+    """The result for a call that set a session var to something that cannot be stored."""
+    log.error(
+        "tool %s set session var %r to a value that cannot be stored (session %s): %s",
+        call.name,
+        exc.key,
+        session_id,
+        exc,
+    )
+    content = (
+        f"error: {call.name} set session var {exc.key!r} to a value that cannot be stored: "
+        f"{exc}. Its result is not available, and the session vars it set were not kept."
+        f"{_may_have_acted(tool)}"
+    )
+    return _error(call, content)
 
 
 async def _record(env: ToolEnv | None, key: str, *, ok: bool, trial: bool) -> None:
@@ -266,9 +400,14 @@ async def record_outcome(
 
 
 def _changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any] | None:
-    if after == before:
+    """The vars ``after`` sets differently from ``before``, checked (raises ``Unstorable``).
+
+    Each was checked when it was set; checking again catches a value changed
+    in place since (a stored list appended to).
+    """
+    if after is before or after == before:
         return None
-    return {k: v for k, v in after.items() if before.get(k, _MISSING) != v}
+    return {k: check_var(k, v) for k, v in after.items() if before.get(k, _MISSING) != v}
 
 
 _MISSING = object()

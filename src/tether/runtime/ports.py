@@ -19,26 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tether.spec.events import Event
+from tether.spec.events import Event, SessionStatus
 from tether.spec.messages import Usage
 
 __all__ = ["SessionRecord", "SessionStatus", "SessionStore"]
-
-
-class SessionStatus:
-    """Session states. ``idle`` waits for the next user message."""
-
-    RUNNING = "running"
-    IDLE = "idle"
-    AWAITING_APPROVAL = "awaiting_approval"
-    AWAITING_USER = "awaiting_user"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    BUDGET_EXHAUSTED = "budget_exhausted"
-
-    ALL = frozenset(
-        {RUNNING, IDLE, AWAITING_APPROVAL, AWAITING_USER, COMPLETED, FAILED, BUDGET_EXHAUSTED}
-    )
 
 
 @dataclass(slots=True)
@@ -120,6 +104,25 @@ class SessionStore(Protocol):
 
     async def release(self, session_id: str, *, owner: str) -> None:
         """Give the lease back (no-op if ``owner`` does not hold it)."""
+        ...
+
+    async def renew(self, session_id: str, *, owner: str, now: float, lease_ttl: float) -> float:
+        """Extend ``owner``'s lease to ``now + lease_ttl``; return that new expiry.
+
+        A heartbeat for a turn that runs longer than ``lease_ttl`` between
+        commits (a slow model call or tool). It is one compare-and-set on
+        ``lease_owner = owner`` that writes the lease expiry and nothing else:
+        not the status, not events, not ``updated_at``. The expiry is set, not
+        maximised: it becomes ``now + lease_ttl`` even if that is earlier.
+
+        The check is on the owner, not the clock: an owner whose lease has
+        already expired but that nobody has taken over may still renew (the
+        row still names it, so nobody else can have written). Once the lease
+        was released, or another owner acquired it (after it expired, or with
+        ``replace``), renew raises ``SessionConflict`` (with ``holder`` and
+        ``expires``) and changes nothing; the caller must stop advancing the
+        session. Raises ``SessionNotFound`` for an unknown id.
+        """
         ...
 
     async def get(self, session_id: str) -> SessionRecord:

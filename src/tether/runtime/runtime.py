@@ -10,18 +10,22 @@ process can resume from its last committed step.
 Usage::
 
     async with Runtime(store=await open_store()) as rt:
-        result = await rt.run(agent, "Where is my order #W123?")
+        session = rt.session(agent, principal=Principal(user="u1", scopes={"orders"}))
+        result = await session.send("Where is my order #W123?")
         print(result.output)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from tether.controls.breaker import Breakers
@@ -32,25 +36,30 @@ from tether.exceptions import (
     InvalidSessionState,
     RateLimited,
     SessionConflict,
+    ShuttingDown,
 )
 from tether.providers.registry import model_from_spec
-from tether.runtime import lease, turn_approvals
-from tether.runtime.approvals import (
-    CLARIFY,
-    CLARIFY_SPEC,
-    PendingApproval,
-)
+from tether.runtime import lease
+from tether.runtime.approvals import CLARIFY, CLARIFY_SPEC, PendingApproval
+from tether.runtime.caller import AgentServices, ModelCaller
+from tether.runtime.calls import CallEnv
 from tether.runtime.context import system_prompt
+from tether.runtime.execute import ToolEnv
+from tether.runtime.executor import ToolExecutor
 from tether.runtime.ids import new_session_id
+from tether.runtime.journal import EventSink, Journal, LeaseConfig
 from tether.runtime.leak import canary_for, canary_line
 from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
+from tether.runtime.result import TurnResult
+from tether.runtime.session import Session, SessionInfo
 from tether.runtime.state import SessionState
-from tether.runtime.turn import AgentServices, EventSink, Turn, TurnResult
+from tether.runtime.turn import Turn, TurnKit
 from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType
 from tether.spec.guard import GuardPolicy
 from tether.spec.model import Model, ToolSpec
 from tether.spec.pricing import Price, PriceTable, load_prices
+from tether.spec.principal import Principal
 
 if TYPE_CHECKING:  # the limits library loads only when a limiter is used
     from tether.controls.guards import Detector
@@ -69,6 +78,7 @@ _ACCEPTS_MESSAGE = frozenset(
         SessionStatus.FAILED,
     }
 )
+Need = Literal["message", "decision", "resume"]
 
 
 class Runtime:
@@ -77,27 +87,36 @@ class Runtime:
     - ``store``: a :class:`~tether.runtime.ports.SessionStore`; ``None``
       uses an in-memory store (nothing survives the process).
     - ``clock``: returns Unix time; injected so tests control time.
-    - ``lease_ttl``: seconds a session's lease lasts without a commit.
+    - ``lease_ttl``: seconds a session's lease lasts without renewal. A turn
+      renews its lease every third of that while it works, so another
+      process takes a session over only after its holder stopped renewing
+      (crashed, killed, partitioned): a short TTL frees a dead replica's
+      sessions within seconds.
+    - ``takeover_dead_pids``: also take over a lease at once when its holder
+      is a process *of this PID namespace and host name* that has exited.
+      Off by default: containers with host networking share a host name but
+      not PIDs, so a live holder there would be judged dead. Turn it on only
+      when every process that may hold a lease runs in one PID namespace.
     - ``models``: extra :class:`Model` objects by spec string, used instead
       of building a provider from the string (tests, custom providers).
     - ``close_store``: whether :meth:`aclose` also closes the store and the
       breakers' backend (pass ``False`` when several runtimes share them).
-    - ``breakers``: the circuit breakers (:class:`~tether.controls.breaker.Breakers`);
-      default: in this process. Pass one built on
-      :mod:`tether.store.redis_breakers` to share them between replicas
-      (``tether.store.open_breakers()`` does when ``TETHER_REDIS_URL`` is set).
+    - ``breakers``: the circuit breakers; default: in this process. Pass one
+      built on :mod:`tether.store.redis_breakers` to share them between
+      replicas (``tether.store.open_breakers()`` does when
+      ``TETHER_REDIS_URL`` is set).
     - ``sleep``, ``rng``: how the runtime waits between retries and draws
       their jitter; injected so tests run retries on a fake clock.
     - ``prices``: the :class:`~tether.spec.pricing.PriceTable` that prices
-      every model call (recorded as the event's ``cost``); default: the
-      built-in table, or the file ``TETHER_PRICES`` names.
+      every model call; default: the built-in table, or ``TETHER_PRICES``.
     - ``limiter``: a :class:`~tether.controls.ratelimit.RateLimiter` enforcing
-      per-user and per-tenant sessions per hour, tokens per day and
-      concurrent sessions (``tether.store.open_rate_limiter`` shares one
-      through Redis); ``None``: no such limits. A refused request raises
+      per-user and per-tenant limits; a refused request raises
       :class:`~tether.exceptions.RateLimited` before anything is stored.
-    - ``detector``: the prompt-injection detector agents' ``guard`` policies
-      use (default: :class:`~tether.controls.guards.InjectionDetector`).
+    - ``detector``: the prompt-injection detector agents' ``guard`` policies use.
+    - ``tool_workers``: threads for plain-function tools (the runtime's own
+      pool: a hung tool cannot starve the event loop's default executor).
+    - ``max_session_deps``: per-session dependencies kept at once; the least
+      recently used are closed beyond that.
     """
 
     def __init__(
@@ -105,7 +124,8 @@ class Runtime:
         store: SessionStore | None = None,
         *,
         clock: Callable[[], float] = time.time,
-        lease_ttl: float = 300.0,
+        lease_ttl: float = 15.0,
+        takeover_dead_pids: bool = False,
         models: dict[str, Model] | None = None,
         close_store: bool = True,
         breakers: Breakers | None = None,
@@ -114,14 +134,19 @@ class Runtime:
         prices: PriceTable | None = None,
         limiter: RateLimiter | None = None,
         detector: Detector | None = None,
+        tool_workers: int = 32,
+        max_session_deps: int = 1024,
     ) -> None:
+        if lease_ttl <= 0:
+            raise ConfigError(f"lease_ttl must be positive, got {lease_ttl}")
         if store is None:
             from tether.runtime.memory import InMemoryStore
 
             store = InMemoryStore()
         self.store = store
         self.clock = clock
-        self.lease_ttl = lease_ttl
+        self.lease = LeaseConfig(lease_ttl, clock)
+        self.takeover_dead_pids = takeover_dead_pids
         self.owner = lease.owner_id()
         self._close_store = close_store
         self.breakers = breakers if breakers is not None else Breakers(clock=clock)
@@ -131,19 +156,29 @@ class Runtime:
         self._price_cache: dict[str, Price | None] = {}
         self.limiter = limiter
         self._detector = detector
+        self.executor = ToolExecutor(max_workers=tool_workers)
         #: the key of the boundary markers around untrusted content (see runtime.taint)
         self.spotlight_secret = secrets.token_bytes(16)
         self._models: dict[str, Model] = dict(models or {})
         self._prepared: set[int] = set()
+        self._checked: set[int] = set()
         # Keyed by id() of the Agent / deps factory, with the object itself
         # kept in the entry: while an entry exists its object is alive, so its
-        # id cannot be reused by a new object (which would get stale services,
-        # or another agent's deps). One entry per distinct object: build agents
-        # once, not per request.
+        # id cannot be reused by a new object.
         self._services: dict[int, tuple[Agent, AgentServices]] = {}
-        self._deps: dict[int, tuple[Callable[[], Any], Any]] = {}
-        #: sessions with a turn in progress in this runtime (they share its lease owner)
-        self._active: set[str] = set()
+        self._deps: dict[int, tuple[Callable[..., Any], Any]] = {}
+        self._session_deps: OrderedDict[tuple[int, str], tuple[Callable[..., Any], Any]] = (
+            OrderedDict()
+        )
+        self._max_session_deps = max_session_deps
+        self._per_session: dict[int, bool] = {}
+        #: sessions with a turn in progress in this runtime, and the tasks running them
+        self._active: dict[str, asyncio.Task[Any] | None] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self._closed = False
+        self._turns = 0
 
     async def __aenter__(self) -> Runtime:
         return self
@@ -151,26 +186,78 @@ class Runtime:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def aclose(self) -> None:
-        """Close deps the agents built, the models, and (if owned) the store."""
-        for _factory, deps in self._deps.values():
-            closer = getattr(deps, "aclose", None) or getattr(deps, "close", None)
-            if closer is not None:
-                res = closer()
-                if asyncio.iscoroutine(res):
-                    await res
+    @property
+    def closing(self) -> bool:
+        """Whether :meth:`aclose` has begun (new turns are refused)."""
+        return self._closing
+
+    async def aclose(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 - reason: a bound on the whole shutdown, not one await
+        """Shut down in order, within about ``timeout`` seconds.
+
+        1. Refuse new turns (:class:`~tether.exceptions.ShuttingDown`).
+        2. Let turns in flight reach their next step boundary: each commits
+           and stops there, its session left ``running`` (``resume`` continues
+           it), or finishes if it was on its last step.
+        3. After ``timeout``, cancel what is left (a turn cancelled inside a
+           tool is resumable too: an unsafe call in flight is reported as
+           "outcome unknown", never run twice).
+        4. Close deps, models, the tool workers, then (if owned) the store.
+        """
+        if self._closed:
+            return
+        self._closing = True
+        if self._active:
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout)
+            except TimeoutError:
+                tasks = [t for t in self._active.values() if t is not None and not t.done()]
+                log.warning("shutdown: cancelling %d turn(s) still running", len(tasks))
+                for t in tasks:
+                    t.cancel()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), max(1.0, timeout / 10))
+        self._closed = True
+        made = {id(d): d for _f, d in [*self._session_deps.values(), *self._deps.values()]}
+        for deps in made.values():  # each object once, however many sessions shared it
+            await _close_quietly(deps)
+        self._session_deps.clear()
         self._deps.clear()
         for model in self._models.values():
             aclose = getattr(model, "aclose", None)
             if aclose is not None:
                 await aclose()
+        self.executor.close()
         if self._close_store:
             await self.breakers.aclose()
             if self.limiter is not None:
                 await self.limiter.aclose()
             await self.store.aclose()
 
-    # --- public API -------------------------------------------------------
+    # --- the Session API ----------------------------------------------------
+
+    def session(
+        self,
+        agent: Agent,
+        session_id: str | None = None,
+        *,
+        principal: Principal | None = None,
+        new: bool = False,
+    ) -> Session:
+        """A handle on one conversation with ``agent``.
+
+        ``session_id=None``: a new session with a generated id (``handle.id``,
+        known before the first message). A ``session_id`` names an existing
+        session, or with ``new=True`` the id a new one gets. ``principal`` is
+        who acts: stored with a new session; for an existing one it may only
+        narrow what is stored (same user and tenant, fewer roles and scopes).
+        """
+        if session_id is not None and (not session_id.strip() or len(session_id) > 255):
+            raise ConfigError("a session id must be 1 to 255 characters, not blank")
+        if session_id is None:
+            return Session(self, agent, new_session_id(), principal, created=False)
+        return Session(self, agent, session_id, principal, created=not new)
+
+    # --- conveniences over the Session API -------------------------------
 
     async def run(
         self,
@@ -186,141 +273,21 @@ class Runtime:
         scopes: Iterable[str] | None = None,
         context: dict[str, Any] | None = None,
     ) -> TurnResult:
-        """Send ``message`` to a session (a new one unless ``session_id``) and run the turn.
+        """``rt.session(agent, ...).send(message, ...)`` in one call.
 
-        ``metadata`` (JSON-serialisable) is recorded when a new session is
-        created, e.g. the agent reference the CLI loaded, so ``tether resume``
-        can find the agent again. ``new_session_id`` names the new session
-        instead of a generated id: a caller that dies before ``run`` returns
-        (the first turn may stop for an approval) can still find its session.
-        An id that exists raises ``SessionConflict``; nothing is run then.
-        ``user_id`` and ``tenant_id`` are recorded on a new session and
-        checked against the runtime's per-user and per-tenant rate limits.
-        ``scopes`` are what the caller holds: tools that require a scope the
-        caller lacks (``@tool(scopes=...)``) are not offered to the model and
-        not run (``None``: a trusted caller, every tool). ``context``
-        (JSON-serialisable) is data about the session from your application
-        (the customer's plan, their locale): it is recorded, merged into
-        earlier context, and shown to the model in a delimited data block;
-        the system prompt never changes with it.
+        ``session_id`` continues a session; ``new_session_id`` names a new
+        one (an id that exists raises ``SessionConflict``; nothing is run).
+        ``user_id``, ``tenant_id`` and ``scopes`` make the principal.
         """
-        text = self._check_input(agent, message)
-        if new_session_id is not None:
-            if session_id is not None:
-                raise ConfigError("pass session_id (to continue) or new_session_id, not both")
-            if not new_session_id.strip() or len(new_session_id) > 255:
-                raise ConfigError("new_session_id must be 1 to 255 characters, not blank")
-        events: list[Event] = []
-        sink = _tee(events, on_event)
-        turn = await self._open(
-            agent,
-            session_id,
-            user_id,
-            sink,
-            new_message=True,
-            metadata=metadata,
-            new_id=new_session_id,
-            tenant_id=tenant_id,
+        if new_session_id is not None and session_id is not None:
+            raise ConfigError("pass session_id (to continue) or new_session_id, not both")
+        principal = _principal(user_id, tenant_id, scopes)
+        handle = (
+            self.session(agent, new_session_id, principal=principal, new=True)
+            if new_session_id is not None or session_id is None
+            else self.session(agent, session_id, principal=principal)
         )
-        turn.restrict(scopes)
-        try:
-            if self.limiter is not None:
-                await self._limit(turn, new_session=session_id is None, new_message=True)
-            if context:
-                turn.emit(EventType.CONTEXT_SET, {"values": dict(context)})
-            if agent.guard is not None:
-                text = self._guard_input(turn, text, agent)
-            if turn.state.status == SessionStatus.AWAITING_APPROVAL:
-                return await turn_approvals.reply_to_approval(turn, text, events)
-            asked = turn.open_clarify()
-            if asked is not None:
-                return await turn.answer_clarify(asked, text, events)
-            await turn.add_user_message(text)
-            return await turn.run_steps(events)
-        finally:
-            await turn.close()
-
-    async def decide(
-        self,
-        agent: Agent,
-        session_id: str,
-        approval_id: str,
-        *,
-        approve: bool,
-        by: str,
-        roles: frozenset[str] | set[str] = frozenset(),
-        reason: str | None = None,
-        on_event: EventSink | None = None,
-        scopes: Iterable[str] | None = None,
-    ) -> TurnResult:
-        """Approve or deny the call a session waits on, then continue its turn.
-
-        ``approval_id`` must be the pending request's (an older one is
-        stale); ``by`` is who decided (recorded). In ``operator`` mode
-        ``roles`` must hold the policy's ``approver_role``. An approval past
-        its expiry is refused: the call is not run and the model is told.
-        Raises :class:`~tether.exceptions.ApprovalError` for a stale or
-        unauthorised decision (nothing is recorded then).
-        """
-        events: list[Event] = []
-        sink = _tee(events, on_event)
-        turn = await self._open(agent, session_id, None, sink, new_message=False)
-        turn.restrict(scopes)
-        try:
-            if self.limiter is not None:
-                await self._limit(turn, new_session=False, new_message=False)
-            return await turn_approvals.decide(
-                turn,
-                approval_id,
-                approve=approve,
-                by=by,
-                roles=frozenset(roles),
-                reason=reason,
-                events=events,
-            )
-        finally:
-            await turn.close()
-
-    async def pending_approval(self, session_id: str) -> PendingApproval | None:
-        """The approval a stored session waits for, if any (read-only)."""
-        state = await self.load(session_id)
-        if state.status != SessionStatus.AWAITING_APPROVAL or state.pending_approval is None:
-            return None
-        return PendingApproval.from_event(session_id, state.pending_approval)
-
-    async def resume(
-        self,
-        agent: Agent,
-        session_id: str,
-        *,
-        on_event: EventSink | None = None,
-        scopes: Iterable[str] | None = None,
-    ) -> TurnResult:
-        """Continue a turn that was interrupted (crash, kill) or failed, from its last step."""
-        events: list[Event] = []
-        sink = _tee(events, on_event)
-        turn = await self._open(agent, session_id, None, sink, new_message=False)
-        turn.restrict(scopes)
-        try:
-            if self.limiter is not None:
-                await self._limit(turn, new_session=False, new_message=False)
-            if turn.state.status not in _RESUMABLE:
-                raise InvalidSessionState(
-                    f"session {session_id} is {turn.state.status!r}; only a running "
-                    "(interrupted) or failed session can be resumed. Send it a new "
-                    "message instead."
-                )
-            turn.emit(
-                EventType.SESSION_RESUMED,
-                {"from_step": turn.state.step, "owner": self.owner},
-            )
-            if turn.state.status == SessionStatus.FAILED:
-                turn.emit(
-                    EventType.SESSION_STATUS, {"status": SessionStatus.RUNNING, "reason": "resumed"}
-                )
-            return await turn.run_steps(events)
-        finally:
-            await turn.close()
+        return await handle.send(message, context=context, on_event=on_event, metadata=metadata)
 
     async def stream(
         self,
@@ -332,29 +299,58 @@ class Runtime:
         metadata: dict[str, Any] | None = None,
         tenant_id: str | None = None,
         scopes: Iterable[str] | None = None,
+        context: dict[str, Any] | None = None,
     ) -> AsyncIterator[Event]:
         """Like :meth:`run`, but yield every event as it happens (text deltas included)."""
-        queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        task = asyncio.create_task(
-            self.run(
-                agent,
-                message,
-                session_id=session_id,
-                user_id=user_id,
-                on_event=queue.put_nowait,
-                metadata=metadata,
-                tenant_id=tenant_id,
-                scopes=scopes,
-            )
+        principal = _principal(user_id, tenant_id, scopes)
+        handle = self.session(agent, session_id, principal=principal)
+        async for ev in handle.stream(message, context=context, metadata=metadata):
+            yield ev
+
+    async def decide(
+        self,
+        agent: Agent,
+        session_id: str,
+        approval_id: str,
+        *,
+        approve: bool,
+        by: str | Principal,
+        roles: frozenset[str] | set[str] = frozenset(),
+        reason: str | None = None,
+        on_event: EventSink | None = None,
+        scopes: Iterable[str] | None = None,
+    ) -> TurnResult:
+        """Approve or deny the call a session waits on, then continue its turn.
+
+        ``by`` is who decides: a :class:`Principal`, or a user id (with
+        ``roles``). The turn goes on with the session's stored scopes
+        (``scopes`` may narrow them further).
+        """
+        decider = by if isinstance(by, Principal) else Principal(user=by, roles=frozenset(roles))
+        narrowing = None if scopes is None else Principal(scopes=frozenset(scopes))
+        handle = self.session(agent, session_id, principal=narrowing)
+        return await handle.decide(
+            approval_id, approve, by=decider, reason=reason, on_event=on_event
         )
-        task.add_done_callback(lambda _t: queue.put_nowait(None))
-        try:
-            while (ev := await queue.get()) is not None:
-                yield ev
-            await task  # re-raise what the turn raised
-        finally:
-            if not task.done():
-                task.cancel()
+
+    async def resume(
+        self,
+        agent: Agent,
+        session_id: str,
+        *,
+        on_event: EventSink | None = None,
+        scopes: Iterable[str] | None = None,
+    ) -> TurnResult:
+        """Continue a turn that was interrupted (crash, kill, shutdown) or failed."""
+        narrowing = None if scopes is None else Principal(scopes=frozenset(scopes))
+        return await self.session(agent, session_id, principal=narrowing).resume(on_event=on_event)
+
+    async def pending_approval(self, session_id: str) -> PendingApproval | None:
+        """The approval a stored session waits for, if any (read-only)."""
+        state = await self.load(session_id)
+        if state.status != SessionStatus.AWAITING_APPROVAL or state.pending_approval is None:
+            return None
+        return PendingApproval.from_event(session_id, state.pending_approval)
 
     async def load(self, session_id: str) -> SessionState:
         """The current state of a stored session (read-only; no lease taken)."""
@@ -363,7 +359,203 @@ class Runtime:
         state.status = record.status
         return state
 
-    # --- internals --------------------------------------------------------
+    # --- what a Session uses ----------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def open_turn(
+        self,
+        handle: Session,
+        need: Need,
+        *,
+        on_event: EventSink | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> AsyncIterator[Turn]:
+        """Hold ``handle``'s session for one turn (the seam :class:`Session` drives).
+
+        Claims the session in this runtime before anything awaits (a second
+        operation on it gets ``SessionConflict`` at once), takes its lease
+        under an owner id of this turn's own (so a refused operation can
+        never release another's lease), checks the agent's models, and
+        yields the :class:`Turn`; on the way out the journal commits what
+        is left and gives the lease back.
+        """
+        if self._closing:
+            raise ShuttingDown(
+                "the runtime is shutting down and takes no new turns; retry on another "
+                "replica, or after it restarts"
+            )
+        sid = handle.id
+        if sid in self._active:
+            raise SessionConflict(
+                f"session {sid} already has a turn in progress in this process (a second "
+                "send, decide or resume came while one ran); wait for it to finish"
+            )
+        self._active[sid] = asyncio.current_task()
+        self._idle.clear()
+        try:
+            agent = handle.agent
+            svc = self._services_for(agent)
+            self._check_models(svc)
+            self._turns += 1
+            owner = f"{self.owner}:{self._turns}"
+            journal = await self._journal(handle, need, owner, on_event, metadata)
+            started = False
+            error: BaseException | None = None
+            try:
+                principal = journal.state.principal.narrow(handle.principal)
+                handle.principal = principal
+
+                async def deps() -> Any:  # built when a tool first needs them
+                    st = journal.state
+                    info = SessionInfo(sid, agent.name, principal, dict(st.context))
+                    return await self._deps_for(agent, info)
+
+                turn = self._turn(agent, svc, journal, principal, deps)
+                started = True
+                yield turn
+            except BaseException as exc:
+                error = exc if started else None
+                raise
+            finally:
+                await journal.close(error)
+                handle.created = journal.stored
+        finally:
+            del self._active[sid]
+            if not self._active:
+                self._idle.set()
+
+    async def _journal(
+        self,
+        handle: Session,
+        need: Need,
+        owner: str,
+        on_event: EventSink | None,
+        metadata: dict[str, Any] | None,
+    ) -> Journal:
+        agent, sid, now = handle.agent, handle.id, self.clock()
+        if not handle.created:
+            if need != "message":
+                raise InvalidSessionState(f"session {sid} has no message yet; send() one first")
+            p = handle.principal or Principal()
+            record = SessionRecord(
+                id=sid,
+                agent=agent.name,
+                agent_version=agent.version,
+                user_id=p.user,
+                status=SessionStatus.IDLE,
+                created_at=now,
+                updated_at=now,
+                tenant_id=p.tenant,
+            )
+            state = SessionState(
+                session_id=sid,
+                agent=agent.name,
+                agent_version=agent.version,
+                user_id=p.user,
+                tenant_id=p.tenant,
+            )
+            journal = Journal(
+                self.store,
+                record,
+                state,
+                owner=owner,
+                lease=self.lease,
+                on_event=on_event,
+                stored=False,
+                limiter=self.limiter,
+            )
+            created: dict[str, Any] = {
+                "agent": agent.name,
+                "version": agent.version,
+                "user_id": p.user,
+                "models": [m if isinstance(m, str) else m.name for m in agent.models],
+                "principal": p.to_dict(),
+            }
+            if p.tenant is not None:
+                created["tenant_id"] = p.tenant
+            if metadata:
+                created["metadata"] = metadata
+            journal.emit(EventType.SESSION_CREATED, created)
+            return journal
+        record, stored = await self._acquire(sid, owner, now)
+        journal = Journal(
+            self.store,
+            record,
+            SessionState.from_events(sid, stored),
+            owner=owner,
+            lease=self.lease,
+            on_event=on_event,
+            stored=True,
+            limiter=self.limiter,
+        )
+        journal.state.status = record.status
+        journal.start()
+        try:
+            _check_state(record, agent, need)
+        except BaseException:
+            await journal.close()
+            raise
+        return journal
+
+    def _turn(
+        self,
+        agent: Agent,
+        svc: AgentServices,
+        journal: Journal,
+        principal: Principal,
+        deps: Callable[[], Awaitable[Any]],
+    ) -> Turn:
+        st = journal.state
+        env = CallEnv(
+            breakers=self.breakers,
+            sleep=self.sleep,
+            rng=self.rng,
+            emit=journal.emit,
+            sink=journal.publish,
+            session_id=st.session_id,
+            step=st.step,
+            clock=self.clock,
+            prepare=self._prepare_model,
+            prepared=self._prepared,
+        )
+        caller = ModelCaller(agent, svc, journal, env, self.limiter, self.prices, self.price_of)
+        tool_env = ToolEnv(
+            agent=agent.name,
+            breakers=self.breakers,
+            breaker=agent.breaker,
+            retry=agent.retry,
+            sleep=self.sleep,
+            rng=self.rng,
+            emit=journal.emit,
+            executor=self.executor,
+        )
+        kit = TurnKit(
+            tool_env=tool_env,
+            deps=deps,
+            guard=self.guard,
+            spotlight_secret=self.spotlight_secret,
+            closing=lambda: self._closing,
+        )
+        allowed = None
+        if principal.scopes is not None:
+            held = principal.scopes
+            allowed = frozenset(t.name for t in agent.tools if t.scopes <= held)
+        return Turn(agent, svc, journal, caller, kit, allowed=allowed)
+
+    def check_input(self, agent: Agent, message: str) -> str:
+        """The user's message, stripped; ``InputRejected`` if it is not text, empty or too long."""
+        if not isinstance(message, str):
+            raise InputRejected(f"a user message must be text, got {type(message).__name__}")
+        text = message.strip()
+        if not text:
+            raise InputRejected("the message is empty; type what you need")
+        limit = agent.limits.max_input_chars
+        if len(text) > limit:
+            raise InputRejected(
+                f"the message has {len(text):,} characters; this agent accepts at most "
+                f"{limit:,}. Shorten it or attach the document through a tool."
+            )
+        return text
 
     @property
     def detector(self) -> Detector:
@@ -400,7 +592,7 @@ class Runtime:
             "content": text[:2000],
         }
 
-    def _guard_input(self, turn: Turn, text: str, agent: Agent) -> str:
+    def guard_input(self, journal: Journal, text: str, agent: Agent) -> str:
         """Scan a user message by the agent's guard policy: refuse, record, or tag it."""
         assert agent.guard is not None
         decision = self.guard(text, "user", agent.guard)
@@ -408,12 +600,12 @@ class Runtime:
             return text
         if decision["action"] == "block":
             raise InputRejected(str(decision["message"]))
-        turn.emit(EventType.GUARD_FLAGGED, decision)
+        journal.emit(EventType.GUARD_FLAGGED, decision)
         if decision["action"] == "tag":
             return f"{decision['message']}\n{text}"
         return text
 
-    async def _limit(self, turn: Turn, *, new_session: bool, new_message: bool) -> None:
+    async def limit(self, journal: Journal, *, new_session: bool, new_message: bool) -> None:
         """Check the per-user and per-tenant limits before a turn stores anything.
 
         A message to a user whose daily tokens are spent is refused, a turn
@@ -423,13 +615,14 @@ class Runtime:
         stored (a new session is not created) and ``RateLimited`` propagates.
         """
         limiter = self.limiter
-        assert limiter is not None
-        st = turn.state
+        if limiter is None:
+            return
+        st = journal.state
         try:
             if new_message:
                 await limiter.check_tokens(st.user_id, st.tenant_id)
-            turn.slots = await limiter.acquire_slots(
-                st.user_id, st.tenant_id, f"{st.session_id}:{self.owner}"
+            journal.slots = await limiter.acquire_slots(
+                st.user_id, st.tenant_id, f"{st.session_id}:{journal.owner}"
             )
             if new_session:
                 await limiter.admit_session(st.user_id, st.tenant_id)
@@ -452,19 +645,7 @@ class Runtime:
                 )
             return price
 
-    def _check_input(self, agent: Agent, message: str) -> str:
-        if not isinstance(message, str):
-            raise InputRejected(f"a user message must be text, got {type(message).__name__}")
-        text = message.strip()
-        if not text:
-            raise InputRejected("the message is empty; type what you need")
-        limit = agent.limits.max_input_chars
-        if len(text) > limit:
-            raise InputRejected(
-                f"the message has {len(text):,} characters; this agent accepts at most "
-                f"{limit:,}. Shorten it or attach the document through a tool."
-            )
-        return text
+    # --- internals --------------------------------------------------------
 
     def _model(self, ref: str | Model, timeout: float) -> Model:
         if not isinstance(ref, str):
@@ -474,6 +655,16 @@ class Runtime:
             model = model_from_spec(ref, timeout=timeout)
             self._models[ref] = model
         return model
+
+    def _check_models(self, svc: AgentServices) -> None:
+        """Each model's own set-up check (a key, a model file), once, before anything is stored."""
+        for model in svc.models:
+            if id(model) in self._checked:
+                continue
+            check = getattr(model, "check", None)
+            if check is not None:
+                check()
+            self._checked.add(id(model))
 
     async def _prepare_model(self, model: Model) -> None:
         """One-time set-up of ``model`` before its first call (:func:`_prepare_once`)."""
@@ -485,141 +676,158 @@ class Runtime:
         entry = self._services.get(id(agent))
         if entry is not None and entry[0] is agent:
             return entry[1]
-        deps = None
-        factory = agent.deps
-        if factory is not None:
-            made = self._deps.get(id(factory))
-            if made is not None and made[0] is factory:
-                deps = made[1]
-            else:
-                deps = factory()
-                self._deps[id(factory)] = (factory, deps)
         canary = canary_for(self.spotlight_secret, agent.name, agent.version)
         svc = AgentServices(
             models=tuple(self._model(m, agent.limits.model_timeout) for m in agent.models),
             tools={t.name: t for t in agent.tools},
             specs=tuple(t.spec for t in agent.tools) + _clarify_spec(agent),
             system=f"{system_prompt(agent)}{canary_line(canary)}\n",
-            deps=deps,
             canary=canary,
             untrusted_tools=frozenset(t.name for t in agent.tools if t.untrusted_output),
         )
         self._services[id(agent)] = (agent, svc)
         return svc
 
-    async def _open(
-        self,
-        agent: Agent,
-        session_id: str | None,
-        user_id: str | None,
-        sink: EventSink,
-        *,
-        new_message: bool,
-        metadata: dict[str, Any] | None = None,
-        new_id: str | None = None,
-        tenant_id: str | None = None,
-    ) -> Turn:
-        svc = self._services_for(agent)
-        now = self.clock()
-        if session_id is None:
-            sid = new_id if new_id is not None else new_session_id()
-            if new_id is not None and new_id in self._active:
-                raise SessionConflict(f"session {new_id} already has a turn in this process")
-            record = SessionRecord(
-                id=sid,
-                agent=agent.name,
-                agent_version=agent.version,
-                user_id=user_id,
-                status=SessionStatus.IDLE,
-                created_at=now,
-                updated_at=now,
-                tenant_id=tenant_id,
-            )
-            state = SessionState(
-                session_id=sid,
-                agent=agent.name,
-                agent_version=agent.version,
-                user_id=user_id,
-                tenant_id=tenant_id,
-            )
-            turn = Turn(self, agent, svc, record, state, sink)
-            created: dict[str, Any] = {
-                "agent": agent.name,
-                "version": agent.version,
-                "user_id": user_id,
-                "models": [m if isinstance(m, str) else m.name for m in agent.models],
-            }
-            if tenant_id is not None:
-                created["tenant_id"] = tenant_id
-            if metadata:
-                created["metadata"] = metadata
-            turn.emit(EventType.SESSION_CREATED, created)
-            turn.stored = False  # its first commit creates the row (with the first message)
-            self._active.add(sid)
-            return turn
-        if session_id in self._active:
-            raise SessionConflict(
-                f"session {session_id} already has a turn in progress in this process; "
-                "wait for it to finish before sending another message"
-            )
-        record, stored = await self._acquire(session_id, now)
-        self._active.add(session_id)
-        try:
-            if record.agent != agent.name:
-                raise ConfigError(
-                    f"session {session_id} belongs to agent {record.agent!r}, not "
-                    f"{agent.name!r}; load the agent it was started with"
-                )
-            if record.agent_version != agent.version:
-                log.warning(
-                    "session %s started on %s v%s; continuing with v%s",
-                    session_id,
-                    record.agent,
-                    record.agent_version,
-                    agent.version,
-                )
-            state = SessionState.from_events(session_id, stored)
-            state.status = record.status
-            if new_message and record.status not in _ACCEPTS_MESSAGE:
-                if record.status == SessionStatus.RUNNING:
-                    hint = f"it was interrupted mid-turn; run `tether resume {session_id}` first"
-                elif record.status == SessionStatus.BUDGET_EXHAUSTED:
-                    hint = (
-                        f"it has used its token budget ({record.usage.total_tokens:,} tokens) "
-                        "and has ended; start a new session"
-                    )
-                else:
-                    hint = "it has ended; start a new session"
-                raise InvalidSessionState(
-                    f"session {session_id} is {record.status!r} and cannot take a new "
-                    f"message: {hint}"
-                )
-        except BaseException:
-            self._active.discard(session_id)
-            await self.store.release(session_id, owner=self.owner)
-            raise
-        return Turn(self, agent, svc, record, state, sink)
+    def _takes_session(self, factory: Callable[..., Any]) -> bool:
+        known = self._per_session.get(id(factory))
+        if known is None:
+            known = _takes_argument(factory)
+            self._per_session[id(factory)] = known
+        return known
 
-    async def _acquire(self, session_id: str, now: float) -> tuple[SessionRecord, list[Event]]:
+    async def _deps_for(self, agent: Agent, info: SessionInfo) -> Any:
+        """The agent's deps: built once per runtime, or per session (``deps=lambda s: ...``)."""
+        factory = agent.deps
+        if factory is None:
+            return None
+        if not self._takes_session(factory):
+            made = self._deps.get(id(factory))
+            if made is not None and made[0] is factory:
+                return made[1]
+            deps = await _maybe_await(factory())
+            self._deps[id(factory)] = (factory, deps)
+            return deps
+        key = (id(factory), info.session_id)
+        made = self._session_deps.get(key)
+        if made is not None and made[0] is factory:
+            self._session_deps.move_to_end(key)
+            return made[1]
+        deps = await _maybe_await(factory(info))
+        self._session_deps[key] = (factory, deps)
+        await self._evict_deps()
+        return deps
+
+    async def _evict_deps(self) -> None:
+        """Close the least recently used per-session deps beyond the cap (never a busy one)."""
+        extra = len(self._session_deps) - self._max_session_deps
+        if extra <= 0:
+            return
+        for key in list(self._session_deps):
+            if extra <= 0:
+                break
+            if key[1] in self._active:
+                continue
+            _factory, deps = self._session_deps.pop(key)
+            extra -= 1
+            # A factory may hand several sessions one object (a pool per tenant):
+            # it is closed only once no session's entry holds it any more.
+            if any(d is deps for _f, d in self._session_deps.values()):
+                continue
+            await _close_quietly(deps)
+
+    async def _acquire(
+        self, session_id: str, owner: str, now: float
+    ) -> tuple[SessionRecord, list[Event]]:
+        ttl = self.lease.ttl
         try:
-            return await self.store.acquire(
-                session_id, owner=self.owner, now=now, lease_ttl=self.lease_ttl
-            )
+            return await self.store.acquire(session_id, owner=owner, now=now, lease_ttl=ttl)
         except SessionConflict as exc:
-            if exc.holder and lease.holder_is_dead(exc.holder):
+            if self.takeover_dead_pids and exc.holder and lease.holder_is_dead(exc.holder):
                 log.warning(
                     "session %s: lease holder %s is no longer running; taking over",
                     session_id,
                     exc.holder,
                 )
                 return await self.store.acquire(
-                    session_id,
-                    owner=self.owner,
-                    now=now,
-                    lease_ttl=self.lease_ttl,
-                    replace=exc.holder,
+                    session_id, owner=owner, now=now, lease_ttl=ttl, replace=exc.holder
                 )
             raise
+
+
+def _check_state(record: SessionRecord, agent: Agent, need: Need) -> None:
+    sid = record.id
+    if record.agent != agent.name:
+        raise ConfigError(
+            f"session {sid} belongs to agent {record.agent!r}, not {agent.name!r}; load the "
+            "agent it was started with"
+        )
+    if record.agent_version != agent.version:
+        log.warning(
+            "session %s started on %s v%s; continuing with v%s",
+            sid,
+            record.agent,
+            record.agent_version,
+            agent.version,
+        )
+    status = record.status
+    if need == "message" and status not in _ACCEPTS_MESSAGE:
+        if status == SessionStatus.RUNNING:
+            hint = f"it was interrupted mid-turn; run `tether resume {sid}` first"
+        elif status == SessionStatus.BUDGET_EXHAUSTED:
+            hint = (
+                f"it has used its token budget ({record.usage.total_tokens:,} tokens) "
+                "and has ended; start a new session"
+            )
+        else:
+            hint = "it has ended; start a new session"
+        raise InvalidSessionState(
+            f"session {sid} is '{status}' and cannot take a new message: {hint}"
+        )
+    if need == "resume" and status not in _RESUMABLE:
+        raise InvalidSessionState(
+            f"session {sid} is '{status}'; only a running (interrupted) or failed session "
+            "can be resumed. Send it a new message instead."
+        )
+
+
+def _principal(
+    user_id: str | None, tenant_id: str | None, scopes: Iterable[str] | None
+) -> Principal | None:
+    if user_id is None and tenant_id is None and scopes is None:
+        return None
+    return Principal(
+        user=user_id, tenant=tenant_id, scopes=None if scopes is None else frozenset(scopes)
+    )
+
+
+def _takes_argument(factory: Callable[..., Any]) -> bool:
+    """Whether a deps factory takes the session (a required positional argument) or nothing."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        for p in params
+    )
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+async def _close_quietly(deps: Any) -> None:
+    closer = getattr(deps, "aclose", None) or getattr(deps, "close", None)
+    if closer is None:
+        return
+    try:
+        res = closer()
+        if inspect.isawaitable(res):
+            await res
+    except Exception:
+        log.exception("closing deps %r failed", type(deps).__name__)
 
 
 async def _prepare_once(model: Model) -> None:
@@ -639,14 +847,3 @@ def _clarify_spec(agent: Agent) -> tuple[ToolSpec, ...]:
     if not agent.clarify or agent.tool(CLARIFY) is not None:
         return ()
     return (CLARIFY_SPEC,)
-
-
-def _tee(events: list[Event], on_event: EventSink | None) -> EventSink:
-    if on_event is None:
-        return events.append
-
-    def sink(ev: Event) -> None:
-        events.append(ev)
-        on_event(ev)
-
-    return sink

@@ -11,12 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from tether.runtime.compress import apply_compression
-from tether.runtime.ports import SessionStatus
-from tether.spec.events import Event, EventType
+from tether.spec.events import (
+    ApprovalDecidedData,
+    ApprovalRequestedData,
+    Event,
+    EventType,
+    ModelResponseData,
+    SessionCreatedData,
+    SessionStatus,
+    SessionStatusData,
+    ToolFinishedData,
+    ToolStartedData,
+)
 from tether.spec.messages import Message, ToolCall, ToolResult, Usage
+from tether.spec.principal import Principal
 
 __all__ = ["SessionState", "call_key"]
 
@@ -40,6 +51,8 @@ class SessionState:
     agent_version: str = ""
     user_id: str | None = None
     tenant_id: str | None = None
+    #: who created the session (what decide and resume act with)
+    principal: Principal = field(default_factory=Principal)
     status: str = SessionStatus.IDLE
     step: int = 0
     event_count: int = 0
@@ -58,6 +71,8 @@ class SessionState:
     pending_approval: dict[str, Any] | None = None
     #: open calls a person approved (each approval is for that one call)
     approved: set[str] = field(default_factory=set)
+    #: approval ids already settled, and how ("approved by ops", "expired")
+    decided: dict[str, str] = field(default_factory=dict)
     #: dollars spent by model calls (their ``cost``)
     cost: float = 0.0
     #: tool calls run in the session, and in the current turn
@@ -94,35 +109,38 @@ class SessionState:
         if ev.usage is not None:
             self.usage = self.usage + ev.usage
         if t == EventType.MODEL_RESPONSE:
-            cost = data.get("cost")
+            resp = cast(ModelResponseData, data)
+            cost = resp.get("cost")
             if cost:
                 self.cost += cost
-            msg = message if message is not None else Message.from_dict(data["message"])
+            msg = message if message is not None else Message.from_dict(resp["message"])
             self.messages.append(msg)
             self.open_calls = {c.id: c for c in msg.tool_calls}
             self.partial_results = {}
             self.started = set()
             self.approved = set()
         elif t == EventType.TOOL_STARTED:
-            self.started.add(data["call_id"])
+            started = cast(ToolStartedData, data)
+            self.started.add(started["call_id"])
             self.tool_calls += 1
             self.turn_tool_calls += 1
-            key = call_key(data["name"], data.get("arguments") or {})
+            key = call_key(started["name"], started.get("arguments") or {})
             self.turn_call_keys[key] = self.turn_call_keys.get(key, 0) + 1
         elif t == EventType.TOOL_FINISHED:
+            done = cast(ToolFinishedData, data)
             self.record_result(
                 ToolResult(
-                    call_id=data["call_id"],
-                    name=data["name"],
-                    content=data["content"],
-                    is_error=bool(data.get("is_error", False)),
+                    call_id=done["call_id"],
+                    name=done["name"],
+                    content=done["content"],
+                    is_error=bool(done.get("is_error", False)),
                 )
             )
-            new_vars = data.get("vars")
+            new_vars = done.get("vars")
             if new_vars:
                 self.vars.update(new_vars)
-            if data.get("untrusted"):
-                self.untrusted.append((data["name"], data.get("raw", data["content"])))
+            if done.get("untrusted"):
+                self.untrusted.append((done["name"], done.get("raw", done["content"])))
         elif t == EventType.USER_MESSAGE:
             self.messages.append(Message(role="user", text=data["text"]))
             self.status = SessionStatus.RUNNING
@@ -133,24 +151,36 @@ class SessionState:
             self.last_output = data.get("output")
             self.status = SessionStatus.IDLE
         elif t == EventType.SESSION_STATUS:
-            self.status = data["status"]
+            change = cast(SessionStatusData, data)
+            self.status = change["status"]
             if self.status == SessionStatus.FAILED:
-                self.last_error = data.get("reason")
+                self.last_error = change.get("reason")
             elif self.status == SessionStatus.RUNNING:
                 self.last_error = None
         elif t == EventType.APPROVAL_REQUESTED:
-            self.pending_approval = dict(data)
+            self.pending_approval = dict(cast(ApprovalRequestedData, data))
         elif t == EventType.APPROVAL_DECIDED:
-            if data.get("approved") and self.pending_approval is not None:
+            decided = cast(ApprovalDecidedData, data)
+            if decided.get("approved") and self.pending_approval is not None:
                 self.approved.add(self.pending_approval["call_id"])
+            verdict = "approved" if decided.get("approved") else "denied"
+            self.decided[decided["approval_id"]] = f"{verdict} by {decided.get('by')}"
             self.pending_approval = None
         elif t == EventType.APPROVAL_EXPIRED:
+            self.decided[data["approval_id"]] = "expired"
             self.pending_approval = None
         elif t == EventType.SESSION_CREATED:
-            self.agent = data["agent"]
-            self.agent_version = data["version"]
-            self.user_id = data.get("user_id")
-            self.tenant_id = data.get("tenant_id")
+            created = cast(SessionCreatedData, data)
+            self.agent = created["agent"]
+            self.agent_version = created["version"]
+            self.user_id = created.get("user_id")
+            self.tenant_id = created.get("tenant_id")
+            p = created.get("principal")
+            self.principal = (
+                Principal.from_dict(p)
+                if p is not None
+                else Principal(user=self.user_id, tenant=self.tenant_id)
+            )
         elif t == EventType.CONTEXT_SET:
             self.context.update(data["values"])
             self.context_message = None

@@ -1,7 +1,11 @@
 """Approvals inside a turn: asking, deciding, expiry, and a chat reply read as yes or no.
 
-Functions of a :class:`~tether.runtime.turn.Turn` (split from it to keep the
-step loop readable; the Turn keeps thin methods that call these).
+Who may decide: in ``operator`` mode only a principal holding the policy's
+``approver_role``; in ``user`` mode also the session's own user (any
+decider when the session has no user). The decision is recorded with who
+gave it; a second decision on the same request is refused as already
+decided, before anything runs. These functions use only the turn's public
+methods and its journal.
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from tether.exceptions import ApprovalError, InvalidSessionState
 from tether.runtime.approvals import PendingApproval, parse_reply, summarize
-from tether.runtime.ports import SessionStatus
+from tether.runtime.execute import ToolRun
 from tether.runtime.result import TurnResult
 from tether.runtime.taint import flagged_arguments
 from tether.spec.approval import arguments_hash
-from tether.spec.events import Event, EventType
-from tether.spec.messages import ToolCall, ToolResult, Usage
+from tether.spec.events import EventType, SessionStatus
+from tether.spec.messages import ToolCall, ToolResult
+from tether.spec.principal import Principal
 from tether.spec.tools import Tool
 
 if TYPE_CHECKING:
@@ -39,7 +44,7 @@ def request_approval(turn: Turn, call: ToolCall, tool: Tool, *, tainted: bool = 
         "summary": summary,
         "explanation": explanation,
         "mode": policy.mode,
-        "expires_at": turn.rt.clock() + policy.expires_after,
+        "expires_at": turn.journal.lease.clock() + policy.expires_after,
     }
     if st.untrusted and tainted:
         flagged = flagged_arguments(call.arguments, st.untrusted)
@@ -51,11 +56,32 @@ def request_approval(turn: Turn, call: ToolCall, tool: Tool, *, tainted: bool = 
                 f"{summary}. WARNING: text from outside this conversation was read, "
                 f"and {found}: check it was not planted there"
             )
-    turn.emit(EventType.APPROVAL_REQUESTED, data)
-    turn.emit(
-        EventType.SESSION_STATUS,
-        {"status": SessionStatus.AWAITING_APPROVAL, "reason": f"{call.name} needs approval"},
-    )
+    turn.journal.emit(EventType.APPROVAL_REQUESTED, data)
+    turn.journal.status(SessionStatus.AWAITING_APPROVAL, f"{call.name} needs approval")
+
+
+def may_decide(turn: Turn, pending: dict[str, Any], by: Principal) -> str | None:
+    """Why ``by`` may not decide ``pending`` (``None``: they may)."""
+    role = turn.agent.approval.approver_role
+    if role in by.roles:
+        return None
+    if pending.get("mode") == "operator":
+        return f"it needs the {role!r} role (operator approval)"
+    st = turn.state
+    if st.user_id is None:
+        return None
+    same_tenant = by.tenant is None or by.tenant == st.tenant_id
+    if by.user == st.user_id and same_tenant:
+        return None
+    return f"only the session's user or a principal with the {role!r} role may decide it"
+
+
+def decided_already(turn: Turn, approval_id: str) -> str | None:
+    """How ``approval_id`` was already settled (decided or expired), if it was."""
+    done = turn.state.decided.get(approval_id)
+    if done is None:
+        return None
+    return done
 
 
 async def decide(
@@ -63,90 +89,96 @@ async def decide(
     approval_id: str,
     *,
     approve: bool,
-    by: str,
-    roles: frozenset[str],
+    by: Principal,
     reason: str | None,
-    events: list[Event],
+    by_label: str | None = None,
 ) -> TurnResult:
     st = turn.state
     pending = st.pending_approval
+    if pending is None or pending["approval_id"] != approval_id:
+        done = decided_already(turn, approval_id)
+        if done is not None:
+            raise ApprovalError(f"approval {approval_id} was already {done}; nothing was run")
     if st.status != SessionStatus.AWAITING_APPROVAL or pending is None:
         raise InvalidSessionState(
-            f"session {st.session_id} is {st.status!r} and waits for no approval"
+            f"session {st.session_id} is '{st.status}' and waits for no approval"
         )
     if pending["approval_id"] != approval_id:
         raise ApprovalError(
             f"approval {approval_id} is not the one session {st.session_id} waits for "
             f"({pending['approval_id']}): it is stale or unknown. Decide on the pending one"
         )
-    policy = turn.agent.approval
-    if pending.get("mode") == "operator" and policy.approver_role not in roles:
-        raise ApprovalError(
-            f"{by} cannot decide approval {approval_id}: it needs the "
-            f"{policy.approver_role!r} role (operator approval)"
-        )
+    who = by_label or (by.user or "anonymous")
+    refused = may_decide(turn, pending, by)
+    if refused is not None:
+        raise ApprovalError(f"{who} cannot decide approval {approval_id}: {refused}")
     call = st.open_calls.get(pending["call_id"])
     if call is None or arguments_hash(call.name, call.arguments) != pending["args_hash"]:
         raise ApprovalError(  # the log itself would have to be inconsistent
             f"approval {approval_id} does not match the call it was requested for"
         )
-    if turn.rt.clock() > float(pending["expires_at"]):
-        expire(turn, pending, call, by)
+    if turn.journal.lease.clock() > float(pending["expires_at"]):
+        expire(turn, pending, call, who)
     else:
-        turn.emit(
+        turn.journal.emit(
             EventType.APPROVAL_DECIDED,
-            {"approval_id": approval_id, "approved": approve, "by": by, "reason": reason},
+            {"approval_id": approval_id, "approved": approve, "by": who, "reason": reason},
         )
-        turn._running("approval decided")
+        turn.journal.status(SessionStatus.RUNNING, "approval decided")
         if not approve:
             why = f" ({reason})" if reason else ""
-            who = "the operator reviewing it" if pending.get("mode") == "operator" else "the user"
-            turn._finish(
-                ToolResult(
-                    call.id,
-                    call.name,
-                    f"not done: {who} declined {pending['summary']}{why}. Do not do it; "
-                    "tell the user, and ask what they would like instead.",
-                ),
-                0.0,
-                None,
+            whom = "the operator reviewing it" if pending.get("mode") == "operator" else "the user"
+            turn.finish(
+                ToolRun(
+                    ToolResult(
+                        call.id,
+                        call.name,
+                        f"not done: {whom} declined {pending['summary']}{why}. Do not do it; "
+                        "tell the user, and ask what they would like instead.",
+                    )
+                )
             )
-    await turn.commit()
-    return await turn.run_steps(events)
+    await turn.journal.commit()
+    return await turn.run_steps()
 
 
 def expire(turn: Turn, pending: dict[str, Any], call: ToolCall, by: str) -> None:
     """The request lapsed: the call does not run and the model is told."""
-    turn.emit(EventType.APPROVAL_EXPIRED, {"approval_id": pending["approval_id"], "by": by})
-    turn._running("approval expired")
-    turn._finish(
-        ToolResult(
-            call.id,
-            call.name,
-            f"not done: the request to approve {pending['summary']} expired before "
-            "anyone decided, so it did not run. Ask the user again if it is still wanted.",
-        ),
-        0.0,
-        None,
+    turn.journal.emit(EventType.APPROVAL_EXPIRED, {"approval_id": pending["approval_id"], "by": by})
+    turn.journal.status(SessionStatus.RUNNING, "approval expired")
+    turn.finish(
+        ToolRun(
+            ToolResult(
+                call.id,
+                call.name,
+                f"not done: the request to approve {pending['summary']} expired before "
+                "anyone decided, so it did not run. Ask the user again if it is still wanted.",
+            )
+        )
     )
 
 
-async def reply_to_approval(turn: Turn, text: str, events: list[Event]) -> TurnResult:
+async def reply_to_approval(turn: Turn, text: str) -> TurnResult:
     """A chat message while an approval is pending: a strict yes or no decides; else re-ask."""
     st = turn.state
     assert st.pending_approval is not None
     pending = PendingApproval.from_event(st.session_id, st.pending_approval)
     call = st.open_calls.get(pending.call_id)
-    if call is not None and turn.rt.clock() > pending.expires_at:
+    if call is not None and turn.journal.lease.clock() > pending.expires_at:
         # Too late to ask again: the request lapses now, and the turn goes on.
         expire(turn, st.pending_approval, call, "user")
-        await turn.commit()
-        return await turn.run_steps(events)
+        await turn.journal.commit()
+        return await turn.run_steps()
     answer = parse_reply(text) if pending.mode == "user" else None
     if answer is None:
-        turn.emit(EventType.APPROVAL_REASKED, {"text": text})
-        return await turn._pause(events, Usage())
-    by = f"user:{st.user_id}" if st.user_id else "user"
+        turn.journal.emit(EventType.APPROVAL_REASKED, {"text": text})
+        return await turn.pause()
+    label = f"user:{st.user_id}" if st.user_id else "user"
     return await decide(
-        turn, pending.id, approve=answer, by=by, roles=frozenset(), reason=None, events=events
+        turn,
+        pending.id,
+        approve=answer,
+        by=Principal(user=st.user_id, tenant=st.tenant_id),
+        reason=None,
+        by_label=label,
     )

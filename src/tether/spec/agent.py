@@ -84,8 +84,14 @@ class Agent:
       ``openai:MODEL``, ``local``, ``local:PATH.gguf``, ``scripted``) or
       :class:`~tether.spec.model.Model` objects.
     - ``tools``: the only tools this agent can call.
-    - ``deps``: a zero-argument factory whose result tools receive as
-      ``ctx.deps`` (a database handle, a client). Called once per runtime.
+    - ``deps``: a factory whose result tools receive as ``ctx.deps`` (a
+      database handle, a client). With no argument it is called once per
+      runtime; with one (``deps=lambda s: Shop(tenant=s.principal.tenant)``)
+      once per session, given a :class:`~tether.runtime.SessionInfo` (the
+      session id, its principal, its context), so each user or tenant gets
+      its own. Either may be async; what it returns is closed (``aclose``
+      or ``close``) when the runtime closes, or when a per-session one is
+      evicted (``Runtime(max_session_deps=...)``).
     - ``temperature``: passed to the model; ``None`` keeps the provider's default.
     - ``tool_choice``: ``auto`` (default: the model decides) or ``required``:
       the model must call a tool before it may answer. While no tool result
@@ -128,7 +134,7 @@ class Agent:
     models: tuple[ModelRef, ...] = ("local",)
     tools: tuple[Tool, ...] = ()
     limits: Limits = field(default_factory=Limits)
-    deps: Callable[[], Any] | None = None
+    deps: Callable[..., Any] | None = None
     temperature: float | None = None
     tool_choice: str = "auto"
     retry: RetryPolicy = field(default_factory=RetryPolicy)

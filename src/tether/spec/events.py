@@ -76,50 +76,141 @@ Event types (``Event.type``) and their ``data``:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from enum import StrEnum
+from typing import Any, Final, Required, TypedDict
 
 from tether.spec.messages import Usage
 
 __all__ = [
     "EPHEMERAL_TYPES",
+    "ApprovalDecidedData",
+    "ApprovalRequestedData",
     "Event",
     "EventType",
+    "ModelResponseData",
+    "SessionCreatedData",
+    "SessionStatus",
+    "SessionStatusData",
+    "ToolFinishedData",
+    "ToolStartedData",
 ]
 
 
-class EventType:
-    """Names of event types, as constants (``Event.type`` is a plain string)."""
+class EventType(StrEnum):
+    """Names of event types. Members are strings: ``Event.type == EventType.X`` holds
+    for an event read back from the store as for one just made."""
 
-    SESSION_CREATED: Final = "session.created"
-    USER_MESSAGE: Final = "message.user"
-    MODEL_DELTA: Final = "model.delta"
-    MODEL_RESPONSE: Final = "model.response"
-    TOOL_STARTED: Final = "tool.started"
-    TOOL_FINISHED: Final = "tool.finished"
-    TURN_COMPLETED: Final = "turn.completed"
-    SESSION_STATUS: Final = "session.status"
-    SESSION_RESUMED: Final = "session.resumed"
-    MODEL_RETRY: Final = "model.retry"
-    MODEL_FALLBACK: Final = "model.fallback"
-    TOOL_RETRY: Final = "tool.retry"
-    BREAKER_OPENED: Final = "breaker.opened"
-    BREAKER_CLOSED: Final = "breaker.closed"
-    UNACKNOWLEDGED_FAILURE: Final = "answer.unacknowledged_failure"
-    APPROVAL_REQUESTED: Final = "approval.requested"
-    APPROVAL_DECIDED: Final = "approval.decided"
-    APPROVAL_EXPIRED: Final = "approval.expired"
-    APPROVAL_REASKED: Final = "approval.reasked"
-    OPERATOR_ALERT: Final = "operator.alert"
-    CLARIFY_ASKED: Final = "clarify.asked"
-    CONTEXT_COMPRESSED: Final = "context.compressed"
-    COMPRESSION_FAILED: Final = "context.compression_failed"
-    LIMIT_REACHED: Final = "limit.reached"
-    BUDGET_EXHAUSTED: Final = "budget.exhausted"
-    RATE_LIMITED: Final = "rate.limited"
-    ANSWER_WITHHELD: Final = "answer.withheld"
-    OUTPUT_REASK: Final = "output.reask"
-    CONTEXT_SET: Final = "context.set"
-    GUARD_FLAGGED: Final = "guard.flagged"
+    SESSION_CREATED = "session.created"
+    USER_MESSAGE = "message.user"
+    MODEL_DELTA = "model.delta"
+    MODEL_RESPONSE = "model.response"
+    TOOL_STARTED = "tool.started"
+    TOOL_FINISHED = "tool.finished"
+    TURN_COMPLETED = "turn.completed"
+    SESSION_STATUS = "session.status"
+    SESSION_RESUMED = "session.resumed"
+    MODEL_RETRY = "model.retry"
+    MODEL_FALLBACK = "model.fallback"
+    TOOL_RETRY = "tool.retry"
+    BREAKER_OPENED = "breaker.opened"
+    BREAKER_CLOSED = "breaker.closed"
+    UNACKNOWLEDGED_FAILURE = "answer.unacknowledged_failure"
+    APPROVAL_REQUESTED = "approval.requested"
+    APPROVAL_DECIDED = "approval.decided"
+    APPROVAL_EXPIRED = "approval.expired"
+    APPROVAL_REASKED = "approval.reasked"
+    OPERATOR_ALERT = "operator.alert"
+    CLARIFY_ASKED = "clarify.asked"
+    CONTEXT_COMPRESSED = "context.compressed"
+    COMPRESSION_FAILED = "context.compression_failed"
+    LIMIT_REACHED = "limit.reached"
+    BUDGET_EXHAUSTED = "budget.exhausted"
+    RATE_LIMITED = "rate.limited"
+    ANSWER_WITHHELD = "answer.withheld"
+    OUTPUT_REASK = "output.reask"
+    CONTEXT_SET = "context.set"
+    GUARD_FLAGGED = "guard.flagged"
+
+
+class SessionStatus(StrEnum):
+    """Session states. ``idle`` waits for the next user message; ``running`` is a
+    turn in progress, or one interrupted (a crash, a shutdown) that ``resume``
+    continues."""
+
+    RUNNING = "running"
+    IDLE = "idle"
+    AWAITING_APPROVAL = "awaiting_approval"
+    AWAITING_USER = "awaiting_user"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+
+
+# --- the payloads SessionState.apply reads (typed; the rest are documented above) ---
+
+
+class SessionCreatedData(TypedDict, total=False):
+    agent: Required[str]
+    version: Required[str]
+    user_id: str | None
+    tenant_id: str | None
+    #: the creating principal (``Principal.to_dict()``); absent in sessions made before 0.2
+    principal: dict[str, Any]
+    models: list[str]
+    metadata: dict[str, Any]
+
+
+class ModelResponseData(TypedDict, total=False):
+    message: Required[dict[str, Any]]
+    model: Required[str]
+    cost: float
+
+
+class ToolStartedData(TypedDict, total=False):
+    call_id: Required[str]
+    name: Required[str]
+    arguments: dict[str, Any]
+    idempotency_key: str
+
+
+class ToolFinishedData(TypedDict, total=False):
+    call_id: Required[str]
+    name: Required[str]
+    content: Required[str]
+    is_error: bool
+    duration_ms: float
+    vars: dict[str, Any]
+    untrusted: bool
+    raw: str
+    #: the tool's full output when ``content`` was cut (kept up to the store cap)
+    original: str
+    original_chars: int
+
+
+class SessionStatusData(TypedDict, total=False):
+    status: Required[str]
+    reason: str | None
+
+
+class ApprovalRequestedData(TypedDict, total=False):
+    approval_id: Required[str]
+    call_id: Required[str]
+    tool: Required[str]
+    arguments: dict[str, Any]
+    args_hash: str
+    summary: str
+    explanation: str
+    mode: str
+    expires_at: float
+    tainted: list[str]
+    flagged: list[dict[str, Any]]
+
+
+class ApprovalDecidedData(TypedDict, total=False):
+    approval_id: Required[str]
+    approved: Required[bool]
+    by: str
+    reason: str | None
 
 
 EPHEMERAL_TYPES: Final = frozenset({EventType.MODEL_DELTA})

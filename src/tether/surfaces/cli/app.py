@@ -27,6 +27,7 @@ from tether.providers.registry import PROVIDERS
 from tether.runtime import Runtime, TurnResult
 from tether.spec.agent import Agent
 from tether.spec.events import EventType
+from tether.spec.principal import Principal
 from tether.store import open_breakers, open_store
 from tether.surfaces.cli.render import (
     LiveTurnPrinter,
@@ -73,11 +74,30 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def _run_async(fn: Callable[[], Coroutine[Any, Any, T]], session: list[str] | None = None) -> T:
+    """Run ``fn``; errors become a message and an exit code, never a traceback.
+
+    ``session`` holds the id of the session the command works on, once
+    known: Ctrl-C then says how to resume it (the turn stopped where it was;
+    what it committed is kept).
+    """
     try:
         return asyncio.run(fn())
     except TetherError as exc:
         raise _fail(str(exc), 1 if isinstance(exc, RunError) else 2) from None
+    except KeyboardInterrupt:
+        if session:
+            sid = session[-1]
+            err.print(
+                Text(
+                    f"interrupted: session {sid} kept what it had done; continue it with "
+                    f"`tether resume {sid}` (or send it a message with --session {sid})",
+                    style="yellow",
+                )
+            )
+        else:
+            err.print(Text("interrupted", style="yellow"))
+        raise typer.Exit(130) from None
 
 
 def model_chain(spec: str | None) -> list[str] | None:
@@ -167,6 +187,30 @@ def _setup(
     configure_logging(log_level)
 
 
+TenantOption = Annotated[
+    str | None, typer.Option("--tenant", help="The user's tenant (organisation).")
+]
+ScopeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--scope",
+        help="A scope the user holds (repeatable); tools needing others are not offered. "
+        "Default: every tool.",
+    ),
+]
+
+
+def _principal(user: str | None, tenant: str | None, scope: list[str] | None) -> Principal | None:
+    try:
+        if user is None and tenant is None and scope is None:
+            return None
+        return Principal(
+            user=user, tenant=tenant, scopes=None if scope is None else frozenset(scope)
+        )
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
 @app.command()
 def run(
     agent_ref: Annotated[str, typer.Argument(metavar="AGENT", help="module:attr or a folder.")],
@@ -174,29 +218,24 @@ def run(
     model: ModelOption = None,
     session: Annotated[str | None, typer.Option("--session", help="Continue this session.")] = None,
     user: Annotated[str | None, typer.Option("--user", help="The end user's id.")] = None,
-    tenant: Annotated[
-        str | None, typer.Option("--tenant", help="The user's tenant (organisation).")
-    ] = None,
+    tenant: TenantOption = None,
+    scope: ScopeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     db: DbOption = None,
 ) -> None:
     """Run one turn non-interactively and print the answer."""
     agent = _agent(agent_ref, model)
     printer = None if as_json else LiveTurnPrinter(err)
+    principal = _principal(user, tenant, scope)
+    current: list[str] = []
 
     async def go() -> TurnResult:
         async with await _runtime(db) as rt:
-            return await rt.run(
-                agent,
-                message,
-                session_id=session,
-                user_id=user,
-                tenant_id=tenant,
-                on_event=printer,
-                metadata={"agent_ref": agent_ref},
-            )
+            handle = rt.session(agent, session, principal=principal)
+            current.append(handle.id)
+            return await handle.send(message, on_event=printer, metadata={"agent_ref": agent_ref})
 
-    result = _run_async(go)
+    result = _run_async(go, current)
     if as_json:
         sys.stdout.write(json.dumps(_result_json(result), ensure_ascii=False) + "\n")
     else:
@@ -220,15 +259,20 @@ def chat(
     model: ModelOption = None,
     session: Annotated[str | None, typer.Option("--session", help="Continue this session.")] = None,
     user: Annotated[str | None, typer.Option("--user", help="The end user's id.")] = None,
+    tenant: TenantOption = None,
+    scope: ScopeOption = None,
     db: DbOption = None,
 ) -> None:
     """Talk to an agent interactively; tokens stream, tool calls show as they run."""
     agent = _agent(agent_ref, model)
     printer = LiveTurnPrinter(out)
+    principal = _principal(user, tenant, scope)
+    current: list[str] = [session] if session else []
 
     async def go() -> None:
-        sid = session
         async with await _runtime(db) as rt:
+            handle = rt.session(agent, session, principal=principal)
+            sid = session
             out.print(
                 Text(f"{agent.name} v{agent.version} · type /exit or Ctrl-D to leave", style="dim")
             )
@@ -242,23 +286,20 @@ def chat(
                     break
                 if not line.strip():
                     continue
+                if not current:
+                    current.append(handle.id)
                 try:
-                    result = await rt.run(
-                        agent,
-                        line,
-                        session_id=sid,
-                        user_id=user,
-                        on_event=printer,
-                        metadata={"agent_ref": agent_ref},
+                    result = await handle.send(
+                        line, on_event=printer, metadata={"agent_ref": agent_ref}
                     )
                 except RunError as exc:
                     err.print(Text(f"error: {exc}", style="bold red"))
                     continue
                 sid = result.session_id
-        if sid:
-            out.print(Text(f"session {sid}", style="dim"))
+            if sid or handle.created:
+                out.print(Text(f"session {handle.id}", style="dim"))
 
-    _run_async(go)
+    _run_async(go, current)
 
 
 @app.command()
@@ -282,7 +323,7 @@ def resume(
             return await rt.resume(agent, session_id, on_event=printer)
 
     printer = None if as_json else LiveTurnPrinter(err)
-    result = _run_async(go)
+    result = _run_async(go, [session_id])
     if as_json:
         sys.stdout.write(json.dumps(_result_json(result), ensure_ascii=False) + "\n")
     else:

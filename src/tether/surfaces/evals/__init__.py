@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from tether.surfaces.evals.cases import Case, Expectation, SuiteConfig, Turn, case_schema
 from tether.surfaces.evals.expect import QUESTIONS, Check, Trajectory
+from tether.surfaces.evals.report import EvalReport
 from tether.surfaces.evals.runner import CaseResult, Environment, Target, run_case, run_cases
 from tether.surfaces.evals.suite import Suite, load_suite, parse_cases
 
@@ -22,6 +23,7 @@ __all__ = [
     "CaseResult",
     "Check",
     "Environment",
+    "EvalReport",
     "Expectation",
     "Suite",
     "SuiteConfig",

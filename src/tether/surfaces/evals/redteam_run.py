@@ -36,6 +36,7 @@ from tether.runtime.state import SessionState
 from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType
 from tether.spec.model import Model
+from tether.spec.principal import Principal
 from tether.spec.tools import Tool
 from tether.store import open_store
 from tether.surfaces.evals.cases import Case, Turn
@@ -171,8 +172,10 @@ class _Driver:
         replies = 0
         for _ in range(_MAX_DECISIONS):
             if r.status == SessionStatus.AWAITING_APPROVAL and r.approval is not None:
+                # The user of the session answers (the worst case approves everything).
+                decider = Principal(user=self.user_id) if self.user_id else self.by
                 r = await rt.decide(
-                    agent, r.session_id, r.approval.id, approve=self.approve, by=self.by,
+                    agent, r.session_id, r.approval.id, approve=self.approve, by=decider,
                     on_event=sink,
                 )  # fmt: skip
             elif r.status == SessionStatus.AWAITING_USER and replies < 2:
@@ -193,10 +196,10 @@ class _Driver:
             derived = SessionState.from_events(sid, await self.rt.store.events(sid)).status
         except Exception as exc:  # anything at all: the session cannot be read back
             return f"the session cannot be read back: {type(exc).__name__}: {exc}"
-        if record.status not in SessionStatus.ALL or record.status == SessionStatus.RUNNING:
-            return f"the session was left {record.status!r} after its turn ended"
+        if record.status not in set(SessionStatus) or record.status == SessionStatus.RUNNING:
+            return f"the session was left '{record.status}' after its turn ended"
         if derived != record.status:
-            return f"the session row says {record.status!r} but its events say {derived!r}"
+            return f"the session row says '{record.status}' but its events say '{derived}'"
         return None
 
 

@@ -35,6 +35,7 @@ from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType
 from tether.spec.messages import Message, ToolCall
 from tether.spec.model import Model
+from tether.spec.principal import Principal
 from tether.spec.tools import Tool
 from tether.surfaces.evals.cases import Case, ModelStep, ToolOverride
 from tether.surfaces.evals.expect import Check, ToolRun, Trajectory, check
@@ -296,9 +297,14 @@ async def _attempt(case: Case, target: Target) -> Attempt:
                         answer = answers.pop(0)
                         clock.advance(answer.after_s)
                         assert result.approval is not None
+                        # The case's user answers in their own session (an operator-mode
+                        # answer carries the approver role in ``roles``).
+                        decider = Principal(
+                            user=case.user_id or answer.by, roles=frozenset(answer.roles)
+                        )
                         result = await rt.decide(
                             agent, sid, result.approval.id, approve=answer.approve,
-                            by=answer.by, roles=set(answer.roles), on_event=events.append,
+                            by=decider, on_event=events.append,
                         )  # fmt: skip
                 except RunError as exc:  # a refused input, a conflict: the case goes on
                     errors.append(f"{type(exc).__name__}: {exc}")
@@ -347,7 +353,7 @@ async def _attempt(case: Case, target: Target) -> Attempt:
                 False,
                 f"the agent stopped asking its model with {script_left} scripted answer(s) "
                 "unused: the conversation went another way than the case expects "
-                f"(final status {status!r}, calls {[c.name for c in traj.calls]})",
+                f"(final status '{status}', calls {[c.name for c in traj.calls]})",
             )
         )
     return Attempt(checks, traj)

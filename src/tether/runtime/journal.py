@@ -1,0 +1,283 @@
+"""The journal of one turn: its events, its commits, its lease, and its result.
+
+A :class:`Journal` is the only writer of a session while a turn runs. It
+folds every event it records into the :class:`~tether.runtime.state.SessionState`,
+queues it for the next commit and hands it to the caller's sink; it commits
+the queue and the session row in one transaction; it holds the session's
+lease and renews it while the turn works (a heartbeat), so another process
+takes the session over only once the lease has expired, that is, once this
+one has stopped renewing it; and it builds the turn's
+:class:`~tether.runtime.result.TurnResult` (one place, whatever ended the turn).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from tether.exceptions import RunError, SessionConflict
+from tether.runtime.approvals import PendingApproval
+from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
+from tether.runtime.result import TurnResult
+from tether.runtime.state import SessionState
+from tether.spec.events import Event, EventType
+from tether.spec.messages import Message, Usage
+
+if TYPE_CHECKING:
+    from tether.controls.ratelimit import RateLimiter, Slots
+
+__all__ = ["EventSink", "Journal", "LeaseConfig"]
+
+log = logging.getLogger("tether.runtime")
+
+EventSink = Callable[[Event], None]
+
+
+class LeaseConfig:
+    """How a runtime holds leases: ``ttl`` seconds, renewed every ``ttl / 3`` while working."""
+
+    __slots__ = ("clock", "ttl")
+
+    def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
+        self.ttl = ttl
+        self.clock = clock
+
+
+class Journal:
+    """Events, commits and the lease of one turn of one session."""
+
+    __slots__ = (
+        "_beat",
+        "_renewing",
+        "cost0",
+        "events",
+        "lease",
+        "lease_lost",
+        "limiter",
+        "owner",
+        "pending",
+        "record",
+        "released",
+        "sink",
+        "slots",
+        "state",
+        "store",
+        "stored",
+        "usage",
+    )
+
+    def __init__(
+        self,
+        store: SessionStore,
+        record: SessionRecord,
+        state: SessionState,
+        *,
+        owner: str,
+        lease: LeaseConfig,
+        on_event: EventSink | None,
+        stored: bool,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.store = store
+        self.record = record
+        self.state = state
+        self.owner = owner
+        self.lease = lease
+        self.limiter = limiter
+        #: every event of the turn, streamed ones included (the TurnResult's ``events``)
+        self.events: list[Event] = []
+        self.sink = on_event
+        self.pending: list[Event] = []
+        #: whether the session row exists in the store yet
+        self.stored = stored
+        #: whether the lease was already given back by the turn's last commit
+        self.released = False
+        #: the lease was taken over while this turn worked (its next commit fails)
+        self.lease_lost = False
+        #: the concurrency slots the turn holds (per-user limits), if any
+        self.slots: Slots | None = None
+        #: tokens of the turn's answers and side calls (summaries)
+        self.usage = Usage()
+        self.cost0 = state.cost
+        self._beat: asyncio.TimerHandle | None = None
+        self._renewing: asyncio.Task[None] | None = None
+
+    # events ---------------------------------------------------------------
+
+    def emit(
+        self,
+        type_: str,
+        data: dict[str, Any],
+        usage: Usage | None = None,
+        message: Message | None = None,
+    ) -> Event:
+        """Record an event: fold it into the state, queue it for the next commit."""
+        st = self.state
+        st.event_count += 1
+        ev = Event(type_, st.session_id, st.step, self.lease.clock(), data, usage, st.event_count)
+        st.apply(ev, message)
+        self.pending.append(ev)
+        self.publish(ev)
+        return ev
+
+    def publish(self, ev: Event) -> None:
+        """Hand an event to the caller (streamed-only events come straight here)."""
+        self.events.append(ev)
+        if self.sink is not None:
+            self.sink(ev)
+
+    def status(self, status: SessionStatus, reason: str | None) -> None:
+        self.emit(EventType.SESSION_STATUS, {"status": status, "reason": reason})
+
+    # commits and the lease ---------------------------------------------------
+
+    async def commit(self, *, release: bool = False) -> None:
+        """Write the queued events and the row in one transaction.
+
+        Renews the lease, or with ``release=True`` (the turn's last commit)
+        gives it back in the same transaction.
+        """
+        st, rec = self.state, self.record
+        rec.status = st.status
+        rec.step = st.step
+        rec.event_count = st.event_count
+        rec.usage = st.usage
+        rec.cost = st.cost
+        rec.last_error = st.last_error
+        rec.updated_at = self.lease.clock()
+        if not self.stored:
+            # A conflict (the id exists) writes nothing: the pending events are
+            # dropped with it, so close() does not try to create it again.
+            batch, self.pending = self.pending, []
+            await self.store.create(rec, batch, owner=self.owner, lease_ttl=self.lease.ttl)
+            self.stored = True
+            if not release:
+                self._start_heartbeat()
+                return
+            await self.store.release(rec.id, owner=self.owner)
+            self.released = True
+            return
+        batch, self.pending = self.pending, []
+        await self.store.commit(
+            rec, batch, owner=self.owner, lease_ttl=self.lease.ttl, release=release
+        )
+        self.released = release
+
+    def start(self) -> None:
+        """The lease is held (acquired): keep it while the turn works."""
+        self._start_heartbeat()
+
+    def _start_heartbeat(self) -> None:
+        """Renew the lease every third of its TTL until the turn ends.
+
+        A timer, not a task per turn: most turns end long before the first
+        renewal is due, and a timer costs far less to set and cancel.
+        """
+        if self._beat is not None or self.released or not hasattr(self.store, "renew"):
+            return
+        self._beat = asyncio.get_running_loop().call_later(self.lease.ttl / 3, self._renew_soon)
+
+    def _renew_soon(self) -> None:
+        self._beat = None
+        if self.released or self.lease_lost:
+            return
+        self._renewing = asyncio.get_running_loop().create_task(
+            self._renew(), name=f"tether-lease:{self.record.id}"
+        )
+
+    async def _renew(self) -> None:
+        sid = self.record.id
+        try:
+            await self.store.renew(
+                sid, owner=self.owner, now=self.lease.clock(), lease_ttl=self.lease.ttl
+            )
+        except SessionConflict:
+            self.lease_lost = True
+            log.error(
+                "session %s: lost its lease while a turn was running; the turn's next "
+                "commit will be refused",
+                sid,
+            )
+            return
+        except RunError as exc:  # the store is down or slow: try again next beat
+            log.warning("session %s: lease renewal failed: %s", sid, exc)
+        finally:
+            self._renewing = None
+        self._start_heartbeat()
+
+    async def stop_heartbeat(self) -> None:
+        beat, self._beat = self._beat, None
+        if beat is not None:
+            beat.cancel()
+        renewing, self._renewing = self._renewing, None
+        if renewing is not None:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RunError):
+                await renewing
+
+    async def close(self, error: BaseException | None = None) -> None:
+        """End the turn: record an unexpected failure, commit what is left, release.
+
+        A turn that raised something other than a ``RunError`` (a bug in a
+        tool wrapper, a misconfigured model) is recorded as
+        ``failed`` with the reason, so the session never stays ``running``
+        with nobody working on it; a cancelled turn (shutdown, Ctrl-C) stays
+        ``running``: it was interrupted at a step boundary and ``resume``
+        continues it. A new session refused before its first commit is not
+        created: its pending events are dropped.
+        """
+        await self.stop_heartbeat()
+        try:
+            if (
+                isinstance(error, Exception)
+                and not isinstance(error, RunError)
+                and self.stored
+                and not self.released
+                and self.state.status == SessionStatus.RUNNING
+            ):
+                reason = f"the turn stopped on an internal error ({type(error).__name__}: {error})"
+                log.error("session %s: %s", self.state.session_id, reason)
+                self.status(SessionStatus.FAILED, reason[:2000])
+            if self.pending and self.stored and not self.released:
+                await self.commit(release=True)
+        except RunError:
+            log.exception("session %s: final commit failed", self.state.session_id)
+        finally:
+            if self.slots is not None and self.limiter is not None:
+                slots, self.slots = self.slots, None
+                await self.limiter.release_slots(slots)
+            if self.stored and not self.released:
+                await self.store.release(self.state.session_id, owner=self.owner)
+                self.released = True
+
+    # the result ---------------------------------------------------------------
+
+    def result(
+        self,
+        output: str | None,
+        *,
+        error: str | None = None,
+        stop_reason: str | None = None,
+        data: Any = None,
+    ) -> TurnResult:
+        """The turn's :class:`TurnResult` (the only place one is built)."""
+        st = self.state
+        approval = None
+        if st.status == SessionStatus.AWAITING_APPROVAL and st.pending_approval is not None:
+            approval = PendingApproval.from_event(st.session_id, st.pending_approval)
+            output = approval.question()
+        return TurnResult(
+            st.session_id,
+            st.status,
+            output,
+            self.usage,
+            self.events,
+            error=error,
+            approval=approval,
+            stop_reason=stop_reason,
+            cost=st.cost - self.cost0,
+            data=data,
+        )
