@@ -174,6 +174,21 @@ class InjectionDetector:
         self.overlap = overlap
         self._rules = rules
         self._needs = tuple(tuple(_compile_need(group) for group in r.needs) for r in rules)
+        # An index on each rule's first need, so a window is checked against the
+        # few rules one of its words (or a literal in it) can start, not every
+        # rule: the same rules match, in the same order.
+        self._by_prefix: dict[str, list[int]] = {}
+        self._by_literal: list[tuple[int, tuple[str, ...]]] = []
+        self._always: list[int] = []
+        for i, needs in enumerate(self._needs):
+            if not needs:
+                self._always.append(i)
+                continue
+            prefixes, literals = needs[0]
+            for prefix in prefixes:
+                self._by_prefix.setdefault(prefix, []).append(i)
+            if literals:
+                self._by_literal.append((i, literals))
 
     def scan(self, text: str, source: Source = "user") -> ScanResult:
         if source not in self.thresholds:
@@ -252,12 +267,23 @@ class InjectionDetector:
     ) -> _Window:
         low = clear.lower()
         words = {w[:_PREFIX] for w in _WORD.findall(low)}
+        candidates = set(self._always)
+        by_prefix = self._by_prefix
+        for word in words:
+            started = by_prefix.get(word)
+            if started is not None:
+                candidates.update(started)
+        for i, literals in self._by_literal:
+            if i not in candidates and any(lit in low for lit in literals):
+                candidates.add(i)
         found: list[tuple[Rule, int, int, str]] = []
-        for rule, needs in zip(self._rules, self._needs, strict=True):
-            for prefixes, literals in needs:
+        rules, all_needs = self._rules, self._needs
+        for i in sorted(candidates):  # the rules' own order, as without the index
+            for prefixes, literals in all_needs[i][1:]:
                 if prefixes.isdisjoint(words) and not any(lit in low for lit in literals):
                     break
             else:
+                rule = rules[i]
                 m = rule.pattern.search(low)
                 if m is not None:
                     excerpt = m.group().strip()
