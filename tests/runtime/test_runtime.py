@@ -281,6 +281,10 @@ class _CountingStore(InMemoryStore):
         self.writes.append("commit+release" if kw.get("release") else "commit")
         await super().commit(*args, **kw)
 
+    async def append(self, *args: Any, **kw: Any) -> None:
+        self.writes.append("append")
+        await super().append(*args, **kw)
+
     async def release(self, *args: Any, **kw: Any) -> None:
         self.writes.append("release")
         await super().release(*args, **kw)
@@ -301,10 +305,10 @@ async def test_a_turn_writes_once_per_step_and_frees_the_lease_with_its_last_com
         result = await rt.run(make_agent(model, ledger), "Where is #W1?")
         assert store.writes == [
             "create",  # the session with its first message, before the model runs
-            "commit",  # step 1: the lookup and its result
-            "commit",  # step 2: the email's intent, before it is sent
-            "commit",  # step 2: its result
-            "commit+release",  # step 3: the answer, and the lease given back
+            "append",  # step 1: the lookup and its result (events only: status unchanged)
+            "append",  # step 2: the email's intent, before it is sent
+            "append",  # step 2: its result
+            "commit+release",  # step 3: the answer, the row brought up to date, the lease back
         ]
         record = await store.get(result.session_id)
         assert (record.status, record.lease_owner) == (SessionStatus.IDLE, None)

@@ -179,6 +179,59 @@ async def test_release(store: SessionStore) -> None:
     assert taken.lease_owner == "b"
 
 
+# --- append (a turn's commits between status changes) ------------------------------
+
+
+async def test_append_adds_events_and_leaves_the_row_alone(store: SessionStore) -> None:
+    rec = await new_session(store)
+    before = await store.get(rec.id)
+    await store.append(rec.id, [ev(rec.id, 2, step=1), ev(rec.id, 3, step=1)], owner="a")
+    got = await store.events(rec.id)
+    assert [(e.seq, e.step, e.type) for e in got] == [
+        (1, 0, EventType.SESSION_CREATED),
+        (2, 1, EventType.USER_MESSAGE),
+        (3, 1, EventType.USER_MESSAGE),
+    ]
+    # the row is a cache of the log: its next commit catches up, append leaves it
+    assert await store.get(rec.id) == before
+    rec.event_count, rec.step, rec.updated_at = 4, 1, T0 + 5
+    await store.commit(rec, [ev(rec.id, 4, step=1)], owner="a", lease_ttl=TTL)
+    row = await store.get(rec.id)
+    assert (row.event_count, row.step) == (4, 1)
+
+
+async def test_append_by_a_non_holder_writes_nothing(store: SessionStore) -> None:
+    rec = await new_session(store)
+    with pytest.raises(SessionConflict, match="no longer holds the lease") as info:
+        await store.append(rec.id, [ev(rec.id, 2)], owner="b")
+    assert info.value.holder == "a"
+    await store.release(rec.id, owner="a")
+    with pytest.raises(SessionConflict):
+        await store.append(rec.id, [ev(rec.id, 2)], owner="a")  # released: not the holder
+    assert [e.seq for e in await store.events(rec.id)] == [1]
+
+
+async def test_append_after_a_takeover_writes_nothing(store: SessionStore) -> None:
+    rec = await new_session(store)
+    await store.acquire(rec.id, owner="b", now=T0 + TTL + 1, lease_ttl=TTL)  # a's expired
+    with pytest.raises(SessionConflict):
+        await store.append(rec.id, [ev(rec.id, 2)], owner="a")
+    assert [e.seq for e in await store.events(rec.id)] == [1]
+
+
+async def test_append_of_a_seq_already_stored_writes_nothing(store: SessionStore) -> None:
+    rec = await new_session(store)
+    await store.append(rec.id, [ev(rec.id, 2)], owner="a")
+    with pytest.raises(SessionConflict, match="already stored"):
+        await store.append(rec.id, [ev(rec.id, 3), ev(rec.id, 2)], owner="a")
+    assert [e.seq for e in await store.events(rec.id)] == [1, 2]
+
+
+async def test_append_to_an_unknown_session(store: SessionStore) -> None:
+    with pytest.raises(SessionNotFound):
+        await store.append("nope", [ev("nope", 1)], owner="a")
+
+
 # --- renew (the lease heartbeat) -------------------------------------------------
 
 

@@ -201,7 +201,7 @@ async def execute_tool(
             )
             if not admission.allowed:
                 raise CircuitOpen(f"{tool.name} is paused", key=key, retry_at=admission.retry_at)
-        ctx_vars = SessionVars(vars)  # a failed attempt's changes are dropped
+        ctx_vars = SessionVars.stored(vars)  # a failed attempt's changes are dropped
         changed_vars[0] = ctx_vars
         ctx = ToolContext(
             session_id=session_id,

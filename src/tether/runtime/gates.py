@@ -61,9 +61,9 @@ class Pause:
 Decision = _Run | Refuse | Pause
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallCheck:
-    """What the gates read about one call."""
+    """What the gates read about one call (one per call: not frozen, which costs more to build)."""
 
     call: ToolCall
     tool: Tool | None

@@ -61,6 +61,7 @@ class Journal:
         "pending",
         "record",
         "released",
+        "row_status",
         "sink",
         "slots",
         "state",
@@ -97,6 +98,8 @@ class Journal:
         self.released = False
         #: the lease was taken over while this turn worked (its next commit fails)
         self.lease_lost = False
+        #: the status the session row holds (a commit that keeps it writes only events)
+        self.row_status: str | None = record.status if stored else None
         #: the concurrency slots the turn holds (per-user limits), if any
         self.slots: Slots | None = None
         #: tokens of the turn's answers and side calls (summaries)
@@ -120,7 +123,9 @@ class Journal:
         ev = Event(type_, st.session_id, st.step, self.lease.clock(), data, usage, st.event_count)
         st.apply(ev, message)
         self.pending.append(ev)
-        self.publish(ev)
+        self.events.append(ev)
+        if self.sink is not None:
+            self.sink(ev)
         return ev
 
     def publish(self, ev: Event) -> None:
@@ -128,6 +133,19 @@ class Journal:
         self.events.append(ev)
         if self.sink is not None:
             self.sink(ev)
+
+    def check_lease(self) -> None:
+        """Raise ``SessionConflict`` if the lease was lost (a renewal found another holder).
+
+        The turn checks this before each step and each tool call, so a turn
+        that lost its session stops before it acts again, not at its next commit.
+        """
+        if self.lease_lost:
+            raise SessionConflict(
+                f"session {self.record.id}: this turn lost its lease (another process took "
+                "the session over after the lease expired); it stopped before doing more. "
+                "Reload the session to see where it is"
+            )
 
     def status(self, status: SessionStatus, reason: str | None) -> None:
         self.emit(EventType.SESSION_STATUS, {"status": status, "reason": reason})
@@ -141,6 +159,17 @@ class Journal:
         gives it back in the same transaction.
         """
         st, rec = self.state, self.record
+        if (
+            self.stored
+            and not release
+            and st.status == self.row_status
+            and hasattr(self.store, "append")
+        ):
+            # Mid-turn, status unchanged: the events alone, lease-checked; the row
+            # (a cache of the log) catches up at the next status change or the end.
+            batch, self.pending = self.pending, []
+            await self.store.append(rec.id, batch, owner=self.owner)
+            return
         rec.status = st.status
         rec.step = st.step
         rec.event_count = st.event_count
@@ -154,6 +183,7 @@ class Journal:
             batch, self.pending = self.pending, []
             await self.store.create(rec, batch, owner=self.owner, lease_ttl=self.lease.ttl)
             self.stored = True
+            self.row_status = rec.status
             if not release:
                 self._start_heartbeat()
                 return
@@ -164,6 +194,7 @@ class Journal:
         await self.store.commit(
             rec, batch, owner=self.owner, lease_ttl=self.lease.ttl, release=release
         )
+        self.row_status = rec.status
         self.released = release
 
     def start(self) -> None:
@@ -250,8 +281,16 @@ class Journal:
                 slots, self.slots = self.slots, None
                 await self.limiter.release_slots(slots)
             if self.stored and not self.released:
-                await self.store.release(self.state.session_id, owner=self.owner)
                 self.released = True
+                try:
+                    await self.store.release(self.state.session_id, owner=self.owner)
+                except RunError as exc:  # the lease expires on its own; keep the first error
+                    log.warning(
+                        "session %s: could not give the lease back (%s); it expires in %g s",
+                        self.state.session_id,
+                        exc,
+                        self.lease.ttl,
+                    )
 
     # the result ---------------------------------------------------------------
 

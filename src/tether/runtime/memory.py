@@ -165,6 +165,16 @@ class InMemoryStore:
         else:
             r.lease_expires = record.updated_at + lease_ttl
 
+    async def append(self, session_id: str, events: Sequence[Event], *, owner: str) -> None:
+        """Append ``events`` if ``owner`` holds the lease; the row is left as it is."""
+        entry = self._entry(session_id)
+        r = entry.record
+        if r.lease_owner != owner:
+            raise lease_lost(session_id, owner, r.lease_owner, r.lease_expires)
+        if events:
+            entry.check_new(session_id, events)
+            entry.append(events)
+
     async def release(self, session_id: str, *, owner: str) -> None:
         """Give the lease back (no-op if ``owner`` does not hold it)."""
         entry = self._sessions.get(session_id)

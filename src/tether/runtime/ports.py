@@ -102,6 +102,18 @@ class SessionStore(Protocol):
         """
         ...
 
+    async def append(self, session_id: str, events: Sequence[Event], *, owner: str) -> None:
+        """Append ``events`` (their ``seq`` set) if ``owner`` holds the lease; one transaction.
+
+        Unlike :meth:`commit`, the session row is not written: a turn's
+        commits between status changes use it (the row is a cache of the log,
+        brought up to date by the next ``commit``; the lease is kept by
+        :meth:`renew`). Raises ``SessionConflict`` if ``owner`` does not hold
+        the lease or a ``seq`` is already stored; nothing is written then.
+        Optional for a store: the runtime uses ``commit`` when it is absent.
+        """
+        ...
+
     async def release(self, session_id: str, *, owner: str) -> None:
         """Give the lease back (no-op if ``owner`` does not hold it)."""
         ...

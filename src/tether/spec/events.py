@@ -216,9 +216,15 @@ class ApprovalDecidedData(TypedDict, total=False):
 EPHEMERAL_TYPES: Final = frozenset({EventType.MODEL_DELTA})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     """One thing that happened in a session.
+
+    Treat an event as immutable once made (its ``data`` included): the same
+    object is stored, streamed and folded into the state. It is not frozen
+    only because a frozen dataclass costs several times more to build, and
+    a turn builds one for everything that happens (``dataclasses.replace``
+    makes a changed copy).
 
     ``step`` is the session's step counter when it happened; ``seq`` the
     event's position in the stored log (0 until stored, and for streamed-only

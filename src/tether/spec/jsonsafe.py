@@ -95,6 +95,9 @@ def check_var(key: Any, value: Any) -> Any:
         raise Unstorable(exc.reason, exc.path, key=str(key)) from None
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 class SessionVars(dict[str, Any]):
     """Session vars that check each value as it is set: what a tool sees as ``ctx.vars``.
 
@@ -112,6 +115,21 @@ class SessionVars(dict[str, Any]):
     def __init__(self, values: Any = (), /, **kwargs: Any) -> None:
         super().__init__()
         self.update(values, **kwargs)
+
+    @classmethod
+    def stored(cls, values: dict[str, Any]) -> SessionVars:
+        """A tool's copy of the session's vars, which were checked when they were set.
+
+        Plain values are shared; containers are copied, so a change a tool
+        makes in place is seen as a change and never reaches the session's
+        own state behind the event log.
+        """
+        out = cls()
+        for key, value in values.items():
+            if type(value) not in _SCALARS:
+                value = to_jsonable(value)
+            dict.__setitem__(out, key, value)
+        return out
 
     def __setitem__(self, key: str, value: Any, /) -> None:
         dict.__setitem__(self, *_checked(key, value))

@@ -62,7 +62,9 @@ class _Rollback(Exception):
         self.outcome = outcome
 
 
-def _positional(stmt: sa.Update | sa.Insert, dialect: sa.Dialect) -> tuple[str, tuple[str, ...]]:
+def _positional(
+    stmt: sa.Update | sa.Insert | sa.Select[Any], dialect: sa.Dialect
+) -> tuple[str, tuple[str, ...]]:
     compiled = stmt.compile(dialect=dialect)
     order = compiled.positiontup
     if order is None:  # pragma: no cover - every supported driver is positional
@@ -79,6 +81,7 @@ class Statements:
     insert_events: sa.Insert
     insert_session: sa.Insert
     release: sa.Update
+    lease_check: sa.Select[Any]  # the session's id if ``owner`` holds its lease (an append)
 
 
 class Writer:
@@ -124,6 +127,24 @@ class Writer:
             return r.outcome
         return COMMITTED
 
+    async def append(self, params: Mapping[str, Any], rows: Sequence[tuple[Any, ...]]) -> int:
+        """Insert ``rows`` if ``params['owner']`` holds the lease, leaving the row alone."""
+        dicts = self._dicts(rows)
+        try:
+            async with self.transaction() as conn:
+                check = self._stmts.lease_check
+                if conn.dialect.name == "postgresql":
+                    check = check.with_for_update(read=True)  # no takeover until we commit
+                if (await conn.execute(check, params)).first() is None:
+                    raise _Rollback(LEASE_LOST)
+                try:
+                    await conn.execute(self._stmts.insert_events, dicts)
+                except sa.exc.IntegrityError:
+                    raise _Rollback(DUPLICATE) from None
+        except _Rollback as r:
+            return r.outcome
+        return COMMITTED
+
     async def create(self, row: Mapping[str, Any], rows: Sequence[tuple[Any, ...]]) -> int:
         """Insert a session row and its first events: ``COMMITTED`` or ``DUPLICATE``."""
         dicts = self._dicts(rows)
@@ -152,6 +173,10 @@ class Writer:
 
     def create_now(self, row: Mapping[str, Any], rows: Sequence[tuple[Any, ...]]) -> int | None:
         """``create`` without awaiting, or ``None`` if that is not possible now."""
+        return None
+
+    def append_now(self, params: Mapping[str, Any], rows: Sequence[tuple[Any, ...]]) -> int | None:
+        """``append`` without awaiting, or ``None`` if that is not possible now."""
         return None
 
     def release_now(self, params: Mapping[str, Any]) -> int | None:
@@ -184,6 +209,25 @@ def _update_then_insert(update: sa.Update, insert: sa.Insert) -> sa.Insert:
     return table.insert().from_select([table.c.session_id, *cols], rows).add_cte(upd)
 
 
+def _check_then_insert(check: sa.Select[Any], insert: sa.Insert) -> sa.Insert:
+    """``WITH chk AS (SELECT id ... FOR SHARE) INSERT INTO events SELECT ... unnest(arrays)``.
+
+    An append: the events are inserted only if the lease check found the
+    row, which it keeps share-locked (no takeover) until the statement ends.
+    """
+    table = insert.table
+    assert isinstance(table, sa.Table)
+    chk = check.with_for_update(read=True).cte("chk")
+    cols = [c for c in table.c if c.key != "session_id"]
+    arrays = (
+        sa.func.unnest(*(sa.bindparam(f"{c.key}_array", type_=ARRAY(c.type)) for c in cols))
+        .table_valued(*(c.key for c in cols))
+        .render_derived(name="e")
+    )
+    rows = sa.select(chk.c.id, *(arrays.c[c.key] for c in cols)).join_from(chk, arrays, sa.true())
+    return table.insert().from_select([table.c.session_id, *cols], rows).add_cte(chk)
+
+
 class AsyncpgWriter(Writer):
     """PostgreSQL through asyncpg: every commit is one statement on the raw connection.
 
@@ -206,6 +250,31 @@ class AsyncpgWriter(Writer):
             both_sql, order = _positional(both, engine.dialect)
             assert order[: len(update_order)] == update_order, order
             self._sql[changed] = (update_sql, both_sql, update_order)
+        append = _check_then_insert(statements.lease_check, statements.insert_events)
+        self._append_sql, self._append_order = _positional(append, engine.dialect)
+        check_order = _positional(statements.lease_check, engine.dialect)[1]
+        assert self._append_order[: len(check_order)] == check_order, self._append_order
+        self._check_len = len(check_order)
+
+    async def append(self, params: Mapping[str, Any], rows: Sequence[tuple[Any, ...]]) -> int:
+        args = [params[k] for k in self._append_order[: self._check_len]]
+        columns = list(zip(*rows, strict=True))[1:]  # one array per column but session_id
+        async with self._engine.connect() as conn:
+            pg = (await conn.get_raw_connection()).driver_connection
+            assert pg is not None
+            try:
+                tag = await pg.execute(self._append_sql, *args, *columns)
+            except Exception as e:
+                state = getattr(e, "sqlstate", None)
+                if state == _UNIQUE_VIOLATION:
+                    return DUPLICATE
+                if state is None:  # not a server error: the connection may be broken
+                    await conn.invalidate()
+                raise
+            except BaseException:
+                await conn.invalidate()
+                raise
+            return COMMITTED if tag == f"INSERT 0 {len(rows)}" else LEASE_LOST
 
     async def commit(
         self,
@@ -281,7 +350,7 @@ class SQLiteWriter(Writer):
     ) -> None:
         super().__init__(engine, statements)
         self._ops: dict[str, tuple[str, Callable[[Mapping[str, Any]], tuple[Any, ...]]]] = {}
-        for name in ("commit", "commit_same_status", "insert_session", "release"):
+        for name in ("commit", "commit_same_status", "insert_session", "release", "lease_check"):
             sql, order = _positional(getattr(statements, name), engine.dialect)
             self._ops[name] = (sql, _getter(order))
         self._insert_sql, order = _positional(statements.insert_events, engine.dialect)
@@ -338,6 +407,16 @@ class SQLiteWriter(Writer):
                 db.executemany(self._insert_sql, rows)
             except sqlite3.IntegrityError:
                 return DUPLICATE
+        return COMMITTED
+
+    def _append_body(self, db: sqlite3.Connection, args: _Args, rows: Sequence[Any]) -> int:
+        # BEGIN IMMEDIATE holds the write lock: no takeover between check and insert.
+        if db.execute(*args).fetchone() is None:
+            return LEASE_LOST
+        try:
+            db.executemany(self._insert_sql, rows)
+        except sqlite3.IntegrityError:
+            return DUPLICATE
         return COMMITTED
 
     def _create_body(self, db: sqlite3.Connection, args: _Args, rows: Sequence[Any]) -> int:
@@ -464,6 +543,12 @@ class SQLiteWriter(Writer):
 
     def release_now(self, params: Mapping[str, Any]) -> int | None:
         return self._now(self._release_body, self._args("release", params), ())
+
+    def append_now(self, params: Mapping[str, Any], rows: Sequence[tuple[Any, ...]]) -> int | None:
+        return self._now(self._append_body, self._args("lease_check", params), rows)
+
+    async def append(self, params: Mapping[str, Any], rows: Sequence[tuple[Any, ...]]) -> int:
+        return await self._write(self._append_body, self._args("lease_check", params), rows)
 
     async def commit(
         self,

@@ -118,6 +118,9 @@ _RENEW = (
 _INSERT_SESSION = sessions.insert()
 _INSERT_EVENTS = events.insert()
 _LEASE = sa.select(_s.lease_owner, _s.lease_expires).where(_s.id == sa.bindparam("sid"))
+_LEASE_CHECK = sa.select(_s.id).where(
+    _s.id == sa.bindparam("sid"), _s.lease_owner == sa.bindparam("owner")
+)
 _GET = sa.select(*SESSION_COLUMNS).where(_s.id == sa.bindparam("sid"))
 _EVENTS = (
     sa.select(*EVENT_COLUMNS)
@@ -147,7 +150,7 @@ class SQLStore:
         # the commit succeeds; entries go at release.
         self._status: dict[tuple[str, str], str] = {}
         statements = Statements(
-            _COMMIT, _COMMIT_SAME_STATUS, _INSERT_EVENTS, _INSERT_SESSION, _RELEASE
+            _COMMIT, _COMMIT_SAME_STATUS, _INSERT_EVENTS, _INSERT_SESSION, _RELEASE, _LEASE_CHECK
         )
         busy_ms = max(1, int(op_timeout * 900))  # as the engine's; see _engine
         self._writer: Writer = make_writer(engine, statements, busy_ms=busy_ms)
@@ -361,6 +364,41 @@ class SQLStore:
                 raise lease_lost(sid, owner, holder, expires)
         raise SessionConflict(
             f"session {sid}: an event with seq in {events[0].seq}..{events[-1].seq} is "
+            "already stored; another writer appended to this session. Nothing was written; "
+            "reload it with acquire() before advancing it"
+        )
+
+    async def append(self, session_id: str, events: Sequence[Event], *, owner: str) -> None:
+        """Append ``events`` if ``owner`` holds the lease, leaving the session row as it is.
+
+        A turn's commits between status changes (after a step, before an unsafe
+        tool) write only events: the row, a cache of what the log says, is
+        brought up to date by the next :meth:`commit`.
+        """
+        if not events:
+            return
+        params = {"sid": session_id, "owner": owner}
+        rows = [event_row(session_id, e) for e in events]
+        try:
+            outcome = self._writer.append_now(params, rows)
+        except Exception as e:
+            if is_transient(e):
+                raise self._unavailable("append", session_id, e) from e
+            raise
+        if outcome == COMMITTED:
+            return
+        async with self._guard("append", session_id):
+            if outcome is None:
+                outcome = await self._writer.append(params, rows)
+            if outcome == COMMITTED:
+                return
+            if outcome == LEASE_LOST:
+                self._status.pop((session_id, owner), None)
+                async with self._engine.connect() as conn:
+                    holder, expires = await self._holder(conn, session_id)
+                raise lease_lost(session_id, owner, holder, expires)
+        raise SessionConflict(
+            f"session {session_id}: an event with seq in {events[0].seq}..{events[-1].seq} is "
             "already stored; another writer appended to this session. Nothing was written; "
             "reload it with acquire() before advancing it"
         )

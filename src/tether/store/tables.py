@@ -107,7 +107,7 @@ def record_params(r: SessionRecord) -> dict[str, Any]:
     """The mutable columns of a session row, as bind parameters."""
     u = r.usage
     return {
-        "status": r.status,
+        "status": str(r.status),  # a SessionStatus binds as plain text (no adapter lookup)
         "step": r.step,
         "event_count": r.event_count,
         "input_tokens": u.input_tokens,
@@ -126,7 +126,8 @@ def event_row(session_id: str, e: Event) -> tuple[Any, ...]:
     Serialises ``data`` first, so a value JSON cannot encode fails before any write.
     """
     usage = None if e.usage is None else _dumps(e.usage.to_dict())
-    return (session_id, e.seq, e.step, e.type, float(e.time), _dumps(e.data), usage)
+    # str(): an EventType binds as plain text, without the driver's adapter lookup
+    return (session_id, e.seq, e.step, str(e.type), float(e.time), _dumps(e.data), usage)
 
 
 def row_event(session_id: str, row: Sequence[Any]) -> Event:
