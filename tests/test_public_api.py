@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_top_level_exports() -> None:
     assert sorted(tether.__all__) == sorted(
         [
+            "AccessDenied",
             "Agent",
             "ApprovalError",
             "ApprovalPolicy",

@@ -10,6 +10,7 @@ from importlib import import_module as _import_module
 from typing import Any as _Any
 
 from tether.exceptions import (
+    AccessDenied,
     ApprovalError,
     CircuitOpen,
     ConfigError,
@@ -81,6 +82,7 @@ def __getattr__(name: str) -> _Any:
 
 
 __all__ = [
+    "AccessDenied",
     "Agent",
     "ApprovalError",
     "ApprovalPolicy",

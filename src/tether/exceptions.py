@@ -15,6 +15,7 @@ The tree has three families, so callers can tell *who* has to act::
         │   └── ModelTimeout       no answer within the configured timeout
         ├── CircuitOpen            a breaker is open: the dependency failed repeatedly
         ├── ApprovalError          a stale, unknown or unauthorised approval decision
+        ├── AccessDenied           a principal acting on a session that is not theirs
         ├── ModelUnavailable       no model of the chain could answer (and why)
         ├── SessionConflict        another process holds this session's lease
         ├── SessionNotFound        no session has that id
@@ -37,6 +38,7 @@ Every message says the likely cause and what to do about it.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
     "AgentLoadError",
     "ApprovalError",
     "CircuitOpen",
@@ -175,7 +177,7 @@ class ModelTimeout(ProviderError):
 class SessionConflict(RunError):
     """Another process is advancing this session right now (it holds the lease).
 
-    ``holder`` names the lease holder (``host:pid:nonce``) when known, and
+    ``holder`` names the lease holder (``host:pid:nonce:N``, one per turn) when known, and
     ``expires`` when its lease runs out (Unix time).
     """
 
@@ -193,6 +195,14 @@ class SessionNotFound(RunError):
 
 class InvalidSessionState(RunError):
     """The session's state does not allow this action (e.g. it already failed)."""
+
+
+class AccessDenied(RunError):
+    """A principal tried to act on a session that belongs to another user or tenant.
+
+    Nothing was run or recorded. A server answers it as "not found": a
+    session that is not yours does not exist for you.
+    """
 
 
 class ShuttingDown(RunError):

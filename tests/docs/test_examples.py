@@ -131,6 +131,28 @@ EXPECTED: dict[str, list[str]] = {
         "can help you with?",
         "withheld because: ['canary']",
     ],
+    "sessions.py": [
+        "tools offered: order_status, cancel_order, clarify",
+        "status: awaiting_approval",
+        "asked: Please confirm: cancel order #W1. Reply yes or no.",
+        "stored: user=ava tenant=acme scopes=['orders']",
+        "deps built so far: []",
+        "olga: idle, deps built: ['acme']",
+        "acme cancelled: ['#W1'], refunded: []",
+        "ava at the same time: SessionConflict: session SESSION already has a turn in progress "
+        "in this process (a second send, decide or resume came while one ran); wait for it to "
+        "finish",
+        "refund refused: not executed: this user may not use refund (it needs: refunds). Tell "
+        "them it is not available to them.",
+        "ava, later: ApprovalError: approval SESSION.4 was already approved by olga; nothing was "
+        "run",
+        "AccessDenied: this session belongs to user 'ava'; a call as user 'mallory' cannot act on "
+        "it",
+        "bo: Order #W2 is pending. deps built: ['acme', 'globex']",
+        "deps closed: acme 1x, globex 1x",
+        "after aclose: ShuttingDown: the runtime is shutting down and takes no new turns; retry "
+        "on another replica, or after it restarts",
+    ],
     "testing_your_agent.py": [
         "ok test_answers_from_the_tool_result",
         "ok test_an_agent_that_calls_its_model_once_too_often_fails",

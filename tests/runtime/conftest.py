@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import tether
 from tether import ToolContext, ToolFailed
+from tether.runtime.ports import SessionStore
+from tether.store import open_store
 
 
 class Ledger:
@@ -68,3 +72,11 @@ def login(ctx: ToolContext, user: str) -> str:
 
 
 TOOLS = (get_order, send_email, slow_lookup, broken, login)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SessionStore]:
+    """A SQLite store in ``tmp_path`` (the Session API tests)."""
+    s = await open_store(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+    yield s
+    await s.aclose()

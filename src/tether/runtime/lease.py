@@ -1,10 +1,16 @@
-"""Lease owner ids and the one safe takeover: a holder proven dead.
+"""Lease owner ids, and the opt-in takeover of a holder proven dead.
 
-A lease owner id is ``host:pid:nonce``. When a session's lease is held by a
-process on *this* host that no longer exists (it crashed, or was killed
-with SIGKILL), waiting for the lease to expire helps nobody: the runtime
-takes the lease over with a compare-and-set on that exact holder. A holder
-on another host, or one still alive, is never overridden.
+A runtime's owner id is ``host:pid:nonce``; each turn holds the lease as
+``host:pid:nonce:N`` (its own, so a refused operation never releases
+another turn's lease). A lease is renewed while its turn works and taken
+over only once it has expired.
+
+:func:`holder_is_dead` is used only with ``Runtime(takeover_dead_pids=True)``:
+when the holder is a process of this host *and PID namespace* that no longer
+exists, the runtime takes the lease over at once with a compare-and-set on
+that exact holder. It is off by default because a host name does not
+identify a PID namespace: containers with host networking share one, and a
+live holder in another container would be judged dead.
 """
 
 from __future__ import annotations

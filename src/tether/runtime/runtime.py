@@ -178,6 +178,7 @@ class Runtime:
         self._idle.set()
         self._closing = False
         self._closed = False
+        self._shut = asyncio.Event()
         self._turns = 0
 
     async def __aenter__(self) -> Runtime:
@@ -203,19 +204,26 @@ class Runtime:
            "outcome unknown", never run twice).
         4. Close deps, models, the tool workers, then (if owned) the store.
         """
-        if self._closed:
+        if self._closing:  # closed, or a concurrent aclose() is at work: wait for it
+            await self._shut.wait()
             return
         self._closing = True
+        try:
+            await self._shut_down(timeout)
+        finally:
+            self._shut.set()
+
+    async def _shut_down(self, grace: float) -> None:
         if self._active:
             try:
-                await asyncio.wait_for(self._idle.wait(), timeout)
+                await asyncio.wait_for(self._idle.wait(), grace)
             except TimeoutError:
                 tasks = [t for t in self._active.values() if t is not None and not t.done()]
                 log.warning("shutdown: cancelling %d turn(s) still running", len(tasks))
                 for t in tasks:
                     t.cancel()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._idle.wait(), max(1.0, timeout / 10))
+                    await asyncio.wait_for(self._idle.wait(), max(1.0, grace / 10))
         self._closed = True
         made = {id(d): d for _f, d in [*self._session_deps.values(), *self._deps.values()]}
         for deps in made.values():  # each object once, however many sessions shared it
@@ -405,10 +413,14 @@ class Runtime:
                 principal = journal.state.principal.narrow(handle.principal)
                 handle.principal = principal
 
-                async def deps() -> Any:  # built when a tool first needs them
-                    st = journal.state
-                    info = SessionInfo(sid, agent.name, principal, dict(st.context))
-                    return await self._deps_for(agent, info)
+                made: list[Any] = []
+
+                async def deps() -> Any:  # built when a tool first needs them, once a turn
+                    if not made:
+                        st = journal.state
+                        info = SessionInfo(sid, agent.name, principal, dict(st.context))
+                        made.append(await self._deps_for(agent, info))
+                    return made[0]
 
                 turn = self._turn(agent, svc, journal, principal, deps)
                 started = True

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tether.exceptions import ConfigError, InvalidSessionState
+from tether.exceptions import ConfigError, InvalidSessionState, ShuttingDown
 from tether.runtime import turn_approvals
 from tether.runtime.journal import EventSink
 from tether.runtime.result import TurnResult
@@ -240,6 +240,11 @@ def _as_stream(
         try:
             while (ev := await queue.get()) is not None:
                 yield ev
+            if task.cancelled():  # cancelled by a shutdown, not by this consumer
+                raise ShuttingDown(
+                    "the runtime shut down during this turn; what it committed is kept and "
+                    "the session is resumable"
+                )
             await task  # re-raise what the turn raised
         finally:
             if not task.done():

@@ -132,6 +132,7 @@ class Turn:
                 )
             if self.kit.closing():
                 raise Interrupted
+            self.journal.check_lease()
             st.step += 1
             try:
                 response = await self.next_answer()
@@ -211,14 +212,14 @@ class Turn:
     async def out_of_budget(self, estimate: int) -> TurnResult:
         """The next call does not fit in the budget.
 
-        The session ends (``budget_exhausted``) when its tokens are spent;
-        a context that alone takes more than half the whole budget (a huge
-        message or tool output) fails only this turn: the tokens are not
-        spent, and the session takes the next message.
+        The session ends (``budget_exhausted``) when its tokens are spent. A
+        request larger than the whole budget (a huge message; tool outputs
+        are capped) fails only this turn: no tokens were spent on it, and the
+        session takes the next message.
         """
         budget = self.agent.budget.max_tokens
-        if budget is not None and estimate * 2 > budget:
-            return await too_long(self, estimate, self.caller.remaining)
+        if budget is not None and estimate > budget:
+            return await too_long(self, estimate, budget)
         return await exhaust(self)
 
     # tool calls ---------------------------------------------------------------
@@ -256,6 +257,7 @@ class Turn:
                     turn_approvals.request_approval(self, call, tool, tainted=decision.tainted)
                 return False
             assert decision is RUN
+            self.journal.check_lease()
             if tool is not None:
                 self.journal.emit(
                     EventType.TOOL_STARTED,

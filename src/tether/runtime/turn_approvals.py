@@ -63,15 +63,19 @@ def request_approval(turn: Turn, call: ToolCall, tool: Tool, *, tainted: bool = 
 def may_decide(turn: Turn, pending: dict[str, Any], by: Principal) -> str | None:
     """Why ``by`` may not decide ``pending`` (``None``: they may)."""
     role = turn.agent.approval.approver_role
+    st = turn.state
+    if by.tenant is not None and st.tenant_id is not None and by.tenant != st.tenant_id:
+        return f"the session belongs to another tenant ({st.tenant_id!r}, not {by.tenant!r})"
     if role in by.roles:
         return None
     if pending.get("mode") == "operator":
         return f"it needs the {role!r} role (operator approval)"
-    st = turn.state
     if st.user_id is None:
         return None
-    same_tenant = by.tenant is None or by.tenant == st.tenant_id
-    if by.user == st.user_id and same_tenant:
+    # The same user id in another tenant is another person. A decider that
+    # names no tenant is taken as the application's word for this session's
+    # user (a multi-tenant application should always pass the tenant).
+    if by.user == st.user_id and by.tenant in (None, st.tenant_id):
         return None
     return f"only the session's user or a principal with the {role!r} role may decide it"
 

@@ -132,14 +132,14 @@ async def exhaust(turn: Turn) -> TurnResult:
     return turn.journal.result(output, stop_reason=SessionStatus.BUDGET_EXHAUSTED)
 
 
-async def too_long(turn: Turn, estimate: int, remaining: int | None) -> TurnResult:
-    """The context does not fit in what is left, but the budget is not spent: fail the turn.
+async def too_long(turn: Turn, estimate: int, budget: int) -> TurnResult:
+    """The request is larger than the whole token budget: fail the turn, not the session.
 
-    The session stays usable (``failed`` takes a new message): a shorter
-    question, or one after the context was compressed, may still fit.
+    Nothing was sent to the model and no tokens were spent; the session
+    stays usable (``failed`` takes a new message).
     """
-    left = "" if remaining is None else f" of the {remaining:,} tokens left in its budget"
     return await turn.fail(
-        f"the conversation (about {estimate:,} tokens) is too long for what is left{left}; "
-        "nothing was sent to the model. Ask a shorter question, or start a new session"
+        f"this request (about {estimate:,} tokens) is larger than the session's whole token "
+        f"budget ({budget:,}); nothing was sent to the model. Send a shorter message, or "
+        "start a new session"
     )

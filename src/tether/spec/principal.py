@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tether.exceptions import ConfigError
+from tether.exceptions import AccessDenied, ConfigError
 
 __all__ = ["ANYONE", "Principal"]
 
@@ -52,15 +52,19 @@ class Principal:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, str) or not v.strip() or len(v) > 255):
                 raise ConfigError(f"Principal.{name} must be 1 to 255 characters, got {v!r}")
-        object.__setattr__(self, "roles", _names(self.roles, "Principal.roles") or frozenset())
-        object.__setattr__(self, "scopes", _names(self.scopes, "Principal.scopes"))
+        if self.roles:  # the common, empty case needs no check
+            object.__setattr__(self, "roles", _names(self.roles, "Principal.roles"))
+        elif type(self.roles) is not frozenset:
+            object.__setattr__(self, "roles", frozenset())
+        if self.scopes is not None:
+            object.__setattr__(self, "scopes", _names(self.scopes, "Principal.scopes"))
 
     def narrow(self, other: Principal | None) -> Principal:
         """This principal limited by ``other`` (a later call): never wider than either.
 
         ``other`` must be the same user and tenant (``None`` in ``other``
         keeps this one's); its roles and scopes are intersected with these.
-        Raises :class:`~tether.exceptions.ConfigError` if it names another
+        Raises :class:`~tether.exceptions.AccessDenied` if it names another
         user or tenant: a session is not handed from one user to another.
         """
         if other is None or other is self:
@@ -68,7 +72,7 @@ class Principal:
         for name in ("user", "tenant"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if theirs is not None and mine != theirs:
-                raise ConfigError(
+                raise AccessDenied(
                     f"this session belongs to {name} {mine!r}; a call as {name} {theirs!r} "
                     "cannot act on it"
                 )

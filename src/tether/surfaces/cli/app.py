@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from typing import Annotated, Any, TypeVar
@@ -24,7 +25,7 @@ from rich.text import Text
 
 from tether.exceptions import ConfigError, RunError, TetherError
 from tether.providers.registry import PROVIDERS
-from tether.runtime import Runtime, TurnResult
+from tether.runtime import Runtime, Session, TurnResult
 from tether.spec.agent import Agent
 from tether.spec.events import EventType
 from tether.spec.principal import Principal
@@ -74,29 +75,31 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _run_async(fn: Callable[[], Coroutine[Any, Any, T]], session: list[str] | None = None) -> T:
+def _run_async(fn: Callable[[], Coroutine[Any, Any, T]], session: list[Session] | None = None) -> T:
     """Run ``fn``; errors become a message and an exit code, never a traceback.
 
-    ``session`` holds the id of the session the command works on, once
-    known: Ctrl-C then says how to resume it (the turn stopped where it was;
-    what it committed is kept).
+    ``session`` holds the session the command works on, once known: Ctrl-C
+    then says how to go on with it (the turn stopped where it was; what it
+    committed is kept).
     """
     try:
         return asyncio.run(fn())
     except TetherError as exc:
         raise _fail(str(exc), 1 if isinstance(exc, RunError) else 2) from None
     except KeyboardInterrupt:
-        if session:
-            sid = session[-1]
+        handle = session[-1] if session else None
+        if handle is not None and handle.created:
+            sid = handle.id
             err.print(
                 Text(
-                    f"interrupted: session {sid} kept what it had done; continue it with "
-                    f"`tether resume {sid}` (or send it a message with --session {sid})",
+                    f"interrupted: session {sid} kept what it had done; if a turn was under "
+                    f"way, continue it with `tether resume {sid}`, else send the next message "
+                    f"with --session {sid}",
                     style="yellow",
                 )
             )
         else:
-            err.print(Text("interrupted", style="yellow"))
+            err.print(Text("interrupted (nothing was stored)", style="yellow"))
         raise typer.Exit(130) from None
 
 
@@ -227,12 +230,12 @@ def run(
     agent = _agent(agent_ref, model)
     printer = None if as_json else LiveTurnPrinter(err)
     principal = _principal(user, tenant, scope)
-    current: list[str] = []
+    current: list[Session] = []
 
     async def go() -> TurnResult:
         async with await _runtime(db) as rt:
             handle = rt.session(agent, session, principal=principal)
-            current.append(handle.id)
+            current.append(handle)
             return await handle.send(message, on_event=printer, metadata={"agent_ref": agent_ref})
 
     result = _run_async(go, current)
@@ -253,6 +256,39 @@ def run(
         raise typer.Exit(1)
 
 
+async def _read_line(prompt: str) -> str:
+    """``input(prompt)`` without blocking the loop, on a daemon thread.
+
+    Not ``asyncio.to_thread``: at Ctrl-C, ``asyncio.run`` joins the default
+    executor's threads, so the process would wait for a line nobody types.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[str] = loop.create_future()
+
+    def read() -> None:
+        try:
+            text = input(prompt)
+        except BaseException as exc:  # EOFError, KeyboardInterrupt: handed to the loop
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, done, None, exc)
+        else:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, done, text, None)
+
+    threading.Thread(target=read, name="tether-chat-input", daemon=True).start()
+    return await done
+
+
+def _settle(done: asyncio.Future[str], text: str | None, exc: BaseException | None) -> None:
+    if done.done():
+        return
+    if exc is not None:
+        done.set_exception(exc if isinstance(exc, Exception) else EOFError())
+    else:
+        assert text is not None
+        done.set_result(text)
+
+
 @app.command()
 def chat(
     agent_ref: Annotated[str, typer.Argument(metavar="AGENT", help="module:attr or a folder.")],
@@ -267,18 +303,19 @@ def chat(
     agent = _agent(agent_ref, model)
     printer = LiveTurnPrinter(out)
     principal = _principal(user, tenant, scope)
-    current: list[str] = [session] if session else []
+    current: list[Session] = []
 
     async def go() -> None:
         async with await _runtime(db) as rt:
             handle = rt.session(agent, session, principal=principal)
+            current.append(handle)
             sid = session
             out.print(
                 Text(f"{agent.name} v{agent.version} · type /exit or Ctrl-D to leave", style="dim")
             )
             while True:
                 try:
-                    line = await asyncio.to_thread(input, "you> ")
+                    line = await _read_line("you> ")
                 except (EOFError, KeyboardInterrupt):
                     out.print()
                     break
@@ -286,8 +323,6 @@ def chat(
                     break
                 if not line.strip():
                     continue
-                if not current:
-                    current.append(handle.id)
                 try:
                     result = await handle.send(
                         line, on_event=printer, metadata={"agent_ref": agent_ref}
@@ -320,10 +355,13 @@ def resume(
     async def go() -> TurnResult:
         async with await _runtime(db) as rt:
             agent = await _session_agent(rt, session_id, agent_ref, model)
-            return await rt.resume(agent, session_id, on_event=printer)
+            handle = rt.session(agent, session_id)
+            current.append(handle)
+            return await handle.resume(on_event=printer)
 
     printer = None if as_json else LiveTurnPrinter(err)
-    result = _run_async(go, [session_id])
+    current: list[Session] = []
+    result = _run_async(go, current)
     if as_json:
         sys.stdout.write(json.dumps(_result_json(result), ensure_ascii=False) + "\n")
     else:
