@@ -18,6 +18,7 @@ import json
 import math
 import time
 import uuid
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -26,8 +27,9 @@ import pydantic
 import pytest
 
 import tether
+from tests.runtime.session_peer import Shared, shared_store
 from tether import Agent, ToolContext, ToolFailed
-from tether.runtime import InMemoryStore, Runtime, SessionStatus
+from tether.runtime import Runtime, SessionStatus
 from tether.runtime.execute import (
     ERROR_CAP_CHARS,
     STORE_CAP_CHARS,
@@ -35,13 +37,11 @@ from tether.runtime.execute import (
     execute_tool,
     render_output,
 )
-from tether.runtime.ports import SessionStore
 from tether.spec.approval import ApprovalPolicy
 from tether.spec.events import EventType
 from tether.spec.jsonsafe import MAX_DEPTH, SessionVars, Unstorable, check_var, to_jsonable
 from tether.spec.messages import ToolCall
 from tether.spec.tools import Tool
-from tether.store import open_store
 from tether.testing import ScriptedModel, call
 
 WHEN = dt.datetime(2026, 3, 1, 12, 30, tzinfo=dt.UTC)
@@ -483,44 +483,74 @@ def agent_with(*tools: Tool, script: list[Any]) -> Agent:
     )
 
 
-async def test_an_unserialisable_result_ends_the_turn_idle_with_the_error_reported() -> None:
+BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+async def shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Shared]:
+    """One database of each backend; ``shared.open()`` gives a store on it (a reload)."""
+    async with shared_store(request.param, tmp_path) as s:
+        yield s
+
+
+async def test_an_unserialisable_result_ends_the_turn_idle_with_the_error_reported(
+    shared: Shared,
+) -> None:
     agent = agent_with(tuple_keys, script=[call("tuple_keys"), "I could not read that."])
-    async with Runtime() as rt:
+    async with Runtime(store=await shared.open(), close_store=False) as rt:
         result = await rt.run(agent, "go")
     assert result.ok, result.error
     assert result.status == SessionStatus.IDLE
     finished = [e for e in result.events if e.type == EventType.TOOL_FINISHED]
     assert finished[0].data["is_error"] is True
     assert "returned a value that cannot be stored" in finished[0].data["content"]
+    # what was stored reads back the same on every store
+    async with Runtime(store=await shared.open(), close_store=False) as rt:
+        state = await rt.load(result.session_id)
+    assert state.status == SessionStatus.IDLE
+    assert state.messages[-2].results[0].content == finished[0].data["content"]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "memory"])
-async def test_a_datetime_var_is_stored_as_iso_and_survives_a_reload(
-    backend: str, tmp_path: Path
-) -> None:
-    async def store() -> SessionStore:
-        if backend == "memory":
-            return memory
-        return await open_store("sqlite+aiosqlite:///" + str(tmp_path / "s.db"))
-
-    memory = InMemoryStore()
+async def test_a_datetime_var_is_stored_as_iso_and_survives_a_reload(shared: Shared) -> None:
     agent = agent_with(remember, script=[call("remember", what="datetime"), "Done."])
-    async with Runtime(store=await store(), close_store=backend != "memory") as rt:
+    async with Runtime(store=await shared.open(), close_store=False) as rt:
         result = await rt.run(agent, "remember")
         assert result.ok, result.error
         assert result.status == SessionStatus.IDLE
-    async with Runtime(store=await store(), close_store=backend != "memory") as rt:
+    async with Runtime(store=await shared.open(), close_store=False) as rt:
         state = await rt.load(result.session_id)
     assert state.vars == {"user": "u1", "when": "2026-03-01T12:30:00+00:00"}
 
 
-async def test_a_one_megabyte_result_does_not_end_the_turn() -> None:
-    big = make_big(1_000_000)
+async def test_an_unstorable_var_is_refused_the_same_on_every_store(shared: Shared) -> None:
+    agent = agent_with(
+        remember, script=[call("remember", what="object"), "I could not remember that."]
+    )
+    async with Runtime(store=await shared.open(), close_store=False) as rt:
+        result = await rt.run(agent, "remember")
+    assert result.status == SessionStatus.IDLE, result.error
+    finished = [e for e in result.events if e.type == EventType.TOOL_FINISHED]
+    assert finished[0].data["is_error"] is True
+    assert "cannot be stored" in finished[0].data["content"]
+    async with Runtime(store=await shared.open(), close_store=False) as rt:
+        assert (await rt.load(result.session_id)).vars == {}
+
+
+@pytest.mark.parametrize("chars", [1_000_000, 50_000_000])
+async def test_a_huge_result_does_not_end_the_turn_and_is_kept_to_the_store_cap(
+    shared: Shared, chars: int
+) -> None:
+    big = make_big(chars)
     agent = agent_with(big, script=[call(big.name), "It is long."])
-    async with Runtime() as rt:
+    async with Runtime(store=await shared.open(), close_store=False) as rt:
         result = await rt.run(agent, "dump it")
     assert result.ok, result.error
     assert result.status == SessionStatus.IDLE  # not budget_exhausted
     assert result.output == "It is long."
-    finished = [e for e in result.events if e.type == EventType.TOOL_FINISHED]
-    assert len(finished[0].data["content"]) < 21_000
+    async with Runtime(store=await shared.open(), close_store=False) as rt:
+        stored = await rt.store.events(result.session_id)
+    (finished,) = [e for e in stored if e.type == EventType.TOOL_FINISHED]
+    assert len(finished.data["content"]) < 21_000  # what the model saw: cut, with a note
+    assert f"returned {chars:,} characters" in finished.data["content"]
+    assert finished.data["original_chars"] == chars
+    assert STORE_CAP_CHARS <= len(finished.data["original"]) < STORE_CAP_CHARS + 200

@@ -50,6 +50,7 @@ class Journal:
     """Events, commits and the lease of one turn of one session."""
 
     __slots__ = (
+        "_append",
         "_beat",
         "_renewing",
         "cost0",
@@ -106,6 +107,8 @@ class Journal:
         self.usage = Usage()
         self.cost0 = state.cost
         self._beat: asyncio.TimerHandle | None = None
+        #: the store's ``append`` (optional in the protocol: ``None`` means commit always)
+        self._append = getattr(store, "append", None)
         self._renewing: asyncio.Task[None] | None = None
 
     # events ---------------------------------------------------------------
@@ -159,16 +162,12 @@ class Journal:
         gives it back in the same transaction.
         """
         st, rec = self.state, self.record
-        if (
-            self.stored
-            and not release
-            and st.status == self.row_status
-            and hasattr(self.store, "append")
-        ):
+        append = self._append
+        if append is not None and self.stored and not release and st.status == self.row_status:
             # Mid-turn, status unchanged: the events alone, lease-checked; the row
             # (a cache of the log) catches up at the next status change or the end.
             batch, self.pending = self.pending, []
-            await self.store.append(rec.id, batch, owner=self.owner)
+            await append(rec.id, batch, owner=self.owner)
             return
         rec.status = st.status
         rec.step = st.step
@@ -207,7 +206,7 @@ class Journal:
         A timer, not a task per turn: most turns end long before the first
         renewal is due, and a timer costs far less to set and cancel.
         """
-        if self._beat is not None or self.released or not hasattr(self.store, "renew"):
+        if self._beat is not None or self.released or not hasattr(self.store, "renew"):  # once
             return
         self._beat = asyncio.get_running_loop().call_later(self.lease.ttl / 3, self._renew_soon)
 

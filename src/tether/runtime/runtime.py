@@ -59,7 +59,7 @@ from tether.spec.events import Event, EventType
 from tether.spec.guard import GuardPolicy
 from tether.spec.model import Model, ToolSpec
 from tether.spec.pricing import Price, PriceTable, load_prices
-from tether.spec.principal import Principal
+from tether.spec.principal import ANYONE, Principal
 
 if TYPE_CHECKING:  # the limits library loads only when a limiter is used
     from tether.controls.guards import Detector
@@ -186,6 +186,9 @@ class Runtime:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    def _is_closing(self) -> bool:
+        return self._closing
 
     @property
     def closing(self) -> bool:
@@ -448,7 +451,7 @@ class Runtime:
         if not handle.created:
             if need != "message":
                 raise InvalidSessionState(f"session {sid} has no message yet; send() one first")
-            p = handle.principal or Principal()
+            p = handle.principal or ANYONE
             record = SessionRecord(
                 id=sid,
                 agent=agent.name,
@@ -546,7 +549,7 @@ class Runtime:
             deps=deps,
             guard=self.guard,
             spotlight_secret=self.spotlight_secret,
-            closing=lambda: self._closing,
+            closing=self._is_closing,
         )
         allowed = None
         if principal.scopes is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from tether.runtime.compress import apply_compression
 from tether.spec.events import (
@@ -27,7 +27,7 @@ from tether.spec.events import (
     ToolStartedData,
 )
 from tether.spec.messages import Message, ToolCall, ToolResult, Usage
-from tether.spec.principal import Principal
+from tether.spec.principal import ANYONE, Principal
 
 __all__ = ["SessionState", "call_key"]
 
@@ -52,7 +52,7 @@ class SessionState:
     user_id: str | None = None
     tenant_id: str | None = None
     #: who created the session (what decide and resume act with)
-    principal: Principal = field(default_factory=Principal)
+    principal: Principal = ANYONE
     status: str = SessionStatus.IDLE
     step: int = 0
     event_count: int = 0
@@ -101,7 +101,8 @@ class SessionState:
         ``model.response`` event, sparing the parse of ``ev.data``.
         """
         t = ev.type
-        data = ev.data
+        # Typed views of ``data`` (TypedDicts): annotations only, nothing runs.
+        data: Any = ev.data
         if ev.seq:
             self.event_count = ev.seq
         if ev.step > self.step:
@@ -109,7 +110,7 @@ class SessionState:
         if ev.usage is not None:
             self.usage = self.usage + ev.usage
         if t == EventType.MODEL_RESPONSE:
-            resp = cast(ModelResponseData, data)
+            resp: ModelResponseData = data
             cost = resp.get("cost")
             if cost:
                 self.cost += cost
@@ -120,14 +121,14 @@ class SessionState:
             self.started = set()
             self.approved = set()
         elif t == EventType.TOOL_STARTED:
-            started = cast(ToolStartedData, data)
+            started: ToolStartedData = data
             self.started.add(started["call_id"])
             self.tool_calls += 1
             self.turn_tool_calls += 1
             key = call_key(started["name"], started.get("arguments") or {})
             self.turn_call_keys[key] = self.turn_call_keys.get(key, 0) + 1
         elif t == EventType.TOOL_FINISHED:
-            done = cast(ToolFinishedData, data)
+            done: ToolFinishedData = data
             self.record_result(
                 ToolResult(
                     call_id=done["call_id"],
@@ -151,16 +152,17 @@ class SessionState:
             self.last_output = data.get("output")
             self.status = SessionStatus.IDLE
         elif t == EventType.SESSION_STATUS:
-            change = cast(SessionStatusData, data)
+            change: SessionStatusData = data
             self.status = change["status"]
             if self.status == SessionStatus.FAILED:
                 self.last_error = change.get("reason")
             elif self.status == SessionStatus.RUNNING:
                 self.last_error = None
         elif t == EventType.APPROVAL_REQUESTED:
-            self.pending_approval = dict(cast(ApprovalRequestedData, data))
+            requested: ApprovalRequestedData = data
+            self.pending_approval = dict(requested)
         elif t == EventType.APPROVAL_DECIDED:
-            decided = cast(ApprovalDecidedData, data)
+            decided: ApprovalDecidedData = data
             if decided.get("approved") and self.pending_approval is not None:
                 self.approved.add(self.pending_approval["call_id"])
             verdict = "approved" if decided.get("approved") else "denied"
@@ -170,7 +172,7 @@ class SessionState:
             self.decided[data["approval_id"]] = "expired"
             self.pending_approval = None
         elif t == EventType.SESSION_CREATED:
-            created = cast(SessionCreatedData, data)
+            created: SessionCreatedData = data
             self.agent = created["agent"]
             self.agent_version = created["version"]
             self.user_id = created.get("user_id")

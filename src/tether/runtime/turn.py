@@ -132,7 +132,8 @@ class Turn:
                 )
             if self.kit.closing():
                 raise Interrupted
-            self.journal.check_lease()
+            if self.journal.lease_lost:
+                self.journal.check_lease()
             st.step += 1
             try:
                 response = await self.next_answer()
@@ -257,7 +258,8 @@ class Turn:
                     turn_approvals.request_approval(self, call, tool, tainted=decision.tainted)
                 return False
             assert decision is RUN
-            self.journal.check_lease()
+            if self.journal.lease_lost:
+                self.journal.check_lease()
             if tool is not None:
                 self.journal.emit(
                     EventType.TOOL_STARTED,

@@ -124,7 +124,7 @@ class SessionVars(dict[str, Any]):
         makes in place is seen as a change and never reaches the session's
         own state behind the event log.
         """
-        out = cls()
+        out = dict.__new__(cls)  # not __init__: nothing here needs checking again
         for key, value in values.items():
             if type(value) not in _SCALARS:
                 value = to_jsonable(value)

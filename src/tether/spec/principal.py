@@ -96,6 +96,8 @@ class Principal:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Principal:
+        if not (d.get("user") or d.get("tenant") or d.get("roles")) and d.get("scopes") is None:
+            return ANYONE
         scopes = d.get("scopes")
         return cls(
             user=d.get("user"),
