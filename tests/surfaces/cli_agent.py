@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from pathlib import Path
 
 import tether
 from tether import Agent, ProviderError
@@ -58,4 +60,49 @@ agent = Agent(
     tools=(order_status, cancel_order),
     # the outage is retried once, after a few milliseconds, then the turn fails
     retry=RetryPolicy(max_retries=1, initial_delay=0.01),
+)
+
+
+# --- an agent with a scoped tool and a slow one (--scope, Ctrl-C) -------------------
+
+
+@tether.tool(reads=True, scopes=("orders",), name="order_lookup")
+def order_lookup(order_id: str) -> dict[str, str]:
+    """Look up an order (needs the ``orders`` scope).
+
+    Args:
+        order_id: The order id.
+    """
+    return {"order_id": order_id, "status": "shipped"}
+
+
+@tether.tool(reads=True, idempotent=True)
+async def slow_lookup(marker: str) -> str:
+    """A lookup that hangs the first time (it writes ``marker`` when it starts).
+
+    Args:
+        marker: A file to create on the first call.
+    """
+    path = Path(marker)
+    if path.exists():  # noqa: ASYNC240 - reason: a test marker, a microsecond's work
+        return "found it"
+    path.write_text("started")  # noqa: ASYNC240 - reason: as above
+    await asyncio.sleep(60)
+    return "found it, slowly"
+
+
+def scoped_reply(request: ModelRequest) -> ScriptedResponse:
+    last = request.messages[-1]
+    if last.role == "tool":
+        return f"Result: {last.results[0].content}"
+    if last.text.startswith("slow "):
+        return call("slow_lookup", marker=last.text.removeprefix("slow "))
+    return call("order_lookup", order_id="#W7")
+
+
+scoped_agent = Agent(
+    name="cli-scoped",
+    instructions="Answer briefly.",
+    models=(FunctionModel(scoped_reply, name="scripted-cli"),),
+    tools=(order_lookup, slow_lookup),
 )

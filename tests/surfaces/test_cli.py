@@ -171,3 +171,75 @@ def test_approvals_list_deny_and_approve(db: str) -> None:
     code, _, err = invoke("approvals", "approve", "not-an-id", "--db", db)
     assert code == 2
     assert "is not an approval id" in err
+
+
+SCOPED = "tests.surfaces.cli_agent:scoped_agent"
+
+
+def test_run_as_a_scoped_user_records_the_principal_and_withholds_other_tools(db: str) -> None:
+    args = ("--user", "u1", "--tenant", "acme", "--json", "--db", db)
+    code, out, _ = invoke("run", SCOPED, "-m", "where is #W7?", "--scope", "billing", *args)
+    payload = json.loads(out.strip().splitlines()[-1])
+    assert code == 0
+    # the model asked for order_lookup anyway: refused, not run, and it says why
+    assert "may not use order_lookup" in payload["output"]
+    code, out, _ = invoke("sessions", "show", payload["session_id"], "--json", "--db", db)
+    created = json.loads(out)["events"][0]["data"]
+    assert created["principal"] == {
+        "user": "u1",
+        "tenant": "acme",
+        "roles": [],
+        "scopes": ["billing"],
+    }
+    # the same user holding the scope gets the answer
+    code, out, _ = invoke("run", SCOPED, "-m", "where is #W7?", "--scope", "orders", *args)
+    assert json.loads(out.strip().splitlines()[-1])["output"].startswith("Result: {")
+    # a later message cannot widen the session's scopes
+    sid = payload["session_id"]
+    more = ("--session", sid, "--scope", "orders", "--scope", "billing")
+    code, out, _ = invoke("run", SCOPED, "-m", "and now?", *more, *args)
+    assert "may not use order_lookup" in json.loads(out.strip().splitlines()[-1])["output"]
+
+
+def test_ctrl_c_says_how_to_resume_and_the_session_resumes(db: str, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = tmp_path / "started"
+    tether_cli = Path(sys.executable).parent / "tether"
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo)])}
+    proc = subprocess.Popen(
+        [str(tether_cli), "run", SCOPED, "-m", f"slow {marker}", "--db", db],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists():  # the turn is inside its tool
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the tool never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    flat = " ".join(err.split())
+    assert "interrupted: session" in flat
+    sid = flat.split("interrupted: session ", 1)[1].split()[0]
+    assert f"tether resume {sid}" in flat
+    # the interrupted turn stopped in its tool, committed: resume finishes it
+    code, out, _ = invoke("sessions", "show", sid, "--json", "--db", db)
+    assert json.loads(out)["session"]["status"] == "running"
+    code, out, _ = invoke("resume", sid, "--json", "--db", db)
+    assert code == 0, out
+    assert json.loads(out.strip().splitlines()[-1])["output"] == "Result: found it"

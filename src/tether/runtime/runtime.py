@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import random
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,6 +42,7 @@ from tether.runtime.approvals import CLARIFY, CLARIFY_SPEC, PendingApproval
 from tether.runtime.caller import AgentServices, ModelCaller
 from tether.runtime.calls import CallEnv
 from tether.runtime.context import system_prompt
+from tether.runtime.deps import DepsCache
 from tether.runtime.execute import ToolEnv
 from tether.runtime.executor import ToolExecutor
 from tether.runtime.ids import new_session_id
@@ -166,14 +165,9 @@ class Runtime:
         # kept in the entry: while an entry exists its object is alive, so its
         # id cannot be reused by a new object.
         self._services: dict[int, tuple[Agent, AgentServices]] = {}
-        self._deps: dict[int, tuple[Callable[..., Any], Any]] = {}
-        self._session_deps: OrderedDict[tuple[int, str], tuple[Callable[..., Any], Any]] = (
-            OrderedDict()
-        )
-        self._max_session_deps = max_session_deps
-        self._per_session: dict[int, bool] = {}
         #: sessions with a turn in progress in this runtime, and the tasks running them
         self._active: dict[str, asyncio.Task[Any] | None] = {}
+        self._deps = DepsCache(max_sessions=max_session_deps, busy=self._active)
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
@@ -228,11 +222,7 @@ class Runtime:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._idle.wait(), max(1.0, grace / 10))
         self._closed = True
-        made = {id(d): d for _f, d in [*self._session_deps.values(), *self._deps.values()]}
-        for deps in made.values():  # each object once, however many sessions shared it
-            await _close_quietly(deps)
-        self._session_deps.clear()
-        self._deps.clear()
+        await self._deps.aclose()
         for model in self._models.values():
             aclose = getattr(model, "aclose", None)
             if aclose is not None:
@@ -422,7 +412,7 @@ class Runtime:
                     if not made:
                         st = journal.state
                         info = SessionInfo(sid, agent.name, principal, dict(st.context))
-                        made.append(await self._deps_for(agent, info))
+                        made.append(await self._deps.get(agent.deps, info))
                     return made[0]
 
                 turn = self._turn(agent, svc, journal, principal, deps)
@@ -703,53 +693,6 @@ class Runtime:
         self._services[id(agent)] = (agent, svc)
         return svc
 
-    def _takes_session(self, factory: Callable[..., Any]) -> bool:
-        known = self._per_session.get(id(factory))
-        if known is None:
-            known = _takes_argument(factory)
-            self._per_session[id(factory)] = known
-        return known
-
-    async def _deps_for(self, agent: Agent, info: SessionInfo) -> Any:
-        """The agent's deps: built once per runtime, or per session (``deps=lambda s: ...``)."""
-        factory = agent.deps
-        if factory is None:
-            return None
-        if not self._takes_session(factory):
-            made = self._deps.get(id(factory))
-            if made is not None and made[0] is factory:
-                return made[1]
-            deps = await _maybe_await(factory())
-            self._deps[id(factory)] = (factory, deps)
-            return deps
-        key = (id(factory), info.session_id)
-        made = self._session_deps.get(key)
-        if made is not None and made[0] is factory:
-            self._session_deps.move_to_end(key)
-            return made[1]
-        deps = await _maybe_await(factory(info))
-        self._session_deps[key] = (factory, deps)
-        await self._evict_deps()
-        return deps
-
-    async def _evict_deps(self) -> None:
-        """Close the least recently used per-session deps beyond the cap (never a busy one)."""
-        extra = len(self._session_deps) - self._max_session_deps
-        if extra <= 0:
-            return
-        for key in list(self._session_deps):
-            if extra <= 0:
-                break
-            if key[1] in self._active:
-                continue
-            _factory, deps = self._session_deps.pop(key)
-            extra -= 1
-            # A factory may hand several sessions one object (a pool per tenant):
-            # it is closed only once no session's entry holds it any more.
-            if any(d is deps for _f, d in self._session_deps.values()):
-                continue
-            await _close_quietly(deps)
-
     async def _acquire(
         self, session_id: str, owner: str, now: float
     ) -> tuple[SessionRecord, list[Event]]:
@@ -813,36 +756,6 @@ def _principal(
     return Principal(
         user=user_id, tenant=tenant_id, scopes=None if scopes is None else frozenset(scopes)
     )
-
-
-def _takes_argument(factory: Callable[..., Any]) -> bool:
-    """Whether a deps factory takes the session (a required positional argument) or nothing."""
-    try:
-        params = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(
-        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-        for p in params
-    )
-
-
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
-async def _close_quietly(deps: Any) -> None:
-    closer = getattr(deps, "aclose", None) or getattr(deps, "close", None)
-    if closer is None:
-        return
-    try:
-        res = closer()
-        if inspect.isawaitable(res):
-            await res
-    except Exception:
-        log.exception("closing deps %r failed", type(deps).__name__)
 
 
 async def _prepare_once(model: Model) -> None:
