@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -29,21 +30,85 @@ from tether.spec.messages import Message, Usage
 if TYPE_CHECKING:
     from tether.controls.ratelimit import RateLimiter, Slots
 
-__all__ = ["EventSink", "Journal", "LeaseConfig"]
+__all__ = ["EventSink", "Journal", "LeaseKeeper"]
 
 log = logging.getLogger("tether.runtime")
 
 EventSink = Callable[[Event], None]
 
 
-class LeaseConfig:
-    """How a runtime holds leases: ``ttl`` seconds, renewed every ``ttl / 3`` while working."""
+class LeaseKeeper:
+    """Holds a runtime's leases: ``ttl`` seconds each, renewed while their turns work.
 
-    __slots__ = ("clock", "ttl")
+    One task per runtime, not a timer per turn: every third of the TTL it
+    renews the lease of each journal that has held its session that long
+    (most turns end long before), so holding a lease costs a turn nothing
+    but a set insertion. A renewal that finds another holder marks the
+    journal's lease lost; one the store could not make is tried again at
+    the next beat.
+    """
+
+    __slots__ = ("_journals", "_task", "clock", "ttl")
 
     def __init__(self, ttl: float, clock: Callable[[], float]) -> None:
         self.ttl = ttl
         self.clock = clock
+        self._journals: dict[Journal, float] = {}  # -> when it last took or renewed its lease
+        self._task: asyncio.Task[None] | None = None
+
+    def hold(self, journal: Journal) -> None:
+        """Keep ``journal``'s lease from now until :meth:`drop`."""
+        if not hasattr(journal.store, "renew"):
+            return
+        self._journals[journal] = time.monotonic()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._beat(), name="tether-leases")
+
+    def drop(self, journal: Journal) -> None:
+        self._journals.pop(journal, None)
+
+    async def _beat(self) -> None:
+        period = self.ttl / 3
+        try:
+            while self._journals:
+                await asyncio.sleep(period)
+                due = time.monotonic() - period
+                held = [j for j, at in self._journals.items() if at <= due]
+                if held:
+                    await asyncio.gather(*(self._renew(j) for j in held))
+        finally:
+            self._task = None
+
+    async def _renew(self, journal: Journal) -> None:
+        sid = journal.record.id
+        if journal.released or journal.lease_lost:
+            return
+        try:
+            await journal.store.renew(
+                sid, owner=journal.owner, now=self.clock(), lease_ttl=self.ttl
+            )
+        except SessionConflict:
+            journal.lease_lost = True
+            self._journals.pop(journal, None)
+            log.error(
+                "session %s: lost its lease while a turn was running; the turn stops "
+                "before its next step or tool call",
+                sid,
+            )
+            return
+        except RunError as exc:  # the store is down or slow: try again next beat
+            log.warning("session %s: lease renewal failed: %s", sid, exc)
+            return
+        if journal in self._journals:
+            self._journals[journal] = time.monotonic()
+
+    async def aclose(self) -> None:
+        self._journals.clear()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 class Journal:
@@ -51,8 +116,6 @@ class Journal:
 
     __slots__ = (
         "_append",
-        "_beat",
-        "_renewing",
         "cost0",
         "events",
         "lease",
@@ -78,7 +141,7 @@ class Journal:
         state: SessionState,
         *,
         owner: str,
-        lease: LeaseConfig,
+        lease: LeaseKeeper,
         on_event: EventSink | None,
         stored: bool,
         limiter: RateLimiter | None = None,
@@ -106,10 +169,8 @@ class Journal:
         #: tokens of the turn's answers and side calls (summaries)
         self.usage = Usage()
         self.cost0 = state.cost
-        self._beat: asyncio.TimerHandle | None = None
         #: the store's ``append`` (optional in the protocol: ``None`` means commit always)
         self._append = getattr(store, "append", None)
-        self._renewing: asyncio.Task[None] | None = None
 
     # events ---------------------------------------------------------------
 
@@ -184,7 +245,7 @@ class Journal:
             self.stored = True
             self.row_status = rec.status
             if not release:
-                self._start_heartbeat()
+                self.start()
                 return
             await self.store.release(rec.id, owner=self.owner)
             self.released = True
@@ -197,56 +258,8 @@ class Journal:
         self.released = release
 
     def start(self) -> None:
-        """The lease is held (acquired): keep it while the turn works."""
-        self._start_heartbeat()
-
-    def _start_heartbeat(self) -> None:
-        """Renew the lease every third of its TTL until the turn ends.
-
-        A timer, not a task per turn: most turns end long before the first
-        renewal is due, and a timer costs far less to set and cancel.
-        """
-        if self._beat is not None or self.released or not hasattr(self.store, "renew"):  # once
-            return
-        self._beat = asyncio.get_running_loop().call_later(self.lease.ttl / 3, self._renew_soon)
-
-    def _renew_soon(self) -> None:
-        self._beat = None
-        if self.released or self.lease_lost:
-            return
-        self._renewing = asyncio.get_running_loop().create_task(
-            self._renew(), name=f"tether-lease:{self.record.id}"
-        )
-
-    async def _renew(self) -> None:
-        sid = self.record.id
-        try:
-            await self.store.renew(
-                sid, owner=self.owner, now=self.lease.clock(), lease_ttl=self.lease.ttl
-            )
-        except SessionConflict:
-            self.lease_lost = True
-            log.error(
-                "session %s: lost its lease while a turn was running; the turn's next "
-                "commit will be refused",
-                sid,
-            )
-            return
-        except RunError as exc:  # the store is down or slow: try again next beat
-            log.warning("session %s: lease renewal failed: %s", sid, exc)
-        finally:
-            self._renewing = None
-        self._start_heartbeat()
-
-    async def stop_heartbeat(self) -> None:
-        beat, self._beat = self._beat, None
-        if beat is not None:
-            beat.cancel()
-        renewing, self._renewing = self._renewing, None
-        if renewing is not None:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RunError):
-                await renewing
+        """The lease is held (acquired or created): keep it while the turn works."""
+        self.lease.hold(self)
 
     async def close(self, error: BaseException | None = None) -> None:
         """End the turn: record an unexpected failure, commit what is left, release.
@@ -259,7 +272,7 @@ class Journal:
         continues it. A new session refused before its first commit is not
         created: its pending events are dropped.
         """
-        await self.stop_heartbeat()
+        self.lease.drop(self)
         try:
             if (
                 isinstance(error, Exception)

@@ -46,7 +46,7 @@ from tether.runtime.deps import DepsCache
 from tether.runtime.execute import ToolEnv
 from tether.runtime.executor import ToolExecutor
 from tether.runtime.ids import new_session_id
-from tether.runtime.journal import EventSink, Journal, LeaseConfig
+from tether.runtime.journal import EventSink, Journal, LeaseKeeper
 from tether.runtime.leak import canary_for, canary_line
 from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
 from tether.runtime.result import TurnResult
@@ -144,7 +144,7 @@ class Runtime:
             store = InMemoryStore()
         self.store = store
         self.clock = clock
-        self.lease = LeaseConfig(lease_ttl, clock)
+        self.lease = LeaseKeeper(lease_ttl, clock)
         self.takeover_dead_pids = takeover_dead_pids
         self.owner = lease.owner_id()
         self._close_store = close_store
@@ -228,6 +228,7 @@ class Runtime:
             if aclose is not None:
                 await aclose()
         self.executor.close()
+        await self.lease.aclose()
         if self._close_store:
             await self.breakers.aclose()
             if self.limiter is not None:
@@ -415,7 +416,9 @@ class Runtime:
                         made.append(await self._deps.get(agent.deps, info))
                     return made[0]
 
-                turn = self._turn(agent, svc, journal, principal, deps)
+                turn = self._turn(
+                    agent, svc, journal, principal, None if agent.deps is None else deps
+                )
                 started = True
                 yield turn
             except BaseException as exc:
@@ -508,7 +511,7 @@ class Runtime:
         svc: AgentServices,
         journal: Journal,
         principal: Principal,
-        deps: Callable[[], Awaitable[Any]],
+        deps: Callable[[], Awaitable[Any]] | None,
     ) -> Turn:
         st = journal.state
         env = CallEnv(

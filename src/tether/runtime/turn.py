@@ -52,8 +52,8 @@ class TurnKit:
     """What a turn uses from its runtime besides the journal and the model caller."""
 
     tool_env: ToolEnv
-    #: the agent's deps for this session, built on first use
-    deps: Callable[[], Awaitable[Any]]
+    #: the agent's deps for this session, built on first use (``None``: it has none)
+    deps: Callable[[], Awaitable[Any]] | None
     #: scan ``text`` from ``source`` by a guard policy: ``None`` or the decision as event data
     guard: Callable[[str, str, GuardPolicy], dict[str, Any] | None]
     spotlight_secret: bytes
@@ -280,7 +280,7 @@ class Turn:
         st = self.state
         t0 = time.perf_counter()
         try:
-            deps = await self.kit.deps()
+            deps = None if self.kit.deps is None else await self.kit.deps()
         except Exception as exc:  # the app's factory: the tool cannot run without it
             log.exception("session %s: building the agent's deps failed", st.session_id)
             reason = f"{type(exc).__name__}: {exc}"[:500]
