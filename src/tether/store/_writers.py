@@ -259,32 +259,10 @@ class AsyncpgWriter(Writer):
     async def append(self, params: Mapping[str, Any], rows: Sequence[tuple[Any, ...]]) -> int:
         args = [params[k] for k in self._append_order[: self._check_len]]
         columns = list(zip(*rows, strict=True))[1:]  # one array per column but session_id
-        async with self._engine.connect() as conn:
-            pg = (await conn.get_raw_connection()).driver_connection
-            assert pg is not None
-            try:
-                tag = await pg.execute(self._append_sql, *args, *columns)
-            except Exception as e:
-                state = getattr(e, "sqlstate", None)
-                if state == _UNIQUE_VIOLATION:
-                    return DUPLICATE
-                if state is None:  # not a server error: the connection may be broken
-                    await conn.invalidate()
-                raise
-            except BaseException:
-                await conn.invalidate()
-                raise
-            return COMMITTED if tag == f"INSERT 0 {len(rows)}" else LEASE_LOST
+        return await self._run(self._append_sql, args, columns, f"INSERT 0 {len(rows)}")
 
-    async def commit(
-        self,
-        params: Mapping[str, Any],
-        rows: Sequence[tuple[Any, ...]],
-        *,
-        status_changed: bool = True,
-    ) -> int:
-        update_sql, both_sql, update_order = self._sql[status_changed]
-        args = [params[k] for k in update_order]
+    async def _run(self, sql: str, args: list[Any], columns: list[Any], done: str) -> int:
+        """One statement on a raw pooled connection: ``COMMITTED`` if its tag is ``done``."""
         async with self._engine.connect() as conn:
             pg = (await conn.get_raw_connection()).driver_connection
             assert pg is not None
@@ -292,12 +270,7 @@ class AsyncpgWriter(Writer):
                 await conn.invalidate()
                 raise RuntimeError("a pooled PostgreSQL connection was left inside a transaction")
             try:
-                if not rows:
-                    tag = await pg.execute(update_sql, *args)
-                    return COMMITTED if tag == "UPDATE 1" else LEASE_LOST
-                columns = list(zip(*rows, strict=True))[1:]  # one array per column but session_id
-                tag = await pg.execute(both_sql, *args, *columns)
-                return COMMITTED if tag == f"INSERT 0 {len(rows)}" else LEASE_LOST
+                tag = await pg.execute(sql, *args, *columns)
             except Exception as e:
                 state = getattr(e, "sqlstate", None)
                 if state == _UNIQUE_VIOLATION:
@@ -309,6 +282,21 @@ class AsyncpgWriter(Writer):
                 # Cancelled mid-statement: the connection's state is unknown.
                 await conn.invalidate()
                 raise
+            return COMMITTED if tag == done else LEASE_LOST
+
+    async def commit(
+        self,
+        params: Mapping[str, Any],
+        rows: Sequence[tuple[Any, ...]],
+        *,
+        status_changed: bool = True,
+    ) -> int:
+        update_sql, both_sql, update_order = self._sql[status_changed]
+        args = [params[k] for k in update_order]
+        if not rows:
+            return await self._run(update_sql, args, [], "UPDATE 1")
+        columns = list(zip(*rows, strict=True))[1:]  # one array per column but session_id
+        return await self._run(both_sql, args, columns, f"INSERT 0 {len(rows)}")
 
 
 class SQLiteWriter(Writer):
