@@ -243,3 +243,46 @@ def test_ctrl_c_says_how_to_resume_and_the_session_resumes(db: str, tmp_path: Pa
     code, out, _ = invoke("resume", sid, "--json", "--db", db)
     assert code == 0, out
     assert json.loads(out.strip().splitlines()[-1])["output"] == "Result: found it"
+
+
+def test_ctrl_c_at_the_chat_prompt_exits_at_once(db: str) -> None:
+    """The prompt reads on a daemon thread: Ctrl-C does not wait for a line nobody types."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tether_cli = Path(sys.executable).parent / "tether"
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo / "src"), str(repo)])}
+    proc = subprocess.Popen(
+        [str(tether_cli), "chat", AGENT, "--db", db],
+        cwd=repo,
+        env=env,
+        stdin=subprocess.PIPE,  # kept open: the prompt waits for a line
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        proc.stdin.write("where is my order?\n")
+        proc.stdin.flush()
+        answered = ""
+        deadline = time.monotonic() + 30
+        while "agent>" not in answered:  # the turn ran; the next prompt is waiting
+            assert time.monotonic() < deadline, answered
+            answered += proc.stdout.readline()
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)  # not 'forever, until stdin closes'
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    flat = " ".join(err.split())
+    assert "interrupted: session" in flat
+    assert "--session" in flat
+    assert "Traceback" not in err
