@@ -20,7 +20,6 @@ from dataclasses import asdict
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
 from tether.exceptions import ConfigError, RunError, TetherError
@@ -32,6 +31,7 @@ from tether.spec.principal import Principal
 from tether.store import open_breakers, open_store
 from tether.surfaces.cli.render import (
     LiveTurnPrinter,
+    SafeConsole,
     approvals_table,
     sessions_table,
     timeline_table,
@@ -52,8 +52,8 @@ app.add_typer(sessions_app, name="sessions")
 approvals_app = typer.Typer(help="Actions waiting for a person's decision.", no_args_is_help=True)
 app.add_typer(approvals_app, name="approvals")
 
-out = Console()
-err = Console(stderr=True)
+out = SafeConsole()
+err = SafeConsole(stderr=True)
 
 T = TypeVar("T")
 

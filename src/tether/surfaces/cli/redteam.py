@@ -29,6 +29,7 @@ from rich.text import Text
 
 from tether.exceptions import ConfigError
 from tether.surfaces.cli.app import _agent, _fail, _run_async, app, err, model_chain, out
+from tether.surfaces.cli.render import SafeConsole
 from tether.surfaces.evals.redteam import (
     BLOCKS,
     AttackResult,
@@ -188,7 +189,7 @@ def redteam(
         sys.stdout.write(_safe(json.dumps(report.to_dict(), ensure_ascii=False)) + "\n")
     else:
         # a pipe or a file gets the whole table, not one squeezed to 80 columns
-        console = out if out.is_terminal else Console(width=max(out.width, _WIDE))
+        console = out if out.is_terminal else SafeConsole(width=max(out.width, _WIDE))
         console.print(report_table(report))
         _summary(report, console)
     if not report.ok:

@@ -3,16 +3,58 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
 from tether.runtime.ports import SessionRecord
 from tether.spec.events import Event, EventType
 
-__all__ = ["LiveTurnPrinter", "event_summary", "sessions_table", "timeline_table"]
+__all__ = [
+    "LiveTurnPrinter",
+    "SafeConsole",
+    "event_summary",
+    "sessions_table",
+    "timeline_table",
+    "visible",
+]
+
+#: control characters but tab and newline: C0, DEL and C1 (ESC starts every
+#: terminal escape sequence; C1's CSI and OSC are 8-bit forms of the same)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with its control characters shown as escapes (``\\x1b``), not obeyed."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class SafeConsole(Console):
+    """A rich console that shows control characters in what it prints instead of obeying them.
+
+    Whatever a model, a tool or a user wrote (an answer, an argument, an
+    error message quoting either) reaches the terminal through here, and an
+    escape sequence in it could clear the screen, retitle the window or
+    overwrite the line above with forged text. Rich passes ``ESC`` through,
+    so every segment of text is escaped as it is rendered, at the one place
+    all printing goes through (tables, ``Text`` and plain strings alike);
+    rich's own styling and cursor control are added after, as control
+    segments, and are left alone.
+    """
+
+    def render(
+        self, renderable: RenderableType, options: ConsoleOptions | None = None
+    ) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control is None and _CONTROL.search(segment.text):
+                yield Segment(visible(segment.text), segment.style)
+            else:
+                yield segment
 
 
 def _short(value: Any, limit: int = 100) -> str:
