@@ -22,6 +22,7 @@ The tree has three families, so callers can tell *who* has to act::
         ├── InvalidSessionState    the session cannot take this action now
         ├── InputRejected          a user message the runtime will not accept
         ├── ShuttingDown           the runtime is closing and takes no new turns
+        ├── ToolWorkersBusy        every tool thread is held by a call that timed out
         ├── RateLimited            a per-user or per-tenant limit refused the request
         ├── ModelIntegrityError    a local model file failed its hash check
         ├── ScriptExhausted        a scripted test model was called once too often
@@ -61,6 +62,7 @@ __all__ = [
     "ToolDefinitionError",
     "ToolFailed",
     "ToolSignal",
+    "ToolWorkersBusy",
 ]
 
 
@@ -210,6 +212,15 @@ class ShuttingDown(RunError):
 
     Nothing was stored for the refused operation: send it to another
     replica, or again once this one has restarted.
+    """
+
+
+class ToolWorkersBusy(RunError):
+    """Every tool worker thread is still running a call that timed out; nothing was run.
+
+    Those calls hang in the tools' own code (a socket without a timeout, a
+    lock): give the blocking calls inside those tools timeouts shorter than
+    the tool's, or give the runtime more tool threads (``Runtime(tool_workers=...)``).
     """
 
 

@@ -16,7 +16,6 @@ import datetime as dt
 import enum
 import json
 import math
-import time
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -407,10 +406,7 @@ async def test_a_huge_result_reaches_the_model_cut_and_is_kept_up_to_the_store_c
     chars: int,
 ) -> None:
     tool = make_big(chars)
-    t0 = time.perf_counter()
     run = await run_tool(tool)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 2
     cap = tool.max_output_chars
     note = f"\n[output cut: {tool.name} returned {chars:,} characters; the first {cap:,} are shown]"
     assert run.result.content == "0123456789" * (cap // 10) + note

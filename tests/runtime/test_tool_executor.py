@@ -23,8 +23,9 @@ import pytest
 
 import tether
 from tether.controls.breaker import Breakers
+from tether.exceptions import ToolWorkersBusy
 from tether.runtime.execute import ToolEnv, ToolRun, execute_tool
-from tether.runtime.executor import DEFAULT_TOOL_WORKERS, ToolExecutor, ToolWorkersBusy
+from tether.runtime.executor import DEFAULT_TOOL_WORKERS, ToolExecutor
 from tether.spec.messages import ToolCall
 from tether.spec.policy import BreakerPolicy, RetryPolicy
 from tether.spec.tools import Tool
@@ -149,10 +150,8 @@ async def test_every_worker_held_by_a_hung_call_refuses_new_calls_instead_of_que
             assert "did not finish" in run.result.content
         assert executor.abandoned == 2
 
-        t0 = time.monotonic()
         run = await run_call(tools, "instant", {"x": 1}, "other", env)
-        assert time.monotonic() - t0 < 1  # refused at once, not after the tool's timeout
-        assert run.result.is_error
+        assert run.result.is_error  # refused, not queued behind the hung calls (not timed out)
         assert BUSY in run.result.content
         assert run.result.content.startswith("error: instant: ")
 
@@ -222,18 +221,20 @@ async def test_close_does_not_wait_for_hung_calls_and_refuses_new_ones(
 ) -> None:
     executor = ToolExecutor(max_workers=1)
     started = threading.Event()
+    returned = threading.Event()
 
     def hold() -> None:
         started.set()
         gate.wait(30)
+        returned.set()
 
     first = asyncio.create_task(executor.run(hold))
     await asyncio.to_thread(started.wait, 5)
     waiting = asyncio.create_task(executor.run(lambda: None))
     await asyncio.sleep(0.01)
-    t0 = time.monotonic()
     executor.close()
-    assert time.monotonic() - t0 < 1
+    # close() came back while the hung call still ran: it did not join its thread
+    assert not returned.is_set()
     assert executor.closed
     # the queued call is dropped; its caller learns why (it was not cancelled itself)
     with pytest.raises(RuntimeError, match="closed before this call started"):

@@ -27,8 +27,8 @@ import pydantic
 
 from tether.controls.breaker import ADMITTED, Breakers
 from tether.controls.retry import RetryInfo, Sleep, retry_after
-from tether.exceptions import CircuitOpen, Retry, ToolFailed
-from tether.runtime.executor import ToolExecutor, ToolWorkersBusy
+from tether.exceptions import CircuitOpen, Retry, ToolFailed, ToolWorkersBusy
+from tether.runtime.executor import ToolExecutor
 from tether.spec.events import EventType
 from tether.spec.jsonsafe import SessionVars, Unstorable, check_var, to_jsonable
 from tether.spec.messages import ToolCall, ToolResult

@@ -27,23 +27,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from tether.exceptions import RunError
+from tether.exceptions import ToolWorkersBusy
 
-__all__ = ["DEFAULT_TOOL_WORKERS", "ToolExecutor", "ToolWorkersBusy"]
+__all__ = ["DEFAULT_TOOL_WORKERS", "ToolExecutor"]
 
 log = logging.getLogger("tether.tools")
 
 #: threads for plain-function tools, per runtime
 DEFAULT_TOOL_WORKERS = 32
-
-
-class ToolWorkersBusy(RunError):
-    """Every tool worker thread is still running a call that timed out; nothing was run.
-
-    Those calls hang in the tools' own code (a socket without a timeout, a
-    lock): give the blocking calls inside those tools timeouts shorter than
-    the tool's, or give the runtime more tool threads (``max_workers``).
-    """
 
 
 class ToolExecutor:

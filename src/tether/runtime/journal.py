@@ -217,10 +217,13 @@ class Journal:
     # commits and the lease ---------------------------------------------------
 
     async def commit(self, *, release: bool = False) -> None:
-        """Write the queued events and the row in one transaction.
+        """Write the queued events in one transaction, lease-checked.
 
-        Renews the lease, or with ``release=True`` (the turn's last commit)
-        gives it back in the same transaction.
+        Mid-turn, when the status is what the row holds, the events alone
+        (``SessionStore.append``); otherwise with the row, which with
+        ``release=True`` (the turn's last commit) also gives the lease back.
+        A new session's first commit creates it. The lease itself is kept
+        by the :class:`LeaseKeeper`.
         """
         st, rec = self.state, self.record
         append = self._append

@@ -171,7 +171,6 @@ class Runtime:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
-        self._closed = False
         self._shut = asyncio.Event()
         self._turns = 0
 
@@ -184,10 +183,8 @@ class Runtime:
     def _is_closing(self) -> bool:
         return self._closing
 
-    @property
-    def closing(self) -> bool:
-        """Whether :meth:`aclose` has begun (new turns are refused)."""
-        return self._closing
+    #: whether :meth:`aclose` has begun (new turns are refused)
+    closing = property(_is_closing)
 
     async def aclose(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109 - reason: a bound on the whole shutdown, not one await
         """Shut down in order, within about ``timeout`` seconds.
@@ -221,7 +218,6 @@ class Runtime:
                     t.cancel()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._idle.wait(), max(1.0, grace / 10))
-        self._closed = True
         await self._deps.aclose()
         for model in self._models.values():
             aclose = getattr(model, "aclose", None)

@@ -27,6 +27,13 @@ functions, keys of any other type (or two keys that become the same
 text), NaN and infinities (not valid JSON), cycles, and nesting deeper than
 :data:`MAX_DEPTH`. The converted value is a new structure; the caller's
 objects are never changed.
+
+Why not ``pydantic_core.to_jsonable_python``, which converts the same
+types: it accepts what a store then reads back differently or not at all
+(``bytes`` as text, NaN, a tuple key joined into ``"1,2"``, a key that
+collides with another silently dropped) and names no path when it fails.
+The fast path here is a plain walk; only a value with something to convert
+or refuse takes the careful one.
 """
 
 from __future__ import annotations

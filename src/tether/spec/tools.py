@@ -119,7 +119,6 @@ class Tool:
     untrusted_output: bool = False
     idempotent: bool = False
     timeout: float = 30.0
-    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
     retry: RetryPolicy | None = None
     #: ``None``: by the agent's approval flags; ``True``/``False`` overrides them
     needs_approval: bool | None = None
@@ -130,6 +129,8 @@ class Tool:
     is_async: bool = False
     context_param: str | None = None
     validator: type[pydantic.BaseModel] | None = None
+    #: last, so that a Tool built with positional arguments before it still works
+    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
 
     @property
     def spec(self) -> ToolSpec:

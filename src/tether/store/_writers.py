@@ -190,42 +190,36 @@ class Writer:
 PooledWriter = Writer
 
 
-def _update_then_insert(update: sa.Update, insert: sa.Insert) -> sa.Insert:
-    """``WITH upd AS (UPDATE ... RETURNING id) INSERT INTO events SELECT ... unnest(arrays)``.
+def _insert_if(guard: sa.CTE, insert: sa.Insert) -> sa.Insert:
+    """``WITH guard AS (...) INSERT INTO events SELECT guard.id, e.* FROM guard, unnest(arrays) e``.
 
-    The events are inserted only if the guarded update matched, all in one
-    statement: one round trip, atomic on its own.
+    The events (one array per column) are inserted only if ``guard``, a CTE
+    returning the session's id, found the session: all in one statement,
+    one round trip, atomic on its own.
     """
     table = insert.table
     assert isinstance(table, sa.Table)
-    upd = update.returning(update.table.c.id).cte("upd")
     cols = [c for c in table.c if c.key != "session_id"]
     arrays = (
         sa.func.unnest(*(sa.bindparam(f"{c.key}_array", type_=ARRAY(c.type)) for c in cols))
         .table_valued(*(c.key for c in cols))
         .render_derived(name="e")
     )
-    rows = sa.select(upd.c.id, *(arrays.c[c.key] for c in cols)).join_from(upd, arrays, sa.true())
-    return table.insert().from_select([table.c.session_id, *cols], rows).add_cte(upd)
+    rows = sa.select(guard.c.id, *(arrays.c[c.key] for c in cols)).join_from(
+        guard, arrays, sa.true()
+    )
+    return table.insert().from_select([table.c.session_id, *cols], rows).add_cte(guard)
+
+
+def _update_then_insert(update: sa.Update, insert: sa.Insert) -> sa.Insert:
+    """A commit: the guarded row update (``UPDATE ... RETURNING id``), then the events."""
+    return _insert_if(update.returning(update.table.c.id).cte("upd"), insert)
 
 
 def _check_then_insert(check: sa.Select[Any], insert: sa.Insert) -> sa.Insert:
-    """``WITH chk AS (SELECT id ... FOR SHARE) INSERT INTO events SELECT ... unnest(arrays)``.
-
-    An append: the events are inserted only if the lease check found the
-    row, which it keeps share-locked (no takeover) until the statement ends.
-    """
-    table = insert.table
-    assert isinstance(table, sa.Table)
-    chk = check.with_for_update(read=True).cte("chk")
-    cols = [c for c in table.c if c.key != "session_id"]
-    arrays = (
-        sa.func.unnest(*(sa.bindparam(f"{c.key}_array", type_=ARRAY(c.type)) for c in cols))
-        .table_valued(*(c.key for c in cols))
-        .render_derived(name="e")
-    )
-    rows = sa.select(chk.c.id, *(arrays.c[c.key] for c in cols)).join_from(chk, arrays, sa.true())
-    return table.insert().from_select([table.c.session_id, *cols], rows).add_cte(chk)
+    """An append: the lease check (``SELECT id ... FOR SHARE``: no takeover until the
+    statement ends), then the events."""
+    return _insert_if(check.with_for_update(read=True).cte("chk"), insert)
 
 
 class AsyncpgWriter(Writer):
