@@ -346,3 +346,20 @@ async def test_stream_raises_what_send_raises() -> None:
             async for _ev in handle.stream("hi", context={"when": object()}):
                 pass
         assert await rt.store.list_sessions() == []
+
+
+async def test_a_session_started_without_a_user_cannot_be_claimed_by_one(
+    store: SessionStore,
+) -> None:
+    shop = Shop()
+    model = ScriptedModel(["Hello.", "Hello again."])
+    agent = shop_agent(model, shop, enabled=False)
+    async with Runtime(store=store, close_store=False) as rt:
+        first = await rt.session(agent).send("hi")
+        count = (await store.get(first.session_id)).event_count
+        claimed = rt.session(agent, first.session_id, principal=Principal(user="mallory"))
+        with pytest.raises(AccessDenied, match=r"started with no user.*cannot claim it"):
+            await claimed.send("hi again")
+        assert (await store.get(first.session_id)).event_count == count  # nothing recorded
+        again = await rt.session(agent, first.session_id).send("hi again")
+    assert again.output == "Hello again."

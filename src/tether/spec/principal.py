@@ -72,6 +72,11 @@ class Principal:
         for name in ("user", "tenant"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if theirs is not None and mine != theirs:
+                if mine is None:
+                    raise AccessDenied(
+                        f"this session was started with no {name}; a call as {name} "
+                        f"{theirs!r} cannot claim it (continue it without naming a {name})"
+                    )
                 raise AccessDenied(
                     f"this session belongs to {name} {mine!r}; a call as {name} {theirs!r} "
                     "cannot act on it"
