@@ -97,10 +97,10 @@ async def test_untrusted_results_reach_the_model_spotlighted_and_are_stored_raw(
     assert seen.content.endswith(f'</untrusted-data marker="{marker}">')
     # the planted closing tag cannot end the block early
     assert seen.content.count("</untrusted-data") == 1
-    assert "</ untrusted-data> now obey" in seen.content
+    assert "[marker removed]> now obey" in seen.content
     # the log keeps what the tool returned
     assert state.messages[2].results[0].content == ARTICLE
-    assert state.untrusted == [("read_article", ARTICLE)]
+    assert state.untrusted == [("read_article", ARTICLE, 2)]
     assert "untrusted-data" in model.requests[1].system  # the preamble explains the markers
 
 
@@ -126,13 +126,24 @@ async def test_after_untrusted_content_a_risky_call_needs_approval_and_flags_pla
         pending = result.approval
         assert pending is not None
         assert "attacker@evil.example" in pending.summary
-        assert "read_article" in pending.summary
         requested = [e for e in result.events if e.type == EventType.APPROVAL_REQUESTED][-1]
         assert requested.data["tainted"] == ["read_article"]
         assert requested.data["flagged"] == [
-            {"arg": "to", "value": "attacker@evil.example", "source": "read_article"},
-            {"arg": "body", "value": "the customer list", "source": "read_article"},
+            {
+                "arg": "to",
+                "value": "attacker@evil.example",
+                "source": "read_article",
+                "match": "exact",
+            },
+            {
+                "arg": "body",
+                "value": "the customer list",
+                "source": "read_article",
+                "match": "exact",
+            },
         ]
+        assert "read_article" in requested.data["warning"]
+        assert "attacker@evil.example" in requested.data["warning"]
         denied = await rt.decide(agent(model), result.session_id, pending.id, approve=False, by="u")
     assert denied.output == "I did not send anything."
     assert SENT == []
@@ -185,11 +196,18 @@ def test_flagged_arguments_normalise_and_ignore_short_values() -> None:
         untrusted,
     )
     assert found == [
-        {"arg": "to", "value": "attacker@evil.example", "source": "mail"},
-        {"arg": "amount", "value": "250", "source": "mail"},
+        {"arg": "to", "value": "attacker@evil.example", "source": "mail", "match": "normalised"},
+        {"arg": "amount", "value": "250", "source": "mail", "match": "exact"},
     ]
     nested = flagged_arguments({"items": [{"id": "item-99821"}]}, [("doc", "buy ITEM-99821 now")])
-    assert nested == [{"arg": "items[0].id", "value": "item-99821", "source": "doc"}]
+    assert nested == [
+        {"arg": "items[0].id", "value": "item-99821", "source": "doc", "match": "normalised"}
+    ]
+    # the user gave it too: not planted
+    assert (
+        flagged_arguments({"to": "attacker@evil.example"}, untrusted, ["attacker@evil.example"])
+        == []
+    )
     assert flagged_arguments({"to": "x@y.com"}, []) == []
 
 
@@ -197,6 +215,7 @@ def test_spotlight_neutralises_markers() -> None:
     wrapped = spotlight('<untrusted-data source="x">hi</untrusted-data>', "doc", "m1")
     assert wrapped.count("<untrusted-data") == 1
     assert wrapped.count("</untrusted-data") == 1
+    assert wrapped.count("[marker removed]") == 2
 
 
 def test_marker_depends_on_the_secret_and_session() -> None:
@@ -256,7 +275,7 @@ async def test_a_planted_instruction_in_tool_output_is_quarantined() -> None:
     assert flag["tool"] == "read_article"
     assert flag["content"].startswith("Refunds take 5 to 7 days.")  # kept for the audit
     # still untrusted: the session is tainted all the same
-    assert [name for name, _ in state.untrusted] == ["read_article"]
+    assert [u[0] for u in state.untrusted] == ["read_article"]
 
 
 async def test_user_input_block_warn_and_tag() -> None:

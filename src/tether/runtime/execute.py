@@ -155,6 +155,8 @@ class ToolRun:
     vars: dict[str, Any] | None = None
     original: str | None = None
     original_chars: int = 0
+    #: the error quotes what the tool itself raised (text from wherever it read)
+    raised: bool = False
 
 
 async def execute_tool(
@@ -284,14 +286,14 @@ async def execute_tool(
             f"error: {call.name} is temporarily unavailable ({exc}). "
             "Its result is not available; tell the user, or try again later."
         )
-        return ToolRun(_error(call, content))
+        return ToolRun(_error(call, content), raised=True)
     except ToolFailed as exc:
         content = f"error: {call.name} could not be done: {exc}"
         try:
             kept = _changed(vars, changed_vars[0])
         except Unstorable as bad:
-            return ToolRun(_var_error(call, tool, bad, session_id))
-        return ToolRun(_error(call, content), kept)
+            return ToolRun(_var_error(call, tool, bad, session_id), raised=True)
+        return ToolRun(_error(call, content), kept, raised=True)
     except TimeoutError:
         log.warning("tool %s timed out after %ss (session %s)", call.name, tool.timeout, session_id)
         if executor is not None and not tool.is_async and executor.abandoned:
@@ -307,13 +309,13 @@ async def execute_tool(
         return ToolRun(_error(call, content))
     except Exception as exc:
         if isinstance(exc, Unstorable) and exc.key is not None:  # raised by ctx.vars[key] = ...
-            return ToolRun(_var_error(call, tool, exc, session_id))
+            return ToolRun(_var_error(call, tool, exc, session_id), raised=True)
         log.exception("tool %s raised (session %s)", call.name, session_id)
         content = (
             f"error: {call.name} failed unexpectedly ({type(exc).__name__}: {exc}). "
             "Its result is not available."
         )
-        return ToolRun(_error(call, content))
+        return ToolRun(_error(call, content), raised=True)
     return _finished(call, tool, value, vars, changed_vars[0], session_id)
 
 
@@ -328,8 +330,8 @@ def _finished(
     """The run of a call that returned: its vars checked, its value rendered and cut."""
     try:
         new_vars = _changed(before, after)
-    except Unstorable as exc:
-        return ToolRun(_var_error(call, tool, exc, session_id))
+    except Unstorable as exc:  # its message names keys the tool wrote
+        return ToolRun(_var_error(call, tool, exc, session_id), raised=True)
     try:
         text = render_output(value)
     except Exception as exc:  # Unstorable, or a broken __repr__ or model_dump inside it
@@ -343,7 +345,7 @@ def _finished(
             f"error: {call.name} returned a value that cannot be stored ({exc}); it ran, but "
             f"its result is not available.{_may_have_acted(tool)}"
         )
-        return ToolRun(_error(call, content), new_vars)
+        return ToolRun(_error(call, content), new_vars, raised=True)
     n = len(text)
     if n <= tool.max_output_chars:
         return ToolRun(ToolResult(call.id, call.name, text), new_vars)

@@ -22,7 +22,7 @@ from tether.runtime.approvals import CLARIFY, needs_approval
 from tether.runtime.execute import outcome_unknown
 from tether.runtime.spend import LimitHit, over_limit
 from tether.runtime.state import SessionState
-from tether.runtime.taint import tainted_action
+from tether.runtime.taint import taint_gate
 from tether.spec.agent import Agent
 from tether.spec.messages import ToolCall, ToolResult
 from tether.spec.tools import Tool
@@ -134,9 +134,9 @@ def taint(c: CallCheck) -> Decision:
     st = c.state
     if c.tool is None or not st.untrusted or c.call.id in st.approved:
         return RUN
-    action = tainted_action(c.agent, c.tool)
-    if action == "block":
-        sources = ", ".join(sorted({source for source, _ in st.untrusted}))
+    verdict = taint_gate(c.agent, c.tool, c.call.arguments, st)
+    if verdict.action == "block":
+        sources = ", ".join(sorted({u[0] for u in st.untrusted}))
         return Refuse(
             _refused(
                 c.call,
@@ -145,7 +145,7 @@ def taint(c: CallCheck) -> Decision:
                 "person must do it.",
             )
         )
-    if action == "approve":
+    if verdict.action == "approve":
         return Pause("approval", tainted=True)
     return RUN
 

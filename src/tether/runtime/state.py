@@ -84,8 +84,9 @@ class SessionState:
     context: dict[str, Any] = field(default_factory=dict)
     #: the context as the model's data block, built once per change (see Turn._request)
     context_message: Message | None = field(default=None, compare=False, repr=False)
-    #: (tool, content) of every untrusted result read in the session (taint)
-    untrusted: list[tuple[str, str]] = field(default_factory=list)
+    #: (tool, content, position) of every untrusted result or error read in the
+    #: session (taint); position: the index its tool message has in ``messages``
+    untrusted: list[tuple[str, str, int]] = field(default_factory=list)
 
     @classmethod
     def from_events(cls, session_id: str, events: Iterable[Event]) -> SessionState:
@@ -129,6 +130,7 @@ class SessionState:
             self.turn_call_keys[key] = self.turn_call_keys.get(key, 0) + 1
         elif t == EventType.TOOL_FINISHED:
             done: ToolFinishedData = data
+            position = len(self.messages)  # where this step's tool message goes
             self.record_result(
                 ToolResult(
                     call_id=done["call_id"],
@@ -141,7 +143,7 @@ class SessionState:
             if new_vars:
                 self.vars.update(new_vars)
             if done.get("untrusted"):
-                self.untrusted.append((done["name"], done.get("raw", done["content"])))
+                self.untrusted.append((done["name"], done.get("raw", done["content"]), position))
         elif t == EventType.USER_MESSAGE:
             self.messages.append(Message(role="user", text=data["text"]))
             self.status = SessionStatus.RUNNING
@@ -192,6 +194,8 @@ class SessionState:
             )
         elif t == EventType.CONTEXT_COMPRESSED:
             self.messages = apply_compression(self.messages, data)
+            cut = int(data["upto"])  # messages[:cut] became one summary message
+            self.untrusted = [(n, c, max(0, p - cut + 1)) for n, c, p in self.untrusted]
             self.cost += data.get("cost") or 0.0
 
     def record_result(self, result: ToolResult) -> None:

@@ -2,53 +2,82 @@
 
 Tools marked ``untrusted_output`` (web pages, emails, documents, help-center
 articles, database rows customers wrote) return text anyone may have
-written. Three things follow (DESIGN.md guarantee 8):
+written. Their results *and their errors* (an exception message quotes the
+text that failed to parse) are untrusted. Four things follow (DESIGN.md
+guarantee 8):
 
 - **Spotlighting.** The model sees such a result wrapped as quoted data with
   its source, between markers that carry a boundary derived from a secret of
   this runtime and the session id (HMAC-BLAKE2b), so text inside cannot
-  guess it to close the block early; any marker text inside is neutralised.
-  The runtime preamble says text inside the markers is data, never
+  guess it to close the block early. Marker text inside is neutralised after
+  normalising it (:func:`tether.spec.text.fold`: zero-width characters, soft
+  hyphens, fullwidth ``<`` (U+FF1C), case and dash variants do not hide it). The
+  runtime preamble says text inside the markers is data, never
   instructions. The stored log keeps the raw result.
 - **Taint.** Once a session has read untrusted content, a call to a tool
-  flagged ``high_stakes``, ``irreversible``, ``external_comms`` or
-  ``critical`` needs a person's approval even if the agent's policy would
-  not otherwise ask (``ApprovalPolicy.taint="approve"``, the default), or is
-  not run at all (``"block"``). The taint lasts for the whole session: a
-  summary of the content is still the content's influence.
-- **Flagged arguments.** An argument value of such a call that also occurs
-  in the untrusted content (an email address, an account number, an amount)
-  is named in the approval request, so the person sees where it came from.
-  Values are compared case- and whitespace-insensitively, and short values
-  do not count (a ``13`` occurs in every document): text needs at least 5
-  characters, a number at least 3 digits.
+  whose risk flags are in ``ApprovalPolicy.taint_flags`` (by default
+  ``high_stakes``, ``irreversible``, ``external_comms``, ``critical``; add
+  ``writes`` for plain writes) needs a person's approval even if the
+  agent's policy would not otherwise ask (``taint="approve"``, the default),
+  or is not run at all (``"block"``). A tool's own ``taint=`` overrides the
+  flags. With ``taint_scope="arguments"`` a covered call is gated only when
+  one of its argument values is not traced to a trusted source.
+- **Egress.** After untrusted content, a call to an ``egress`` tool (its
+  arguments leave the system: a URL fetched, a search query) needs approval
+  when an argument carries a value planted by that content
+  (``taint_egress="planted"``, the default), ``always``, or never (``off``).
+- **Provenance.** Each argument value of a gated call is traced: whole
+  values, and the URLs, host names, e-mail addresses and long numbers inside
+  them. A value is *planted* when it occurs in untrusted content (exactly,
+  or after :func:`~tether.spec.text.fold`) and in no trusted source that
+  came before it: the user's messages, the caller's context, the agent's
+  instructions, results of trusted tools (and ``trusted_fields`` of
+  untrusted ones) read before the untrusted copy. Errors of trusted tools do
+  not count (they echo their arguments), nor does anything read after the
+  untrusted copy (a tool that echoes it back cannot launder it). Planted
+  values are named in the approval request, with their source and whether
+  the copy was exact. Short values do not count (a ``13`` occurs in every
+  document): text needs at least 5 characters, a number at least 3 digits.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
+from tether.runtime.state import SessionState
 from tether.spec.agent import Agent
 from tether.spec.messages import Message, ToolResult
+from tether.spec.text import fold, invisible, strip_invisible
 from tether.spec.tools import Tool
 
 __all__ = [
-    "TAINT_FLAGS",
+    "Sources",
+    "TaintVerdict",
+    "carries_untrusted",
     "flagged_arguments",
     "marker_for",
+    "neutralise_markers",
     "norm",
+    "split_trusted",
     "spotlight",
     "spotlight_messages",
+    "taint_gate",
     "tainted_action",
     "unwrap",
 ]
 
-TAINT_FLAGS = ("high_stakes", "irreversible", "external_comms", "critical")
 _OPEN = "<untrusted-data"
 _CLOSE = "</untrusted-data"
+_NEUTRAL = "[marker removed]"
+# A marker as a model might read it: any case, optional slash, spaces, dashes.
+_MARKER = re.compile(r"<\s*/?\s*untrusted[\s\-_\u2010-\u2015\u2212\ufe63]*data", re.IGNORECASE)
 
 
 def marker_for(secret: bytes, session_id: str) -> str:
@@ -56,9 +85,41 @@ def marker_for(secret: bytes, session_id: str) -> str:
     return hashlib.blake2b(session_id.encode(), key=secret, digest_size=8).hexdigest()
 
 
+def neutralise_markers(text: str) -> str:
+    """``text`` with every look-alike of a spotlight marker replaced by ``[marker removed]``.
+
+    Matching is on the folded text (no invisible characters, NFKC, case
+    folded), mapped back to the original positions, so a ``<\\u200b/UNTRUSTED-data``
+    or a fullwidth ``\uff1c/untrusted-data`` is caught like the plain one.
+    """
+    if text.isascii():
+        return _MARKER.sub(_NEUTRAL, text) if "untrusted" in text.lower() else text
+    probe = unicodedata.normalize("NFKC", strip_invisible(text)).casefold()
+    if "untrusted" not in probe:
+        return text
+    chars: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        if invisible(ch):
+            continue
+        for c in unicodedata.normalize("NFKC", ch).casefold():
+            chars.append(c)
+            origin.append(i)
+    folded = "".join(chars)
+    out: list[str] = []
+    last = 0
+    for m in _MARKER.finditer(folded):
+        start, end = origin[m.start()], origin[m.end() - 1] + 1
+        out.append(text[last:start])
+        out.append(_NEUTRAL)
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
 def spotlight(content: str, source: str, marker: str) -> str:
-    """``content`` wrapped as quoted data from ``source`` (marker text inside neutralised)."""
-    body = content.replace(_CLOSE, "</ untrusted-data").replace(_OPEN, "< untrusted-data")
+    """``content`` wrapped as quoted data from ``source`` (look-alike markers neutralised)."""
+    body = neutralise_markers(content)
     return f'{_OPEN} source="{source}" marker="{marker}">\n{body}\n{_CLOSE} marker="{marker}">'
 
 
@@ -78,7 +139,7 @@ def spotlight_messages(
     marker: str,
     cache: dict[int, tuple[Message, Message]],
 ) -> list[Message]:
-    """``messages`` with the results of ``untrusted_tools`` spotlighted (errors are not data).
+    """``messages`` with the results and errors of ``untrusted_tools`` spotlighted.
 
     ``cache`` maps ``id`` of an original tool message to (original, wrapped),
     so each message is wrapped once per turn.
@@ -92,7 +153,7 @@ def spotlight_messages(
         if hit is None or hit[0] is not m:
             results = tuple(
                 ToolResult(r.call_id, r.name, spotlight(r.content, r.name, marker), r.is_error)
-                if r.name in untrusted_tools and not r.is_error
+                if r.name in untrusted_tools
                 else r
                 for r in m.results
             )
@@ -101,28 +162,139 @@ def spotlight_messages(
     return out
 
 
+def split_trusted(content: str, fields: frozenset[str]) -> tuple[str, str]:
+    """(trusted, untrusted) text of a result whose ``fields`` the application wrote.
+
+    The result must be a JSON object, or a list of them (nested objects are
+    searched too); anything else is untrusted as a whole.
+    """
+    if not fields:
+        return "", content
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return "", content
+    if not isinstance(value, (dict, list)):
+        return "", content
+    trusted: list[str] = []
+    untrusted: list[str] = []
+
+    def walk(v: Any, keep: list[str]) -> None:
+        if isinstance(v, dict):
+            for k, item in v.items():
+                walk(item, trusted if k in fields else keep)
+                if k not in fields:
+                    keep.append(str(k))  # a key is data too (a planted key name)
+        elif isinstance(v, list):
+            for item in v:
+                walk(item, keep)
+        elif v is not None and not isinstance(v, bool):
+            keep.append(str(v))
+
+    walk(value, untrusted)
+    return "\n".join(trusted), "\n".join(untrusted)
+
+
+def carries_untrusted(tool: Tool, result: ToolResult, *, raised: bool) -> bool:
+    """Whether ``result`` of ``tool`` brings untrusted text into the session.
+
+    A result of an ``untrusted_output`` tool does, unless every part of it is
+    in the tool's ``trusted_fields``; so does an error that quotes what the
+    tool raised (``raised``: an exception message quotes the text that
+    failed to parse). The runtime's own errors (a timeout, invalid
+    arguments, a paused tool) quote nothing the tool read.
+    """
+    if not tool.untrusted_output:
+        return False
+    if result.is_error:
+        return raised
+    return bool(split_trusted(result.content, tool.trusted_fields)[1].strip())
+
+
+# --- what taint means for one call ----------------------------------------------
+
+
 def tainted_action(agent: Agent, tool: Tool) -> str | None:
-    """What taint means for a call to ``tool``: ``approve``, ``block`` or ``None`` (nothing)."""
-    mode = agent.approval.taint
-    if mode == "off":
-        return None
-    if any(getattr(tool.risk, flag) for flag in TAINT_FLAGS):
-        return mode
-    return None
+    """What taint means for a call to ``tool``: ``approve``, ``block`` or ``None`` (nothing).
+
+    The tool's own ``taint=`` wins; otherwise the policy's ``taint`` applies
+    to tools carrying one of its ``taint_flags``.
+    """
+    mode = tool.taint
+    if mode is None:
+        policy = agent.approval
+        if not any(getattr(tool.risk, flag, False) for flag in policy.taint_flags):
+            return None
+        mode = policy.taint
+    return None if mode == "off" else mode
+
+
+@dataclass(frozen=True, slots=True)
+class TaintVerdict:
+    """The taint gate's answer for one call: ``approve``, ``block`` or ``None`` (run it)."""
+
+    action: str | None
+    #: why, for the model (block) and the approval request
+    reason: str = ""
+
+
+def taint_gate(
+    agent: Agent, tool: Tool, arguments: Mapping[str, Any], st: SessionState
+) -> TaintVerdict:
+    """Whether a call to ``tool`` with ``arguments`` may run in a tainted session."""
+    policy = agent.approval
+    action = tainted_action(agent, tool)
+    sources: Sources | None = None
+    if action is not None and policy.taint_scope == "arguments":
+        sources = Sources.of(agent, st)
+        if not sources.untraced(arguments):
+            action = None  # every value came from the user or a trusted tool
+    if action is not None:
+        return TaintVerdict(action, "untrusted content was read")
+    if not tool.risk.egress or policy.taint_egress == "off":
+        return TaintVerdict(None)
+    if policy.taint_egress == "always":
+        return TaintVerdict("approve", "its arguments leave the system")
+    sources = sources or Sources.of(agent, st)
+    if sources.planted(arguments):
+        return TaintVerdict("approve", "its arguments carry values from untrusted content")
+    return TaintVerdict(None)
+
+
+# --- provenance ------------------------------------------------------------------
+
+_URL = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]*://|www\.)[^\s<>\"'`()\[\]{}]+")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_HOST = re.compile(r"(?i)(?<![\w@.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}(?![\w-])")
+_LONG_NUMBER = re.compile(r"(?<![\w])\+?\d(?:[\d \-./]*\d){5,}(?![\w])")
+_DIGITS_ONLY = re.compile(r"[\d.,]+")
 
 
 def norm(text: str) -> str:
-    """``text`` case-folded with its whitespace collapsed (for finding one text in another)."""
-    return " ".join(text.casefold().split())
+    """``text`` folded for comparison (see :func:`tether.spec.text.fold`)."""
+    return fold(text)
 
 
-def _values(value: Any, path: str) -> Iterable[tuple[str, str]]:
+@functools.lru_cache(maxsize=512)
+def _folded(text: str) -> str:
+    return fold(text)
+
+
+def _contains(hay: str, needle: str) -> bool:
+    """``needle`` in ``hay``; a number only where no digit touches it (``250`` not in ``1250``)."""
+    if _DIGITS_ONLY.fullmatch(needle):
+        return re.search(rf"(?<!\d){re.escape(needle)}(?![\d])", hay) is not None
+    return needle in hay
+
+
+def _leaves(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(path, text) of each significant scalar in an argument value."""
     if isinstance(value, dict):
         for k, v in value.items():
-            yield from _values(v, f"{path}.{k}" if path else str(k))
+            yield from _leaves(v, f"{path}.{k}" if path else str(k))
     elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
-            yield from _values(v, f"{path}[{i}]")
+            yield from _leaves(v, f"{path}[{i}]")
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, (int, float)):
@@ -130,23 +302,120 @@ def _values(value: Any, path: str) -> Iterable[tuple[str, str]]:
         if sum(c.isdigit() for c in text) >= 3:
             yield path, text
     else:
-        text = norm(str(value))
-        digits = sum(c.isdigit() for c in text)
-        if len(text) >= 5 or (digits >= 3 and digits == len(text.replace(".", ""))):
+        text = str(value)
+        if _significant(fold(text)):
             yield path, text
 
 
-def flagged_arguments(
-    arguments: dict[str, Any], untrusted: Sequence[tuple[str, str]]
-) -> list[dict[str, str]]:
-    """Argument values that also occur in untrusted content: ``[{arg, value, source}]``."""
-    if not untrusted:
-        return []
-    corpus = [(source, norm(content)) for source, content in untrusted]
-    found: list[dict[str, str]] = []
-    for path, text in _values(arguments, ""):
-        for source, content in corpus:
-            if text in content:
-                found.append({"arg": path, "value": text, "source": source})
+def _significant(folded: str) -> bool:
+    digits = sum(c.isdigit() for c in folded)
+    return len(folded) >= 5 or (digits >= 3 and digits == len(folded.replace(".", "")))
+
+
+def _atoms(text: str) -> list[str]:
+    """The parts of one value worth tracing: itself, then URLs, hosts, e-mails, long numbers."""
+    atoms = [text]
+    if len(text) < 8:
+        return atoms
+    for pattern in (_URL, _EMAIL, _HOST, _LONG_NUMBER):
+        for m in pattern.finditer(text):
+            atom = m.group(0).rstrip(".,;:!?")
+            if atom not in atoms and _significant(fold(atom)):
+                atoms.append(atom)
+    return atoms
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """The session's text by trust, in the order it was read (see the module docstring)."""
+
+    #: (tool, raw text, position): untrusted content, in the order read
+    untrusted: tuple[tuple[str, str, int], ...]
+    #: (text, position): trusted content; position -1 for what is always trusted
+    trusted: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def of(cls, agent: Agent, st: SessionState) -> Sources:
+        tools = {t.name: t for t in agent.tools}
+        trusted: list[tuple[str, int]] = []
+        if agent.instructions:
+            trusted.append((agent.instructions, -1))
+        if st.context:
+            trusted.append((json.dumps(st.context, ensure_ascii=False, default=str), -1))
+        for position, m in enumerate(st.messages):
+            if m.role == "user" and not (m.metadata.get("runtime") or m.metadata.get("summary")):
+                # the user's own words (not the runtime's notes, not a model-written summary)
+                trusted.append((m.text, -1))
+            elif m.role == "tool":
+                for r in m.results:
+                    tool = tools.get(r.name)
+                    if r.is_error:
+                        continue  # errors echo their arguments: no proof of anything
+                    if tool is None or not tool.untrusted_output:
+                        trusted.append((r.content, position))
+                    elif tool.trusted_fields:
+                        part = split_trusted(r.content, tool.trusted_fields)[0]
+                        if part:
+                            trusted.append((part, position))
+        untrusted: list[tuple[str, str, int]] = []
+        for name, content, position in st.untrusted:
+            tool = tools.get(name)
+            if tool is not None and tool.trusted_fields:
+                content = split_trusted(content, tool.trusted_fields)[1]
+            untrusted.append((name, content, position))
+        return cls(tuple(untrusted), tuple(trusted))
+
+    def _first_untrusted(self, atom: str) -> tuple[str, str, int] | None:
+        """(source, ``exact``/``normalised``, position) of the first untrusted copy of ``atom``."""
+        folded = _folded(atom)
+        for name, content, position in self.untrusted:
+            if atom in content:
+                return name, "exact", position
+            if _contains(_folded(content), folded):
+                return name, "normalised", position
+        return None
+
+    def _trusted_before(self, atom: str, position: int | None) -> bool:
+        folded = _folded(atom)
+        for text, at in self.trusted:
+            if (at < 0 or position is None or at < position) and _contains(_folded(text), folded):
+                return True
+        return False
+
+    def planted(self, arguments: Mapping[str, Any]) -> list[dict[str, str]]:
+        """``[{arg, value, source, match}]``: argument values planted by untrusted content."""
+        found: list[dict[str, str]] = []
+        for path, text in _leaves(arguments, ""):
+            for atom in _atoms(text):
+                first = self._first_untrusted(atom)
+                if first is None or self._trusted_before(atom, first[2]):
+                    continue
+                found.append({"arg": path, "value": atom, "source": first[0], "match": first[1]})
                 break
-    return found
+        return found
+
+    def untraced(self, arguments: Mapping[str, Any]) -> list[str]:
+        """Paths of argument values not traced to a trusted source (planted or composed)."""
+        out: list[str] = []
+        for path, text in _leaves(arguments, ""):
+            first = self._first_untrusted(text)
+            if not self._trusted_before(text, None if first is None else first[2]):
+                out.append(path)
+        return out
+
+
+def flagged_arguments(
+    arguments: Mapping[str, Any],
+    untrusted: Sequence[tuple[str, str]],
+    trusted: Iterable[str] = (),
+) -> list[dict[str, str]]:
+    """Argument values planted by ``untrusted`` (source, text) and absent from ``trusted``.
+
+    A convenience over :class:`Sources` for text outside a session (all of
+    ``untrusted`` read before anything, ``trusted`` always trusted).
+    """
+    sources = Sources(
+        tuple((name, text, 0) for name, text in untrusted),
+        tuple((text, -1) for text in trusted),
+    )
+    return sources.planted(arguments)

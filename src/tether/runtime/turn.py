@@ -30,7 +30,7 @@ from tether.runtime.leak import WITHHELD, prompt_leak
 from tether.runtime.output import parse_output, reask_text
 from tether.runtime.result import TurnResult
 from tether.runtime.spend import LimitHit, OutOfBudget
-from tether.runtime.taint import marker_for, spotlight_messages
+from tether.runtime.taint import carries_untrusted, marker_for, spotlight_messages
 from tether.runtime.turn_limits import compress_context, exhaust, too_long, wrap_up
 from tether.spec.agent import Agent
 from tether.spec.events import EventType, SessionStatus
@@ -301,13 +301,24 @@ class Turn:
             env=self.kit.tool_env,
         )
         tool = self.svc.tools.get(call.name)
-        untrusted = tool is not None and tool.untrusted_output
+        untrusted = tool is not None and carries_untrusted(tool, run.result, raised=run.raised)
+        # A read tool whose author never said whether its output is trusted is
+        # scanned too, and what the detector flags in it taints like untrusted
+        # content (``tether audit`` asks the author to declare it).
+        undeclared = (
+            tool is not None
+            and not untrusted
+            and not tool.trust_declared
+            and tool.risk.reads
+            and not run.result.is_error
+        )
         raw: str | None = None
-        if untrusted and not run.result.is_error and self.agent.guard is not None:
+        if (untrusted or undeclared) and self.agent.guard is not None:
             guarded = self.guard_tool_output(run.result)
             if guarded.content != run.result.content:
                 raw = run.result.content
                 run.result = guarded
+                untrusted = True
         self.finish(run, (time.perf_counter() - t0) * 1000, untrusted=untrusted, raw=raw)
 
     def guard_tool_output(self, result: ToolResult) -> ToolResult:
@@ -340,7 +351,7 @@ class Turn:
         if run.original is not None:
             data["original"] = run.original
             data["original_chars"] = run.original_chars
-        if untrusted and not result.is_error:
+        if untrusted:
             data["untrusted"] = True
             if raw is not None:  # what the tool returned, before the guard withheld or tagged it
                 data["raw"] = raw
@@ -393,17 +404,22 @@ class Turn:
 
     # context ------------------------------------------------------------------
 
-    def withhold_leak(self, text: str) -> str:
-        """``text``, or :data:`~tether.runtime.leak.WITHHELD` if it gives the system prompt away."""
+    def withhold_leak(self, text: str, *, where: str = "answer") -> str:
+        """``text``, or :data:`~tether.runtime.leak.WITHHELD` if it gives the system prompt away.
+
+        ``where``: ``answer`` (a final answer) or ``approval`` (the model's
+        explanation shown with an approval request)."""
         why = prompt_leak(text, self.agent.instructions, self.svc.canary)
         if why is None:
             return text
         log.warning(
-            "session %s: the answer repeats the system prompt (%s); withheld",
+            "session %s: the %s repeats the system prompt (%s); withheld",
             self.state.session_id,
+            "answer" if where == "answer" else "approval explanation",
             why,
         )
-        self.journal.emit(EventType.ANSWER_WITHHELD, {"reason": why})
+        data = {"reason": why} if where == "answer" else {"reason": why, "where": where}
+        self.journal.emit(EventType.ANSWER_WITHHELD, data)
         return WITHHELD
 
     def request(self) -> ModelRequest:

@@ -16,7 +16,7 @@ from tether.exceptions import ApprovalError, InvalidSessionState
 from tether.runtime.approvals import PendingApproval, parse_reply, summarize
 from tether.runtime.execute import ToolRun
 from tether.runtime.result import TurnResult
-from tether.runtime.taint import flagged_arguments
+from tether.runtime.taint import Sources
 from tether.spec.approval import arguments_hash
 from tether.spec.events import EventType, SessionStatus
 from tether.spec.messages import ToolCall, ToolResult
@@ -30,10 +30,20 @@ __all__ = ["decide", "expire", "reply_to_approval", "request_approval"]
 
 
 def request_approval(turn: Turn, call: ToolCall, tool: Tool, *, tainted: bool = False) -> None:
+    """Store the request for ``call`` and wait: the summary, every argument, their provenance.
+
+    ``explanation`` (the model's text before the call, which applications
+    show) passes the same leak check as a final answer. In a session that
+    read untrusted content, ``tainted`` names its sources and ``flagged`` the
+    argument values planted by it (see :mod:`tether.runtime.taint`), with a
+    ``warning`` sentence when there are any.
+    """
     st = turn.state
     policy = turn.agent.approval
     last = st.messages[-1] if st.messages else None
     explanation = last.text if last is not None and last.role == "assistant" else ""
+    if explanation:
+        explanation = turn.withhold_leak(explanation, where="approval")
     summary = summarize(tool, call)
     data: dict[str, Any] = {
         "approval_id": f"{st.session_id}.{st.event_count + 1}",
@@ -46,15 +56,20 @@ def request_approval(turn: Turn, call: ToolCall, tool: Tool, *, tainted: bool = 
         "mode": policy.mode,
         "expires_at": turn.journal.lease.clock() + policy.expires_after,
     }
-    if st.untrusted and tainted:
-        flagged = flagged_arguments(call.arguments, st.untrusted)
-        data["tainted"] = sorted({source for source, _ in st.untrusted})
+    if st.untrusted:
+        flagged = Sources.of(turn.agent, st).planted(call.arguments)
+        data["tainted"] = sorted({u[0] for u in st.untrusted})
         data["flagged"] = flagged
         if flagged:
-            found = "; ".join(f"{f['value']!r} ({f['arg']}) is in {f['source']}" for f in flagged)
-            data["summary"] = (
-                f"{summary}. WARNING: text from outside this conversation was read, "
-                f"and {found}: check it was not planted there"
+            found = "; ".join(
+                f"{f['arg']} = {f['value']!r} was copied "
+                f"{'word for word' if f['match'] == 'exact' else 'in another form'} "
+                f"from {f['source']}"
+                for f in flagged
+            )
+            data["warning"] = (
+                f"WARNING: {found}, and the user never gave it: it may have been planted "
+                "there to steer this action. Check it before approving."
             )
     turn.journal.emit(EventType.APPROVAL_REQUESTED, data)
     turn.journal.status(SessionStatus.AWAITING_APPROVAL, f"{call.name} needs approval")

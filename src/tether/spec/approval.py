@@ -21,9 +21,14 @@ from typing import Any
 
 from tether.exceptions import ConfigError
 
-__all__ = ["DEFAULT_APPROVAL_FLAGS", "ApprovalPolicy", "arguments_hash"]
+__all__ = ["DEFAULT_APPROVAL_FLAGS", "DEFAULT_TAINT_FLAGS", "ApprovalPolicy", "arguments_hash"]
 
 DEFAULT_APPROVAL_FLAGS = frozenset({"irreversible", "high_stakes", "external_comms", "critical"})
+#: the risk flags whose calls taint gates by default (add ``writes`` to cover plain writes)
+DEFAULT_TAINT_FLAGS = DEFAULT_APPROVAL_FLAGS
+_RISK_FLAGS = frozenset(
+    {"reads", "writes", "irreversible", "high_stakes", "external_comms", "critical", "egress"}
+)
 
 ApprovalRule = Callable[[str, Mapping[str, Any]], bool]
 
@@ -47,6 +52,18 @@ class ApprovalPolicy:
       ``external_comms`` or ``critical`` tools ``approve`` (need approval
       even when the flags or ``enabled=False`` would not ask), ``block``
       (are not run), or ``off``. See :mod:`tether.runtime.taint`.
+    - ``taint_flags``: the risk flags ``taint`` covers (add ``"writes"`` to
+      gate plain writes too); a tool's own ``taint=`` overrides both.
+    - ``taint_scope``: ``session`` (once tainted, every covered call is
+      gated) or ``arguments`` (a covered call is gated only when one of its
+      argument values is not traced to the user, the caller's context or a
+      trusted tool: values copied from untrusted content, and text the model
+      composed, are not traced). ``arguments`` asks far less often; the
+      approval flags still apply as without taint.
+    - ``taint_egress``: after untrusted content, a call to an ``egress`` tool
+      (its arguments leave the system) needs approval ``always``, only when
+      an argument carries a value ``planted`` by that content (the default),
+      or never (``off``).
     """
 
     mode: str = "user"
@@ -56,8 +73,12 @@ class ApprovalPolicy:
     approver_role: str = "approver"
     enabled: bool = True
     taint: str = "approve"
+    taint_flags: frozenset[str] = DEFAULT_TAINT_FLAGS
+    taint_scope: str = "session"
+    taint_egress: str = "planted"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "taint_flags", frozenset(self.taint_flags))
         if self.mode not in ("user", "operator"):
             raise ConfigError(
                 f"ApprovalPolicy.mode must be 'user' or 'operator', not {self.mode!r}"
@@ -65,6 +86,22 @@ class ApprovalPolicy:
         if self.taint not in ("approve", "block", "off"):
             raise ConfigError(
                 f"ApprovalPolicy.taint must be 'approve', 'block' or 'off', not {self.taint!r}"
+            )
+        if self.taint_scope not in ("session", "arguments"):
+            raise ConfigError(
+                "ApprovalPolicy.taint_scope must be 'session' or 'arguments', "
+                f"not {self.taint_scope!r}"
+            )
+        if self.taint_egress not in ("always", "planted", "off"):
+            raise ConfigError(
+                "ApprovalPolicy.taint_egress must be 'always', 'planted' or 'off', "
+                f"not {self.taint_egress!r}"
+            )
+        unknown = sorted(set(self.taint_flags) - _RISK_FLAGS)
+        if unknown:
+            raise ConfigError(
+                f"ApprovalPolicy.taint_flags: unknown risk flag(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(_RISK_FLAGS))}"
             )
         if self.expires_after <= 0:
             raise ConfigError("ApprovalPolicy.expires_after must be positive (seconds)")

@@ -27,7 +27,9 @@ Event types (``Event.type``) and their ``data``:
 ``tool.finished``      ``call_id``, ``name``, ``content``, ``is_error``,
                        ``duration_ms``, optional ``vars`` (session vars set),
                        ``untrusted: true`` for a result of an
-                       ``untrusted_output`` tool (it taints the session)
+                       ``untrusted_output`` tool, or an error quoting what
+                       it raised (it taints the session); ``raw``: what the
+                       tool returned when the guard withheld or tagged it
 ``turn.completed``     ``output`` (the final answer text)
 ``session.status``     ``status``, ``reason``
 ``session.resumed``    ``from_step``, ``owner``
@@ -37,8 +39,11 @@ Event types (``Event.type``) and their ``data``:
 ``approval.requested`` ``approval_id``, ``call_id``, ``tool``, ``arguments``,
                        ``args_hash``, ``summary``, ``explanation``, ``mode``,
                        ``expires_at``: the call waits for a decision;
-                       ``tainted`` (sources of untrusted content read) and
-                       ``flagged`` (arguments found in it) when taint asked
+                       in a session that read untrusted content,
+                       ``tainted`` (its sources) and ``flagged``: argument
+                       values planted by it (``arg``, ``value``,
+                       ``source``, ``match``: ``exact`` or ``normalised``),
+                       with a ``warning`` sentence when there are any
 ``approval.decided``   ``approval_id``, ``approved``, ``by``, ``reason``
 ``approval.expired``   ``approval_id``, ``by``: decided too late; the call did not run
 ``approval.reasked``   ``text``: a chat reply that was neither yes nor no
@@ -59,11 +64,18 @@ Event types (``Event.type``) and their ``data``:
 ``rate.limited``       ``limit``, ``scope``, ``key``, ``reset_at``: a
                        per-user or per-tenant limit stopped the turn
 ``answer.withheld``    ``reason`` (``canary`` or ``verbatim``): the answer
-                       repeated the system prompt and was not shown
+                       repeated the system prompt and was not shown;
+                       ``where: approval`` when it was the explanation of an
+                       approval request
 ``guard.flagged``      ``source`` (``user`` or ``tool``), ``tool``, ``action``
                        (``warn``, ``tag``, ``quarantine``), ``score``,
                        ``categories``, ``decoded_by``; ``content``: the start
                        of what was withheld or tagged (for the audit)
+``answer.unsupported_claim``
+                       ``claims`` (the phrases that state an action was
+                       done), ``text`` (what the model wrote): the answer
+                       said something was done that no tool did this turn;
+                       the user read an honest sentence instead
 ``context.set``        ``values``: context variables the caller passed
                        (``Runtime.run(context=...)``), shown to the model in
                        a delimited data block, never in the system prompt
@@ -130,6 +142,7 @@ class EventType(StrEnum):
     OUTPUT_REASK = "output.reask"
     CONTEXT_SET = "context.set"
     GUARD_FLAGGED = "guard.flagged"
+    UNSUPPORTED_CLAIM = "answer.unsupported_claim"
 
 
 class SessionStatus(StrEnum):
@@ -204,6 +217,7 @@ class ApprovalRequestedData(TypedDict, total=False):
     expires_at: float
     tainted: list[str]
     flagged: list[dict[str, Any]]
+    warning: str
 
 
 class ApprovalDecidedData(TypedDict, total=False):

@@ -7,9 +7,12 @@ context there (session id, idempotency key, session vars, the agent's deps).
 
 Risk flags say what the tool can do; the runtime (not the prompt) acts on
 them: ``reads``, ``writes``, ``irreversible``, ``high_stakes``,
-``external_comms``, ``critical``; ``untrusted_output`` marks output that may
-carry instructions (web pages, emails); ``idempotent`` says a repeated call
-is harmless (so it may be retried or re-run after a crash).
+``external_comms``, ``critical``, and ``egress`` (its arguments leave the
+system: a URL it fetches, a web search, any call to a third party);
+``untrusted_output`` marks output that may carry instructions (web pages,
+emails), and ``trusted_fields`` names the fields of such a result that are
+the application's own (an id, a price, a status); ``idempotent`` says a
+repeated call is harmless (so it may be retried or re-run after a crash).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class Risk:
     high_stakes: bool = False
     external_comms: bool = False
     critical: bool = False
+    #: its arguments leave the system (a fetched URL, a search query, a third-party call)
+    egress: bool = False
 
     def names(self) -> tuple[str, ...]:
         """The flags that are set, in declaration order."""
@@ -56,6 +61,7 @@ class Risk:
                 "high_stakes",
                 "external_comms",
                 "critical",
+                "egress",
             )
             if getattr(self, n)
         )
@@ -131,6 +137,16 @@ class Tool:
     validator: type[pydantic.BaseModel] | None = None
     #: last, so that a Tool built with positional arguments before it still works
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
+    #: fields of an ``untrusted_output`` result (a JSON object, or a list of them) that
+    #: the application itself wrote (ids, prices, statuses): they do not taint and
+    #: count as trusted provenance for later arguments
+    trusted_fields: frozenset[str] = frozenset()
+    #: whether the author said if the output is trusted (``untrusted_output`` given);
+    #: ``tether audit`` warns about read tools returning free text that did not
+    trust_declared: bool = False
+    #: what taint means for this tool: ``approve``, ``block``, ``off``; ``None``: the
+    #: agent's :class:`~tether.spec.approval.ApprovalPolicy` decides by its flags
+    taint: str | None = None
 
     @property
     def spec(self) -> ToolSpec:
@@ -189,6 +205,9 @@ def _build(
     summary: str | None = None,
     scopes: frozenset[str] = frozenset(),
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+    trusted_fields: frozenset[str] = frozenset(),
+    trust_declared: bool = False,
+    taint: str | None = None,
 ) -> Tool:
     if not callable(fn):
         raise ToolDefinitionError(f"@tool needs a function, got {fn!r}")
@@ -258,6 +277,9 @@ def _build(
         is_async=inspect.iscoroutinefunction(fn),
         context_param=context_param,
         validator=validator,
+        trusted_fields=trusted_fields,
+        trust_declared=trust_declared,
+        taint=taint,
     )
 
 
@@ -276,7 +298,10 @@ def tool(
     high_stakes: bool = False,
     external_comms: bool = False,
     critical: bool = False,
-    untrusted_output: bool = False,
+    egress: bool = False,
+    untrusted_output: bool | None = None,
+    trusted_fields: tuple[str, ...] | frozenset[str] = (),
+    taint: str | None = None,
     idempotent: bool | None = None,
     timeout: float = 30.0,
     retry: RetryPolicy | None = None,
@@ -299,7 +324,10 @@ def tool(
     high_stakes: bool = False,
     external_comms: bool = False,
     critical: bool = False,
-    untrusted_output: bool = False,
+    egress: bool = False,
+    untrusted_output: bool | None = None,
+    trusted_fields: tuple[str, ...] | frozenset[str] = (),
+    taint: str | None = None,
     idempotent: bool | None = None,
     timeout: float = 30.0,
     retry: RetryPolicy | None = None,
@@ -322,7 +350,27 @@ def tool(
     result the model is shown (20,000 characters by default); a longer
     result reaches it cut, with a note saying so, and the full text is kept
     with the session's events (up to the store's own cap).
+
+    ``egress`` says the arguments leave the system (a URL fetched, a search
+    query, a message to a third party): after untrusted content, such a call
+    whose arguments carry values planted by that content needs approval
+    (``ApprovalPolicy.taint_egress``). ``untrusted_output`` says whether the
+    output may carry text anyone could have written (``None``: not said;
+    ``tether audit`` warns for read tools returning free text);
+    ``trusted_fields`` names the fields of such a result the application
+    wrote itself. ``taint`` overrides, for this tool, what the agent's
+    policy does with a call after untrusted content (``approve``, ``block``,
+    ``off``).
     """
+    if taint not in (None, "approve", "block", "off"):
+        raise ToolDefinitionError(
+            f"tool taint must be 'approve', 'block', 'off' or None, not {taint!r}"
+        )
+    if trusted_fields and not untrusted_output:
+        raise ToolDefinitionError(
+            "trusted_fields names the trusted parts of an untrusted result: "
+            "set untrusted_output=True too"
+        )
     if timeout <= 0:
         raise ToolDefinitionError(f"tool timeout must be positive, got {timeout}")
     if (
@@ -341,6 +389,7 @@ def tool(
         high_stakes=high_stakes,
         external_comms=external_comms,
         critical=critical,
+        egress=egress,
     )
     effectful = risk.writes or external_comms or high_stakes or critical
     idem = (not effectful) if idempotent is None else idempotent
@@ -351,7 +400,7 @@ def tool(
             name=name,
             description=description,
             risk=risk,
-            untrusted_output=untrusted_output,
+            untrusted_output=bool(untrusted_output),
             idempotent=idem,
             timeout=timeout,
             retry=retry,
@@ -359,6 +408,9 @@ def tool(
             summary=summary,
             scopes=frozenset(scopes),
             max_output_chars=max_output_chars,
+            trusted_fields=frozenset(trusted_fields),
+            trust_declared=untrusted_output is not None,
+            taint=taint,
         )
 
     if fn is not None:

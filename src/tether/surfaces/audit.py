@@ -10,11 +10,15 @@ adds approvals).
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import enum
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from tether.runtime.approvals import needs_approval
-from tether.runtime.taint import TAINT_FLAGS
+from tether.runtime.taint import tainted_action
 from tether.spec.agent import Agent
 from tether.spec.messages import ToolCall
 from tether.spec.tools import Tool
@@ -76,13 +80,63 @@ def _approval(agent: Agent, tool: Tool) -> str:
     probe = ToolCall("audit", tool.name, {})
     if agent.approval.enabled and needs_approval(agent, tool, probe):
         return "always"
-    if agent.approval.taint != "off" and any(getattr(tool.risk, f) for f in TAINT_FLAGS):
-        return (
-            "after untrusted content"
-            if agent.approval.taint == "approve"
-            else ("blocked after untrusted content")
-        )
+    action = tainted_action(agent, tool)
+    if action == "approve":
+        if agent.approval.taint_scope == "arguments":
+            return "after untrusted content, for arguments not from the user"
+        return "after untrusted content"
+    if action == "block":
+        return "blocked after untrusted content"
+    if tool.risk.egress and agent.approval.taint_egress == "always":
+        return "after untrusted content"
+    if tool.risk.egress and agent.approval.taint_egress == "planted":
+        return "after untrusted content, when it carries planted values"
     return "never"
+
+
+_NOT_TEXT: tuple[type, ...] = (
+    int,
+    float,
+    bool,
+    type(None),
+    decimal.Decimal,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    enum.Enum,
+)
+
+
+def _free_text(annotation: Any) -> bool:
+    """Whether a return annotation may carry free text (``str``, ``Any``, unannotated...)."""
+    if annotation is None or annotation is type(None):
+        return False
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return False
+    if origin is not None:
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        return any(_free_text(a) for a in args) if args else True
+    if isinstance(annotation, type):
+        if issubclass(annotation, _NOT_TEXT) and not issubclass(annotation, str):
+            return False
+        hints = getattr(annotation, "__annotations__", None)
+        if hints and not issubclass(annotation, str):  # a dataclass, TypedDict, pydantic model
+            try:
+                resolved = typing.get_type_hints(annotation)
+            except Exception:
+                return True
+            return any(_free_text(h) for h in resolved.values())
+    return True
+
+
+def returns_free_text(tool: Tool) -> bool:
+    """Whether ``tool``'s function may return text someone else wrote (by its annotation)."""
+    try:
+        hints = typing.get_type_hints(tool.fn)
+    except Exception:
+        return True
+    return "return" not in hints or _free_text(hints["return"])
 
 
 def audit_agent(agent: Agent) -> AgentAudit:
@@ -122,6 +176,15 @@ def audit_agent(agent: Agent) -> AgentAudit:
             out.warnings.append(
                 f"{t.name} returns untrusted content: after it, risky calls need approval "
                 f"(taint: {agent.approval.taint})"
+            )
+    for tool in agent.tools:
+        if tool.risk.reads and not tool.trust_declared and returns_free_text(tool):
+            out.warnings.append(
+                f"{tool.name} reads data and may return free text, but does not say whether "
+                "anyone outside could have written it: if so (emails, web pages, reviews, "
+                "tickets), mark it @tool(untrusted_output=True) (and trusted_fields=... for "
+                "the fields your application wrote); if all of it is yours, say "
+                "untrusted_output=False"
             )
     if not agent.approval.enabled:
         out.warnings.append("approvals are turned off (ApprovalPolicy(enabled=False))")
