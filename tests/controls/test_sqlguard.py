@@ -66,7 +66,7 @@ TABLE: list[tuple[str, str, str]] = [
     ("UPDATE orders SET status = 'cancelled' WHERE order_id = '#W1'", "block", "read-only"),
     ("INSERT INTO orders (order_id) VALUES ('#X')", "block", "read-only"),
     ("CREATE TABLE stolen AS SELECT * FROM orders", "block", "read-only"),
-    ("ATTACH DATABASE '/tmp/x.db' AS x", "block", "read-only"),
+    ("ATTACH DATABASE '/tmp/x.db' AS x", "block", "another database file"),
     ("PRAGMA writable_schema = 1", "block", "read-only"),
     # tables outside the allowlist
     ("SELECT * FROM users", "block", "users"),

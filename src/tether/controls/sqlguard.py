@@ -4,8 +4,11 @@
 :class:`SqlVerdict`: ``allow``, ``approve`` (a person must confirm) or
 ``block``, with the reasons. The rules, from DESIGN.md guarantee 9:
 
-- **Fail closed.** Text that does not parse, is empty, or parses into
-  something sqlglot only keeps as an opaque command is blocked.
+- **Fail closed.** Text that does not parse, is empty, is nested too deeply,
+  or parses into something sqlglot only keeps as an opaque command
+  (``VACUUM``, ``DO``, ``CALL``, ``EXECUTE``, ``LOCK``...) or misreads as a
+  bare expression (``LISTEN x`` as a column alias) is blocked, whatever the
+  policy: the guard cannot say what it does.
 - **Every statement.** The text is split into statements; more than
   ``max_statements`` (1 by default: stacked queries are a classic injection)
   is blocked, and each one is reviewed.
@@ -14,23 +17,48 @@
 - **Destructive statements** (``DROP``, ``TRUNCATE``, ``ALTER``, ``GRANT``,
   ``REVOKE``, ``MERGE``, and ``DELETE`` or ``UPDATE`` without a real
   ``WHERE``) get ``policy.destructive``: ``block`` by default, or
-  ``approve``. A ``WHERE`` that is always true (``1=1``, ``'a'='a'``,
-  ``x = x``, ``id = 3 OR 1=1``, ``TRUE``, a non-zero number) is no ``WHERE``:
-  sqlglot's simplifier reduces the condition, and what reduces to true is a
-  tautology.
-- **Other writes** (``INSERT``, a ``DELETE``/``UPDATE`` with a real
-  ``WHERE``, ``CREATE``, ``COPY``, ``ATTACH``, ``PRAGMA``...) are blocked
-  under ``read_only`` (the default) and need approval otherwise.
+  ``approve``. A ``WHERE`` that filters nothing is no ``WHERE``, and that
+  is decided two ways, on the whole condition and on each ``OR``-ed part:
+  *always true*, when sqlglot's simplifier and then the constant folding of
+  :mod:`tether.controls._sql_fold` reduce it to true (``1 IN (1)``, ``TRUE
+  IS TRUE``, ``EXISTS (SELECT 1)``, ``'a' LIKE '%'``, ``COALESCE(TRUE, x)``,
+  ``x = x``, ``id = 3 OR 1 BETWEEN 0 AND 2``); or *row-independent*, when a
+  part names no column, so that it holds for every row or for none
+  (``WHERE ABS(-1) = 1``, ``WHERE ?``, ``WHERE (SELECT count(*) FROM t) >
+  0``), unless the fold proves it false or NULL. Where the fold cannot tell
+  and the condition reads the row, it is judged as written.
+- **Writes** are what creates or changes anything, data, catalog, settings
+  or locks, not only rows: ``INSERT``, ``UPDATE``/``DELETE`` with a real
+  ``WHERE``, ``CREATE`` (any object, ``CREATE TABLE AS`` too), ``SELECT ...
+  INTO`` (creates a table, or sets a variable), ``SELECT ... FOR UPDATE`` /
+  ``FOR SHARE`` / ``LOCK IN SHARE MODE`` (row locks: PostgreSQL writes them
+  into the rows and refuses them in a read-only transaction), ``COMMENT ON``,
+  ``ANALYZE`` (statistics), ``COPY`` to or from the client, ``DETACH``,
+  ``PRAGMA``, ``SET``, ``USE``, ``@var := ...``, and the functions that
+  write (``nextval``...). They are blocked under ``read_only`` (the default)
+  and need approval otherwise.
+- **Always blocked**, even on a read-write connection: what escapes the
+  caller's control. Transaction control (``BEGIN``, ``COMMIT``,
+  ``ROLLBACK``: the transaction, read-only or not, is the caller's),
+  ``ATTACH`` (opens or creates a file), ``COPY`` to or from a file or a
+  program, ``KILL``, and the maintenance and session statements sqlglot
+  cannot parse (``VACUUM``, ``REINDEX``, ``CLUSTER``, ``REFRESH MATERIALIZED
+  VIEW``, ``LOCK``, ``LISTEN``/``NOTIFY``, ``CALL``, ``DO``,
+  ``PREPARE``/``EXECUTE``, ``EXPLAIN``, which ``ANALYZE`` makes run).
+- **Functions** that run SQL given as text, reach outside the database,
+  change settings or server state, or wait or take locks are blocked; see
+  :mod:`tether.controls._sql_dialects` for the lists per engine and why.
 - **Tables** outside ``allowed_tables`` (when given) are refused, whatever
   the statement; names a CTE defines are not tables.
-- **Functions** that reach outside the database (``load_extension``,
-  ``readfile``, ``pg_read_file``...) are blocked.
 
 What it does not do: prove a ``SELECT`` cheap (a cross join can still be
-slow: run it with a timeout and a row limit), or know your database's
+slow: run it with a timeout and a row limit), see inside views, triggers and
+user-defined functions (a view may call anything), or know your database's
 permissions. Give the connection that runs the SQL the least privilege it
-needs (a read-only user, SQLite's ``query_only``), and treat this review as
-the layer that explains the refusal, not the only one.
+needs (a read-only user and a ``READ ONLY`` transaction, SQLite's
+``query_only`` or an authorizer), and treat this review as the layer that
+explains the refusal, not the only one. Set ``dialect`` to the engine that
+runs the SQL: strings and comments are read by its rules.
 """
 
 from __future__ import annotations
@@ -40,8 +68,13 @@ from typing import Literal
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.optimizer.simplify import simplify
+
+from tether.controls._sql_dialects import STATEMENT_WHY, FunctionRisk, denied_function
+from tether.controls._sql_fold import UNKNOWN, Folded, fold, truth
+from tether.exceptions import ConfigError
 
 __all__ = ["SqlPolicy", "SqlVerdict", "review_sql"]
 
@@ -56,43 +89,39 @@ _DESTRUCTIVE: tuple[tuple[type[exp.Expr], str], ...] = (
     (exp.Revoke, "REVOKE"),
     (exp.Merge, "MERGE"),
 )
-_WRITES: tuple[tuple[type[exp.Expr], str], ...] = (
-    (exp.Insert, "INSERT"),
-    (exp.Create, "CREATE"),
-    (exp.Copy, "COPY"),
-    (exp.Attach, "ATTACH"),
-    (exp.Detach, "DETACH"),
-    (exp.Pragma, "PRAGMA"),
-    (exp.Set, "SET"),
-    (exp.Use, "USE"),
+#: (node, statement, what it does): blocked on a read-only connection, approval otherwise
+_WRITES: tuple[tuple[type[exp.Expr], str, str], ...] = (
+    (exp.Insert, "INSERT", "adds rows"),
+    (exp.Create, "CREATE", "creates an object"),
+    (exp.Into, "SELECT INTO", "creates a table or sets a variable"),
+    (exp.Lock, "FOR UPDATE/SHARE", "locks rows"),
+    (exp.Comment, "COMMENT", "changes the catalog"),
+    (exp.Analyze, "ANALYZE", "rewrites the planner's statistics"),
+    (exp.Copy, "COPY", "moves rows in or out"),
+    (exp.Detach, "DETACH", "changes the attached databases"),
+    (exp.Pragma, "PRAGMA", "reads or changes the engine's settings"),
+    (exp.Set, "SET", "changes a setting"),
+    (exp.Use, "USE", "changes the current database"),
+)
+_TRANSACTION = "is transaction control, which belongs to the caller"
+#: (node, statement, what it does): blocked whatever the policy
+_ESCAPES: tuple[tuple[type[exp.Expr], str, str], ...] = (
+    (exp.Attach, "ATTACH", "opens (or creates) another database file"),
+    (exp.Transaction, "BEGIN", _TRANSACTION),
+    (exp.Commit, "COMMIT", _TRANSACTION),
+    (exp.Rollback, "ROLLBACK", _TRANSACTION),
+    (exp.Kill, "KILL", "ends another session"),
 )
 _STATEMENTS: tuple[type[exp.Expr], ...] = (
     exp.Query,
+    exp.Values,
     exp.Delete,
     exp.Update,
     *(kind for kind, _ in _DESTRUCTIVE),
-    *(kind for kind, _ in _WRITES),
+    *(kind for kind, _, _ in _WRITES),
+    *(kind for kind, _, _ in _ESCAPES),
 )
-_DANGEROUS_FUNCTIONS = frozenset(
-    {
-        "load_extension",
-        "readfile",
-        "writefile",
-        "edit",
-        "fts3_tokenizer",
-        "pg_read_file",
-        "pg_read_binary_file",
-        "pg_ls_dir",
-        "pg_sleep",
-        "lo_import",
-        "lo_export",
-        "dblink",
-        "sleep",
-        "benchmark",
-        "load_file",
-        "xp_cmdshell",
-    }
-)
+_CLIENT_STREAMS = frozenset({"stdin", "stdout"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,7 +133,9 @@ class SqlPolicy:
     - ``read_only``: only reads; any write is blocked (else it needs approval).
     - ``destructive``: what a destructive statement gets (``block`` or ``approve``).
     - ``max_statements``: statements allowed in one text.
-    - ``dialect``: sqlglot's dialect name (``sqlite``, ``postgres``...).
+    - ``dialect``: sqlglot's dialect name (``sqlite``, ``postgres``,
+      ``mysql``...): the engine that will run the SQL. An unknown name is a
+      :class:`~tether.exceptions.ConfigError`.
     """
 
     allowed_tables: frozenset[str] | None = None
@@ -112,6 +143,16 @@ class SqlPolicy:
     destructive: Literal["block", "approve"] = "block"
     max_statements: int = 1
     dialect: str | None = "sqlite"
+
+    def __post_init__(self) -> None:
+        if self.dialect is not None:
+            try:
+                Dialect.get_or_raise(self.dialect)
+            except ValueError:
+                raise ConfigError(
+                    f"unknown SQL dialect {self.dialect!r}: name sqlglot's dialect for the "
+                    "engine that runs the SQL (sqlite, postgres, mysql...)"
+                ) from None
 
 
 @dataclass(slots=True)
@@ -134,75 +175,151 @@ class SqlVerdict:
         return {"verdict": self.verdict, "reasons": list(self.reasons)}
 
 
-def _is_tautology(condition: exp.Expr) -> bool:
-    """Whether a WHERE condition is always true (so it filters nothing)."""
+def _snippet(node: exp.Expr, dialect: str | None, limit: int = 80) -> str:
+    text = " ".join(node.sql(dialect=dialect).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _write(v: SqlVerdict, policy: SqlPolicy, what: str) -> None:
+    if policy.read_only:
+        v.escalate("block", f"{what}: not a read, and this connection is read-only")
+    else:
+        v.escalate("approve", what)
+
+
+def _unreviewable(stmt: exp.Expr, policy: SqlPolicy, v: SqlVerdict) -> None:
+    if isinstance(stmt, exp.Command):
+        words = str(stmt.this).upper().split()
+    else:
+        words = stmt.sql(dialect=policy.dialect).upper().split()
+    first = words[0] if words else ""
+    why = STATEMENT_WHY.get(first)
+    if why is not None:
+        v.escalate("block", f"{first} {why}; the guard cannot review it, so it is refused")
+    elif isinstance(stmt, exp.Command):
+        v.escalate("block", f"cannot review this statement ({' '.join(words[:2])}): refused")
+    else:
+        # sqlglot reads "SELEC * FORM t" as the expression "SELEC * FORM AS t":
+        # anything that is not a statement is a typo or a trick, refused.
+        v.escalate("block", f"not a SQL statement ({_snippet(stmt, policy.dialect, 60)}): refused")
+
+
+def _folded(e: exp.Expr) -> Folded:
+    """Condition ``e`` folded as written, else after sqlglot's simplifier.
+
+    The simplifier compares strings as PostgreSQL does (``'a' = 'A'`` is
+    false, but true under MySQL's default collation), so only its ``TRUE`` is
+    taken: a condition wrongly judged to filter nothing is refused, which is
+    the safe side.
+    """
+    value = fold(e)
+    if value is not UNKNOWN:
+        return value
     try:
-        reduced = simplify(condition.copy())
-    except SqlglotError:  # a condition the simplifier cannot handle: judged as written
-        reduced = condition
-    if isinstance(reduced, exp.Boolean):
-        return bool(reduced.this)
-    if isinstance(reduced, exp.Literal) and reduced.is_number:
-        return float(reduced.this) != 0.0
-    if isinstance(reduced, (exp.EQ, exp.GTE, exp.LTE, exp.Like)) and (
-        reduced.left == reduced.right
-    ):
-        return True  # x = x, x >= x: true for every non-NULL row
-    if isinstance(reduced, exp.Or):
-        return _is_tautology(reduced.left) or _is_tautology(reduced.right)
-    if isinstance(reduced, exp.Not):
-        return _is_contradiction(reduced.this)
-    return False
+        simplified = fold(simplify(e.copy()))
+    except (SqlglotError, ArithmeticError, ValueError, TypeError):
+        return UNKNOWN
+    return simplified if truth(simplified) is True else UNKNOWN
 
 
-def _is_contradiction(condition: exp.Expr) -> bool:
-    """Whether a condition is always false (``NOT`` of it is then always true)."""
-    if isinstance(condition, exp.Boolean):
-        return not condition.this
-    if isinstance(condition, exp.Literal) and condition.is_number:
-        return float(condition.this) == 0.0
-    if isinstance(condition, exp.Paren):
-        return _is_contradiction(condition.this)
-    return False
+def _disjuncts(e: exp.Expr) -> list[exp.Expr]:
+    while isinstance(e, exp.Paren):
+        e = e.this
+    if isinstance(e, exp.Or):
+        return _disjuncts(e.this) + _disjuncts(e.expression)
+    return [e]
+
+
+def _reads_the_row(e: exp.Expr) -> bool:
+    # Var and Dot too: sqlglot reads some names as them
+    return any(isinstance(n, (exp.Column, exp.Dot, exp.Var)) for n in e.walk())
+
+
+def _filters_nothing(condition: exp.Expr, dialect: str | None) -> str | None:
+    """Why ``condition`` keeps every row (or every row or none), or ``None``."""
+    for part in _disjuncts(condition):
+        value = truth(_folded(part))
+        if value is True:
+            return f"an always-true WHERE ({_snippet(part, dialect)}) changes every row"
+        if value is UNKNOWN and not _reads_the_row(part):
+            shown = _snippet(part, dialect)
+            return f"a WHERE that does not depend on the row ({shown}) changes every row or none"
+    if truth(_folded(condition)) is True:  # true as a whole only: x IS NULL OR x IS NOT NULL
+        return f"an always-true WHERE ({_snippet(condition, dialect)}) changes every row"
+    return None
+
+
+def _review_where(node: exp.Expr, word: str, policy: SqlPolicy, v: SqlVerdict) -> None:
+    where = node.args.get("where")
+    why = _filters_nothing(where.this, policy.dialect) if where is not None else None
+    if where is None:
+        v.escalate(policy.destructive, f"{word} without WHERE changes every row")
+    elif why is not None:
+        v.escalate(policy.destructive, f"{word} with {why}")
+    elif policy.read_only:
+        v.escalate("block", f"{word} writes, and this connection is read-only")
+    else:
+        v.escalate("approve", f"{word} changes rows")
+
+
+def _qualifier(node: exp.Expr) -> str | None:
+    """The schema a function call names (``pg_catalog`` in ``pg_catalog.set_config()``)."""
+    parent = node.parent
+    if isinstance(parent, exp.Dot) and parent.expression is node:
+        return parent.this.name if isinstance(parent.this, exp.Expr) else None
+    if isinstance(parent, exp.Table) and parent.this is node:
+        return parent.db or None
+    return None
+
+
+def _function_names(node: exp.Func) -> list[str]:
+    if isinstance(node, (exp.Anonymous, exp.AnonymousAggFunc)):
+        return [node.name]
+    return sorted({node.sql_name().lower(), *(n.lower() for n in type(node).sql_names())})
+
+
+def _review_function(node: exp.Func, policy: SqlPolicy, v: SqlVerdict) -> None:
+    schema = _qualifier(node)
+    for name in _function_names(node):
+        refusal = denied_function(name, schema, policy.dialect)
+        if refusal is None:
+            continue
+        shown = refusal.name
+        if refusal.risk is FunctionRisk.WRITES:
+            _write(v, policy, f"the function {shown}() writes ({refusal.engine})")
+        else:
+            v.escalate("block", f"the function {shown}() {refusal.risk} ({refusal.engine})")
+        return
+
+
+def _review_node(node: exp.Expr, policy: SqlPolicy, v: SqlVerdict) -> None:
+    for kind, word in _DESTRUCTIVE:
+        if isinstance(node, kind):
+            v.escalate(policy.destructive, f"{word} is destructive")
+    if isinstance(node, (exp.Delete, exp.Update)):
+        _review_where(node, "DELETE" if isinstance(node, exp.Delete) else "UPDATE", policy, v)
+    for kind, word, why in _ESCAPES:
+        if isinstance(node, kind):
+            v.escalate("block", f"{word} {why}: refused")
+    if isinstance(node, exp.Copy):
+        files = node.args.get("files") or []
+        if any(f.name.lower() not in _CLIENT_STREAMS for f in files):
+            v.escalate("block", "COPY to or from a file or a program reaches outside the database")
+    for kind, word, why in _WRITES:
+        if isinstance(node, kind):
+            _write(v, policy, f"{word} {why}")
+    if isinstance(node, exp.PropertyEQ) and isinstance(node.this, exp.Parameter):
+        _write(v, policy, f"{_snippet(node.this, policy.dialect)} := sets a session variable")
+    if isinstance(node, exp.Func):
+        _review_function(node, policy, v)
 
 
 def _review(stmt: exp.Expr, policy: SqlPolicy, v: SqlVerdict) -> None:
-    if isinstance(stmt, exp.Command):
-        v.escalate("block", f"cannot review this statement ({str(stmt.this).upper()}): refused")
-        return
-    if not isinstance(stmt, _STATEMENTS):
-        # sqlglot reads "SELEC * FORM t" as the expression "SELEC * FORM AS t":
-        # anything that is not a statement is a typo or a trick, refused.
-        v.escalate("block", f"not a SQL statement ({stmt.sql()[:60]}): refused")
+    if isinstance(stmt, exp.Command) or not isinstance(stmt, _STATEMENTS):
+        _unreviewable(stmt, policy, v)
         return
     for node in stmt.walk():
-        for kind, word in _DESTRUCTIVE:
-            if isinstance(node, kind):
-                v.escalate(policy.destructive, f"{word} is destructive")
-        if isinstance(node, (exp.Delete, exp.Update)):
-            word = "DELETE" if isinstance(node, exp.Delete) else "UPDATE"
-            where = node.args.get("where")
-            if where is None:
-                v.escalate(policy.destructive, f"{word} without WHERE changes every row")
-            elif _is_tautology(where.this):
-                v.escalate(
-                    policy.destructive,
-                    f"{word} with an always-true WHERE ({where.this.sql()}) changes every row",
-                )
-            elif policy.read_only:
-                v.escalate("block", f"{word} writes, and this connection is read-only")
-            else:
-                v.escalate("approve", f"{word} changes rows")
-        for kind, word in _WRITES:
-            if isinstance(node, kind):
-                if policy.read_only:
-                    v.escalate("block", f"{word} is not a read, and this connection is read-only")
-                else:
-                    v.escalate("approve", f"{word} changes the database")
-        if isinstance(node, exp.Func):
-            name = (node.sql_name() if not isinstance(node, exp.Anonymous) else node.name).lower()
-            if name in _DANGEROUS_FUNCTIONS:
-                v.escalate("block", f"the function {name}() reaches outside the database")
+        _review_node(node, policy, v)
     ctes = {c.alias_or_name.lower() for c in stmt.find_all(exp.CTE)}
     names = sorted({t.name.lower() for t in stmt.find_all(exp.Table)} - ctes - {""})
     for name in names:
@@ -221,19 +338,20 @@ def review_sql(sql: str, policy: SqlPolicy | None = None) -> SqlVerdict:
         return v
     try:
         statements = [s for s in sqlglot.parse(sql, read=policy.dialect) if s is not None]
+        v.statements = len(statements)
+        if not statements:
+            v.escalate("block", "no statement found")
+            return v
+        if len(statements) > policy.max_statements:
+            v.escalate(
+                "block",
+                f"{len(statements)} statements in one query (at most {policy.max_statements})",
+            )
+        for stmt in statements:
+            _review(stmt, policy, v)
     except (ParseError, SqlglotError) as exc:
-        first = str(exc).splitlines()[0][:200]
+        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         v.escalate("block", f"cannot be parsed, so it is refused: {first}")
-        return v
-    v.statements = len(statements)
-    if not statements:
-        v.escalate("block", "no statement found")
-        return v
-    if len(statements) > policy.max_statements:
-        v.escalate(
-            "block",
-            f"{len(statements)} statements in one query (at most {policy.max_statements})",
-        )
-    for stmt in statements:
-        _review(stmt, policy, v)
+    except RecursionError:
+        v.escalate("block", "nested too deeply to review, so it is refused")
     return v
