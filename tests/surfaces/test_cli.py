@@ -127,12 +127,12 @@ def test_approvals_list_deny_and_approve(db: str) -> None:
     assert code == 0
     payload = json.loads(out.strip().splitlines()[-1])
     assert payload["status"] == "awaiting_approval"
-    assert payload["output"] == "Please confirm: cancel order #W7. Reply yes or no."
+    assert payload["output"] == "Please confirm: cancel order '#W7'. Reply yes or no."
 
     code, out, _ = invoke("approvals", "list", "--json", "--db", db)
     assert code == 0
     (pending,) = json.loads(out)
-    assert (pending["tool"], pending["summary"]) == ("cancel_order", "cancel order #W7")
+    assert (pending["tool"], pending["summary"]) == ("cancel_order", "cancel order '#W7'")
     assert pending["session_id"] == payload["session_id"]
 
     code, out, err = invoke(
@@ -140,7 +140,7 @@ def test_approvals_list_deny_and_approve(db: str) -> None:
     )
     assert code == 0
     assert "declined" in out  # the model was told, and said so
-    assert "cancel order #W7 (changed my mind)" in out
+    assert "cancel order '#W7' (changed my mind)" in out
     code, out, _ = invoke("approvals", "list", "--db", db)
     assert "nothing is waiting for approval" in out
 

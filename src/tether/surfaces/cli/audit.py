@@ -30,7 +30,7 @@ def audit(
     """Show what AGENT can do, what needs approval, and the worst it can do unapproved."""
     report = audit_agent(_agent(agent_ref, model))
     if as_json:
-        sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=True) + "\n")
         return
     table = Table(title=f"{report.agent} v{report.version}", title_justify="left")
     for col in ("tool", "flags", "scopes", "output", "approval"):

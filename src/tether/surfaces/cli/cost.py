@@ -23,8 +23,16 @@ from tether.exceptions import ConfigError
 from tether.runtime.ports import SessionRecord
 from tether.spec.events import Event
 from tether.spec.pricing import PriceTable, load_prices
-from tether.store import open_store
-from tether.surfaces.cli.app import DbOption, _fail, _run_async, app, err, out
+from tether.surfaces.cli.app import (
+    DbOption,
+    _fail,
+    _open_store,
+    _run_async,
+    _setting,
+    app,
+    err,
+    out,
+)
 from tether.surfaces.cost_html import (
     model_rows,
     projection_rows,
@@ -49,6 +57,9 @@ def _prices(path: Path | None, model: str | None) -> PriceTable:
     """The price table in force, checked for ``model`` before the store is read."""
     try:
         prices = load_prices(path)
+    except ConfigError as exc:
+        raise _fail(str(exc) if path is not None else str(_setting("TETHER_PRICES", exc))) from None
+    try:
         if model is not None:
             reprice_price(prices, model)
     except ConfigError as exc:
@@ -105,7 +116,7 @@ def cost(
     since_ts = None if since is None else time.time() - since * _DAY
 
     async def go() -> tuple[list[SessionRecord], list[Event]]:
-        store = await open_store(db)
+        store = await _open_store(db)
         try:
             sessions = await store.list_sessions(limit=None, agent=agent, since=since_ts)
             # a call happens after its session was created, so `since` cannot drop one we keep
@@ -133,7 +144,7 @@ def cost(
             raise _fail(f"cannot write {html}: {exc.strerror or exc}") from None
         err.print(Text(f"wrote {written}", style="dim"))
     if as_json:
-        sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=True) + "\n")
         return
     if not report.sessions:
         scope = [f"agent {agent}" if agent else "", f"the last {since:g} days" if since else ""]

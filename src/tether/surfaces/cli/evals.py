@@ -29,11 +29,19 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from tether.exceptions import ConfigError
+from tether.exceptions import AgentLoadError, ConfigError
 from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType
-from tether.store import open_store
-from tether.surfaces.cli.app import DbOption, _fail, _run_async, app, err, model_chain, out
+from tether.surfaces.cli.app import (
+    DbOption,
+    _fail,
+    _open_store,
+    _run_async,
+    app,
+    err,
+    model_chain,
+    out,
+)
 from tether.surfaces.evals.capture import append_case, case_from_events
 from tether.surfaces.evals.cases import Case, case_schema
 from tether.surfaces.evals.report import EvalReport, Regression, failed_checks, pct
@@ -46,7 +54,7 @@ from tether.surfaces.evals.runner import (
     run_cases,
 )
 from tether.surfaces.evals.suite import Suite, load_suite
-from tether.surfaces.loader import load_agent, load_object
+from tether.surfaces.loader import guard_factory, load_agent, load_object
 from tether.surfaces.logs import quiet_logs
 
 __all__ = ["capture", "eval_app", "run_suite", "schema", "schema_text"]
@@ -92,19 +100,27 @@ _EDGE_NOTE = "edge cases: tags edge, mutation, failing-tool, out-of-scope, malfo
 # -- building the target -----------------------------------------------------------
 
 
-def _agent_source(ref: str) -> AgentSource:
-    """An agent, or a factory of one per case, from a reference (folder or module:attr)."""
+def _agent_source(ref: str, failures: list[AgentLoadError]) -> AgentSource:
+    """An agent, or a factory of one per case, from a reference (folder or module:attr).
+
+    A factory that raises fails its case; the error is also kept in ``failures``.
+    """
     if Path(ref).is_dir():
         return load_agent(ref)
     obj = load_object(ref, what="agent")
     if isinstance(obj, Agent):
         return obj
     if callable(obj):
-        return agent_factory(obj, ref)
+        return agent_factory(
+            guard_factory(obj, what="agent factory", ref=ref, failures=failures), ref
+        )
     raise ConfigError(f"{ref!r} is a {type(obj).__name__}, not a tether.Agent or a factory of one")
 
 
-def _target(suite: Suite, agent_ref: str | None, models: list[str] | None) -> Target:
+def _target(
+    suite: Suite, agent_ref: str | None, models: list[str] | None, failures: list[AgentLoadError]
+) -> Target:
+    """What the cases run against; the factories' errors are kept in ``failures``."""
     ref = agent_ref or suite.config.agent
     if not ref:
         raise ConfigError(
@@ -116,8 +132,10 @@ def _target(suite: Suite, agent_ref: str | None, models: list[str] | None) -> Ta
         env = load_object(suite.config.environment, what="environment")
         if not callable(env):
             raise ConfigError(f"environment {suite.config.environment!r} is not callable")
-        environment = env
-    return Target(agent=_agent_source(ref), environment=environment, models=models)
+        environment = guard_factory(
+            env, what="environment", ref=suite.config.environment, failures=failures
+        )
+    return Target(agent=_agent_source(ref, failures), environment=environment, models=models)
 
 
 def _select(cases: list[Case], ids: list[str], tags: list[str]) -> list[Case]:
@@ -326,6 +344,7 @@ def run_suite(
 ) -> None:
     """Run a suite of eval cases and report; exit 1 if a case failed or regressed."""
     started = time.time()
+    failures: list[AgentLoadError] = []
     if report_path is not None and report_path.suffix.lower() not in (".html", ".htm", ".json"):
         raise _fail(f"--report {report_path}: the name must end in .html or .json")
     try:
@@ -333,13 +352,15 @@ def run_suite(
         cases = _select(suite.cases, case_ids or [], tags or [])
         base = _baseline(baseline)
         chain = model_chain(model)
-        target = _target(suite, agent_ref, chain)
+        target = _target(suite, agent_ref, chain, failures)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     if chain and all(c.mode == "scripted" for c in cases):
         err.print(Text("note: --model is unused: every case run is scripted", style="yellow"))
     with quiet_logs(not show_logs):
         results = _run(cases, target, k)
+    if failures:  # the suite's own code is broken: no case result means anything
+        raise _fail(str(failures[0]))
     report = EvalReport(
         suite.name,
         results,
@@ -375,7 +396,7 @@ def run_suite(
     if as_json:
         summary = report.summary()
         summary["regressions"] = [r.to_dict() for r in regressions]
-        sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(summary, ensure_ascii=True) + "\n")
     if report.failed or regressions:
         raise typer.Exit(1)
 
@@ -396,7 +417,7 @@ def capture(
     """Turn a stored session (an incident) into a scripted eval case appended to FILE."""
 
     async def go() -> list[Event]:
-        store = await open_store(db)
+        store = await _open_store(db)
         try:
             await store.get(session_id)  # SessionNotFound, with the id, if absent
             return await store.events(session_id)

@@ -16,11 +16,13 @@ the summary as one JSON object, the last line of stdout. See
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -28,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tether.exceptions import ConfigError
+from tether.spec.agent import Agent
 from tether.surfaces.cli.app import _agent, _fail, _run_async, app, err, model_chain, out
 from tether.surfaces.cli.render import SafeConsole
 from tether.surfaces.evals.redteam import (
@@ -35,6 +38,7 @@ from tether.surfaces.evals.redteam import (
     AttackResult,
     Profile,
     RedTeamReport,
+    RedTeamTarget,
     find_profile,
     load_battery,
     load_profile,
@@ -42,9 +46,12 @@ from tether.surfaces.evals.redteam import (
     select,
     target_for,
 )
+from tether.surfaces.loader import guard_factory
 from tether.surfaces.logs import quiet_logs
 
 __all__ = ["redteam", "report_html", "report_table"]
+
+T = TypeVar("T")
 
 _BLOCK_LABELS = {
     "guard": "injection guard",
@@ -134,7 +141,7 @@ def redteam(
     agent = _agent(agent_ref, None)
     try:
         models = model_chain(model)
-        battery = load_battery(battery_file)
+        battery = _read(load_battery, battery_file)
         attacks = select(
             battery.attacks,
             categories=category,
@@ -142,8 +149,8 @@ def redteam(
             limit_per_category=limit_per_category,
         )
         path = profile_file or find_profile(agent_ref)
-        profile: Profile | None = load_profile(path) if path is not None else None
-        target = target_for(agent, profile, models)
+        profile: Profile | None = _read(load_profile, path) if path is not None else None
+        target = _guarded(target_for(agent, profile, models), profile)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     if not attacks:
@@ -186,7 +193,7 @@ def redteam(
     if report_path is not None:
         _write(report, report_path)
     if as_json:
-        sys.stdout.write(_safe(json.dumps(report.to_dict(), ensure_ascii=False)) + "\n")
+        sys.stdout.write(_safe(json.dumps(report.to_dict(), ensure_ascii=True)) + "\n")
     else:
         # a pipe or a file gets the whole table, not one squeezed to 80 columns
         console = out if out.is_terminal else SafeConsole(width=max(out.width, _WIDE))
@@ -194,6 +201,33 @@ def redteam(
         _summary(report, console)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _read(load: Callable[[Any], T], path: Path | None) -> T:
+    """``load(path)``, with the file's read errors (unreadable, not UTF-8) as ConfigError."""
+    try:
+        return load(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        ) from None
+
+
+def _guarded(target: RedTeamTarget, profile: Profile | None) -> RedTeamTarget:
+    """``target`` with the profile's agent and environment factories raising
+    AgentLoadError (a one-line usage error) when they fail."""
+    if profile is None:
+        return target
+    changes: dict[str, Any] = {}
+    if not isinstance(target.agent, Agent) and profile.agent:
+        changes["agent"] = guard_factory(target.agent, what="red-team agent", ref=profile.agent)
+    if target.environment is not None and profile.environment:
+        changes["environment"] = guard_factory(
+            target.environment, what="red-team environment", ref=profile.environment
+        )
+    return dataclasses.replace(target, **changes) if changes else target
 
 
 def _write(report: RedTeamReport, path: Path) -> None:

@@ -39,7 +39,8 @@ import yaml
 from tether.exceptions import ConfigError
 from tether.runtime.approvals import CLARIFY
 from tether.spec.events import Event, EventType
-from tether.surfaces.evals.suite import parse_cases
+from tether.surfaces.evals.suite import parse_cases, parse_error, read_text
+from tether.surfaces.jsonl import parse_jsonl
 
 __all__ = ["TODO", "append_case", "case_from_events", "case_yaml"]
 
@@ -167,11 +168,27 @@ def _description(sid: str, created: Event | None) -> str:
     return f"Captured from session {sid} ({d.get('agent')} v{d.get('version')}, {when})."
 
 
+#: what YAML reads as a line break besides \n and \r: written raw inside a quoted
+#: string (as PyYAML does), a later edit that splits the file into lines cuts it
+_YAML_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
 class _Dumper(yaml.SafeDumper):
     """Block style, and lists indented under their key (as people write YAML)."""
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         super().increase_indent(flow, False)
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    """A string with a YAML line break other than \n in it is double-quoted, where
+    the break is written as an escape (``\\L``), never as the character."""
+    if any(c in value for c in _YAML_BREAKS):
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+    return dumper.represent_str(value)
+
+
+_Dumper.add_representer(str, _str)
 
 
 def case_yaml(case: dict[str, Any]) -> str:
@@ -203,7 +220,7 @@ def _ids(data: Any) -> set[str]:
 
 
 def _item(case_text: str, indent: str) -> str:
-    lines = case_text.rstrip("\n").splitlines()
+    lines = case_text.rstrip("\n").split("\n")
     first = f"{indent}- {lines[0]}"
     rest = [f"{indent}  {line}" if line else "" for line in lines[1:]]
     return "\n".join([first, *rest]) + "\n"
@@ -253,18 +270,18 @@ def append_case(path: str | Path, case: dict[str, Any]) -> dict[str, Any]:
     is left as it was (:class:`~tether.exceptions.ConfigError`).
     """
     p = Path(path)
-    text = p.read_text(encoding="utf-8") if p.exists() else ""
+    text = read_text(p) if p.exists() else ""
     if p.suffix == ".jsonl":
-        existing = [json.loads(line) for line in text.splitlines() if line.strip()]
+        existing = [data for _, data in parse_jsonl(text, source=str(p))]
         case = _unique_id(case, {str(c.get("id")) for c in existing if isinstance(c, dict)})
         sep = "" if not text or text.endswith("\n") else "\n"
         new = text + sep + json.dumps(case, ensure_ascii=False) + "\n"
-        parsed = [json.loads(line) for line in new.splitlines() if line.strip()]
+        parsed = [data for _, data in parse_jsonl(new, source=str(p))]
     elif p.suffix in (".yaml", ".yml"):
         try:
             data = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: cannot be parsed ({exc})") from None
+            raise ConfigError(f"{p}: cannot be parsed ({parse_error(exc)})") from None
         case = _unique_id(case, _ids(data))
         new = _appended_yaml(text, data, case)
         parsed = yaml.safe_load(new)

@@ -40,6 +40,7 @@ silently testing nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -160,6 +161,22 @@ class _Format(_Strict):
     def _one(self) -> _Format:
         if (self.regex is None) == (self.json_schema is None):
             raise ValueError("final-format needs exactly one of 'regex', 'json-schema'")
+        # Compiled now, so a bad one is reported as the file loads, before any model runs.
+        if self.regex is not None:
+            try:
+                re.compile(self.regex, re.DOTALL)
+            except re.error as exc:
+                raise ValueError(f"regex {self.regex!r} is invalid: {exc}") from None
+        elif (schema := self.json_schema) is not None:
+            import jsonschema
+
+            try:
+                jsonschema.validators.validator_for(schema).check_schema(schema)
+            except jsonschema.SchemaError as exc:
+                where = "/".join(str(p) for p in exc.path) or "(root)"
+                raise ValueError(
+                    f"json-schema is not a valid JSON Schema at {where}: {exc.message}"
+                ) from None
         return self
 
 
@@ -311,5 +328,6 @@ def problems(
         loc = list(err["loc"])
         if name is not None:
             loc = name(loc)
-        parts.append(f"{'.'.join(str(x) for x in loc) or root}: {err['msg']}")
+        what = err["msg"].removeprefix("Value error, ")  # pydantic's prefix for a ValueError
+        parts.append(f"{'.'.join(str(x) for x in loc) or root}: {what}")
     return "; ".join(parts)

@@ -1,7 +1,10 @@
 """Loading a suite: case files (YAML or JSONL), a folder of them, and its ``suite.yaml``.
 
-Errors say which file, which case and which key: a golden set with a typo
-must fail loudly, never test nothing.
+Errors say which file, which case and which key (or line and column, for a
+file that does not parse), as one line: a golden set with a typo must fail
+loudly, never test nothing. Everything in a case that is compiled later (a
+``final-format`` regex or JSON Schema) is checked here, before any model runs.
+JSONL files are split on ``\n`` only (:mod:`tether.surfaces.jsonl`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from pydantic import ValidationError
 
 from tether.exceptions import ConfigError
 from tether.surfaces.evals.cases import Case, SuiteConfig, problems
+from tether.surfaces.jsonl import parse_jsonl
 
-__all__ = ["Suite", "load_suite", "parse_cases"]
+__all__ = ["Suite", "load_suite", "parse_cases", "parse_error", "read_text"]
 
 _CASE_SUFFIXES = (".yaml", ".yml", ".jsonl", ".json")
 
@@ -37,9 +41,44 @@ class Suite:
 
 def _merge_defaults(raw: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     out = {**defaults, **raw}
-    if "tags" in defaults and "tags" in raw:
-        out["tags"] = list(dict.fromkeys([*defaults["tags"], *raw["tags"]]))
+    common, own = defaults.get("tags"), raw.get("tags")
+    if isinstance(common, list) and isinstance(own, list):  # else validation says what is wrong
+        out["tags"] = list(dict.fromkeys([*common, *own]))
     return out
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping of keys every case gets, not {value!r:.80}")
+    return value
+
+
+def read_text(path: Path) -> str:
+    """The text of a file someone gave (UTF-8, a byte-order mark skipped), its line ends
+    as they are (a \\r inside a JSON string stays one); :class:`ConfigError` if it
+    cannot be read."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+        ) from None
+
+
+def parse_error(exc: Exception) -> str:
+    """A YAML or JSON parse error as one line: ``line L, column C: problem``."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        what = " ".join(str(x) for x in (exc.context, exc.problem) if x)
+        return f"line {mark.line + 1}, column {mark.column + 1}: {what}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    return " ".join(str(exc).split())
 
 
 def parse_cases(data: Any, *, source: str, defaults: dict[str, Any] | None = None) -> list[Case]:
@@ -49,8 +88,12 @@ def parse_cases(data: Any, *, source: str, defaults: dict[str, Any] | None = Non
         extra = set(data) - {"cases", "defaults"}
         if extra:
             raise ConfigError(f"{source}: unknown top-level key(s) {sorted(extra)}")
-        defaults.update(data.get("defaults") or {})
+        defaults.update(_mapping(data.get("defaults"), f"{source}: defaults"))
         data = data["cases"]
+    if "tags" in defaults and not isinstance(defaults["tags"], list):
+        raise ConfigError(
+            f"{source}: defaults.tags must be a list of tags, not {defaults['tags']!r:.80}"
+        )
     items = data if isinstance(data, list) else [data]
     cases: list[Case] = []
     for n, raw in enumerate(items):
@@ -66,22 +109,16 @@ def parse_cases(data: Any, *, source: str, defaults: dict[str, Any] | None = Non
 
 
 def _read(path: Path, defaults: dict[str, Any]) -> list[Case]:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     if path.suffix == ".jsonl":
         cases: list[Case] = []
-        for line_no, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except ValueError as exc:
-                raise ConfigError(f"{path}:{line_no}: not valid JSON ({exc})") from None
+        for line_no, data in parse_jsonl(text, source=str(path)):
             cases += parse_cases(data, source=f"{path}:{line_no}", defaults=defaults)
         return cases
     try:
         data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-    except (yaml.YAMLError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot be parsed ({exc})") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path}: cannot be parsed ({parse_error(exc)})") from None
     if data is None:
         return []
     return parse_cases(data, source=str(path), defaults=defaults)
@@ -98,12 +135,12 @@ def load_suite(path: str | Path) -> Suite:
         conf = p / "suite.yaml"
         if conf.exists():
             try:
-                config = SuiteConfig.model_validate(yaml.safe_load(conf.read_text()) or {})
+                config = SuiteConfig.model_validate(yaml.safe_load(read_text(conf)) or {})
             except (ValidationError, yaml.YAMLError) as exc:
                 if isinstance(exc, ValidationError):
-                    detail = problems(exc, root="(case)")
+                    detail = problems(exc, root="(file)")
                 else:
-                    detail = str(exc)
+                    detail = f"cannot be parsed ({parse_error(exc)})"
                 raise ConfigError(f"{conf}: {detail}") from None
         files = sorted(
             f
