@@ -88,8 +88,8 @@ async def test_a_write_the_model_calls_without_asking_waits(ledger: Ledger) -> N
     assert ledger.lookups == 1  # the read before it ran
     assert ledger.cancelled == []
     assert result.approval is not None
-    assert result.approval.summary == "cancel order #W1"
-    assert result.output == "Please confirm: cancel order #W1. Reply yes or no."
+    assert result.approval.summary == "cancel order '#W1'"  # the value quoted
+    assert result.output == "Please confirm: cancel order '#W1'. Reply yes or no."
     assert state.status == SessionStatus.AWAITING_APPROVAL
     requested = next(e for e in result.events if e.type == EventType.APPROVAL_REQUESTED)
     assert requested.data["args_hash"] == arguments_hash("cancel_order", {"order_id": "#W1"})
@@ -177,7 +177,7 @@ async def test_a_split_refund_asks_for_every_part(ledger: Ledger) -> None:
             result = await rt.decide(
                 agent, result.session_id, result.approval.id, approve=approve, by="u"
             )
-    assert summaries == ["refund 40.00 USD on order #W1"] * 3
+    assert summaries == ["refund 40.00 USD on order '#W1'"] * 3
     assert ledger.refunds == [40.0]
 
 
@@ -224,7 +224,9 @@ async def test_operator_mode_needs_the_approver_role(ledger: Ledger) -> None:
     async with Runtime() as rt:
         first = await rt.run(agent, "cancel #W1")
         assert first.approval is not None
-        assert first.output == "This action is waiting for review by an operator: cancel order #W1"
+        assert first.output == (
+            "This action is waiting for review by an operator: cancel order '#W1'"
+        )
         # the user saying yes in chat does not approve it
         chat = await rt.run(agent, "yes", session_id=first.session_id)
         assert chat.status == SessionStatus.AWAITING_APPROVAL

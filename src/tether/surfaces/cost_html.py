@@ -6,7 +6,11 @@ for the observed cost, one for the ``--model`` reprice when there is one).
 No script, no font, no stylesheet or image is fetched, so the file opens
 offline and can be attached to a ticket or an email. The SVG is written by
 hand: a charting library would be a heavy dependency for one line chart.
-Every piece of text taken from the report goes through :func:`html.escape`.
+Both are Jinja2 templates with autoescape on, so every piece of text taken
+from the report (agent names, versions, models) is escaped; and each is
+passed through :func:`~tether.runtime.approvals.reveal` first, so a bidi
+override or a zero-width character in a name shows as ``\\u202e`` instead
+of reordering or hiding what is around it.
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
+from typing import Any
 
+from jinja2 import DictLoader, Environment, StrictUndefined
+from markupsafe import Markup
+
+from tether.runtime.approvals import reveal
 from tether.spec.messages import Usage
 from tether.surfaces.costs import CostReport, ModelRow, Projection, cost_label, money
 
@@ -70,28 +78,116 @@ def _dollars_tick(exp: int) -> str:
     return f"${v:g}"
 
 
-def chart_svg(series: Sequence[Series], *, width: int = 640, height: int = 360) -> str:
-    """An inline SVG line chart with log-scaled axes, one decade per grid line.
+_CHART = """\
+<svg width="{{ c.width }}" height="{{ c.height }}" viewBox="0 0 {{ c.width }} {{ c.height }}" \
+role="img" aria-label="monthly cost versus daily users, log scales">
+{%- if c.empty -%}
+<text x="{{ c.mid_x }}" y="{{ c.mid_y }}" text-anchor="middle">every projection is $0: \
+nothing to draw on a log scale</text>
+{%- else -%}
+{%- for g in c.xgrid -%}
+<line x1="{{ g.x }}" y1="{{ c.top }}" x2="{{ g.x }}" y2="{{ c.plot_bottom }}" stroke="#e5e7eb"/>\
+<text x="{{ g.x }}" y="{{ c.xtick_y }}" text-anchor="middle">{{ g.label }}</text>
+{%- endfor -%}
+{%- for g in c.ygrid -%}
+<line x1="{{ c.left }}" y1="{{ g.y }}" x2="{{ c.plot_right }}" y2="{{ g.y }}" stroke="#e5e7eb"/>\
+<text x="{{ c.ytick_x }}" y="{{ g.label_y }}" text-anchor="end">{{ g.label }}</text>
+{%- endfor -%}
+<rect x="{{ c.left }}" y="{{ c.top }}" width="{{ c.pw }}" height="{{ c.ph }}" fill="none" \
+stroke="#9ca3af"/><text x="{{ c.xaxis_x }}" y="{{ c.xaxis_y }}" text-anchor="middle">\
+daily users (log scale)</text><text transform="translate(14 {{ c.yaxis_y }}) rotate(-90)" \
+text-anchor="middle">monthly cost, USD (log scale)</text>
+{%- for s in c.series -%}
+{%- if s.points -%}
+<polyline points="{{ s.path }}" fill="none" stroke="{{ s.color }}" stroke-width="2"\
+{% if s.dashed %} stroke-dasharray="6 4"{% endif %}/>
+{%- for pt in s.points -%}
+<circle cx="{{ pt.x }}" cy="{{ pt.y }}" r="3.5" fill="{{ s.color }}"><title>{{ pt.tip }}</title>\
+</circle>
+{%- endfor -%}
+{%- endif -%}
+<line x1="{{ s.lx }}" y1="{{ c.legend_y - 4 }}" x2="{{ s.lx + 24 }}" y2="{{ c.legend_y - 4 }}" \
+stroke="{{ s.color }}" stroke-width="2"{% if s.dashed %} stroke-dasharray="6 4"{% endif %}/>\
+<text x="{{ s.lx + 30 }}" y="{{ c.legend_y }}">{{ s.label }}</text>
+{%- endfor -%}
+{%- endif -%}
+</svg>"""
 
-    Points with a cost of $0 cannot sit on a log scale: they are left out,
-    and a series with none left says so in the legend.
-    """
+_PAGE = (
+    """\
+{%- macro table(head, rows, numeric) -%}
+<table><thead><tr>
+{%- for h in head %}<th{% if loop.index0 in numeric %} class="n"{% endif %}>{{ h }}</th>
+{%- endfor %}</tr></thead><tbody>
+{%- for row in rows %}<tr>
+{%- for v in row %}<td{% if loop.index0 in numeric %} class="n"{% endif %}>{{ v }}</td>
+{%- endfor %}</tr>
+{%- endfor %}</tbody></table>
+{%- endmacro -%}
+<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title><style>"""
+    + _STYLE
+    + """</style></head><body>
+<h1>{{ title }}</h1>
+<p class="meta">{{ meta }}</p>
+{% if unpriced %}<p class="warn">Unpriced models, counted at $0: {{ unpriced }}. \
+Give them a price with --prices FILE.</p>
+{% endif -%}
+<h2>Summary</h2>
+{{ table(["", "value"], summary_rows, [1]) }}
+{% if reprice_model is not none -%}
+<h2>Repriced on {{ reprice_model }}</h2>
+{{ table(["", "observed", reprice_model], reprice_rows, [1, 2]) }}
+<p class="meta">The same tokens at the other model's price: a first estimate \
+(another model would not use exactly the same tokens).</p>
+{% endif -%}
+<h2>Monthly cost by daily users</h2>
+<p class="meta">{{ projection_note }}</p>
+{% include "chart.svg" %}
+{{ table(projection_head, projection_rows, range(projection_head | length) | list) }}
+<h2>By agent version</h2>
+{{ table(["agent", "version", "sessions", "successful", "calls", "tokens", "cost", \
+"per session"], version_rows, [2, 3, 4, 5, 6, 7]) }}
+<h2>By model</h2>
+{{ table(["model", "calls", "input", "output", "cache read", "cache write", "cost"], \
+model_rows, [1, 2, 3, 4, 5, 6]) }}
+</body></html>
+"""
+)
+
+
+def _shown(value: Any) -> Any:
+    """Every text a template writes, with hidden characters made visible (then escaped)."""
+    if isinstance(value, str) and not isinstance(value, Markup):  # a macro's output is markup
+        return reveal(value, keep="")
+    return value
+
+
+_ENV = Environment(
+    loader=DictLoader({"chart.svg": _CHART, "page.html": _PAGE}),
+    autoescape=True,
+    finalize=_shown,
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+def _chart(series: Sequence[Series], width: int, height: int) -> dict[str, Any]:
+    """The chart's geometry and labels: what ``chart.svg`` draws."""
     left, right, top, bottom = 72, 40, 20, 64
     pw, ph = width - left - right, height - top - bottom
     drawn = [(s, tuple((x, y) for x, y in s.points if x > 0 and y > 0)) for s in series]
     xs = [x for _, pts in drawn for x, _ in pts]
     ys = [y for _, pts in drawn for _, y in pts]
-    parts = [
-        f'<svg width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" '
-        'aria-label="monthly cost versus daily users, log scales">'
-    ]
+    c: dict[str, Any] = {
+        "width": width,
+        "height": height,
+        "empty": not xs,
+        "mid_x": f"{width / 2:.0f}",
+        "mid_y": f"{height / 2:.0f}",
+    }
     if not xs:
-        parts.append(
-            f'<text x="{width / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle">'
-            "every projection is $0: nothing to draw on a log scale</text></svg>"
-        )
-        return "".join(parts)
+        return c
     x0, x1 = _decades(xs)
     y0, y1 = _decades(ys)
 
@@ -101,64 +197,62 @@ def chart_svg(series: Sequence[Series], *, width: int = 640, height: int = 360) 
     def py(y: float) -> float:
         return top + ph - (math.log10(y) - y0) / (y1 - y0) * ph
 
-    for e in range(x0, x1 + 1):
-        x = px(10.0**e)
-        parts.append(
-            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + ph}" stroke="#e5e7eb"/>'
-            f'<text x="{x:.1f}" y="{top + ph + 16}" text-anchor="middle">{10**e:,}</text>'
-        )
-    for e in range(y0, y1 + 1):
-        y = py(10.0**e)
-        parts.append(
-            f'<line x1="{left}" y1="{y:.1f}" x2="{left + pw}" y2="{y:.1f}" stroke="#e5e7eb"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{escape(_dollars_tick(e))}</text>"
-        )
-    parts.append(
-        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#9ca3af"/>'
-        f'<text x="{left + pw / 2:.0f}" y="{height - 28}" text-anchor="middle">'
-        "daily users (log scale)</text>"
-        f'<text transform="translate(14 {top + ph / 2:.0f}) rotate(-90)" '
-        'text-anchor="middle">monthly cost, USD (log scale)</text>'
+    c.update(
+        left=left,
+        top=top,
+        pw=pw,
+        ph=ph,
+        plot_bottom=top + ph,
+        plot_right=left + pw,
+        xtick_y=top + ph + 16,
+        ytick_x=left - 6,
+        xaxis_x=f"{left + pw / 2:.0f}",
+        xaxis_y=height - 28,
+        yaxis_y=f"{top + ph / 2:.0f}",
+        legend_y=height - 8,
+        xgrid=[{"x": f"{px(10.0**e):.1f}", "label": f"{10**e:,}"} for e in range(x0, x1 + 1)],
+        ygrid=[
+            {
+                "y": f"{py(10.0**e):.1f}",
+                "label_y": f"{py(10.0**e) + 4:.1f}",
+                "label": _dollars_tick(e),
+            }
+            for e in range(y0, y1 + 1)
+        ],
     )
+    lines = []
     lx = left
     for s, pts in drawn:
-        color = escape(s.color, quote=True)
-        dash = ' stroke-dasharray="6 4"' if s.dashed else ""
-        if pts:
-            path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
-            parts.append(
-                f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"{dash}/>'
-            )
-            for x, y in pts:
-                tip = escape(f"{s.label}: {x:,.0f} daily users, {money(y)} a month")
-                parts.append(
-                    f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5" fill="{color}">'
-                    f"<title>{tip}</title></circle>"
-                )
         label = s.label if pts else f"{s.label} (all $0, not drawn)"
-        ly = height - 8
-        parts.append(
-            f'<line x1="{lx}" y1="{ly - 4}" x2="{lx + 24}" y2="{ly - 4}" stroke="{color}" '
-            f'stroke-width="2"{dash}/><text x="{lx + 30}" y="{ly}">{escape(label)}</text>'
+        lines.append(
+            {
+                "color": s.color,
+                "dashed": s.dashed,
+                "label": label,
+                "lx": lx,
+                "path": " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts),
+                "points": [
+                    {
+                        "x": f"{px(x):.1f}",
+                        "y": f"{py(y):.1f}",
+                        "tip": f"{s.label}: {x:,.0f} daily users, {money(y)} a month",
+                    }
+                    for x, y in pts
+                ],
+            }
         )
         lx += 30 + 8 * len(label) + 24
-    parts.append("</svg>")
-    return "".join(parts)
+    c["series"] = lines
+    return c
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int]) -> str:
-    def cell(tag: str, i: int, text: str) -> str:
-        cls = ' class="n"' if i in numeric else ""
-        return f"<{tag}{cls}>{escape(text)}</{tag}>"
+def chart_svg(series: Sequence[Series], *, width: int = 640, height: int = 360) -> str:
+    """An inline SVG line chart with log-scaled axes, one decade per grid line.
 
-    out = ["<table><thead><tr>"]
-    out += [cell("th", i, h) for i, h in enumerate(head)]
-    out.append("</tr></thead><tbody>")
-    for row in rows:
-        out.append("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
+    Points with a cost of $0 cannot sit on a log scale: they are left out,
+    and a series with none left says so in the legend.
+    """
+    return _ENV.get_template("chart.svg").render(c=_chart(series, width, height))
 
 
 def _tok(u: Usage) -> list[str]:
@@ -275,62 +369,22 @@ def render_html(report: CostReport, *, title: str = "Tether cost report") -> str
         f"{r.sessions:,} sessions{f' ({filters})' if filters else ''} · prices as of "
         f"{r.prices_as_of or 'undated'} ({r.prices_source})"
     )
-    body = [
-        f"<h1>{escape(title)}</h1>",
-        f'<p class="meta">{escape(meta)}</p>',
-    ]
-    if r.unpriced:
-        names = ", ".join(f"{m.model} ({m.calls:,} calls)" for m in r.unpriced)
-        body.append(
-            '<p class="warn">'
-            + escape(
-                f"Unpriced models, counted at $0: {names}. Give them a price with --prices FILE."
-            )
-            + "</p>"
-        )
-    body += ["<h2>Summary</h2>", _table(["", "value"], _summary_rows(r), {1})]
     head = ["daily users", "monthly cost (observed)"]
     if r.reprice is not None:
-        rp = r.reprice
-        head.append(f"monthly cost on {rp.model}")
-        body += [
-            f"<h2>{escape(f'Repriced on {rp.model}')}</h2>",
-            _table(["", "observed", rp.model], reprice_rows(r), {1, 2}),
-            '<p class="meta">The same tokens at the other model\'s price: a first estimate '
-            "(another model would not use exactly the same tokens).</p>",
-        ]
-    body += [
-        "<h2>Monthly cost by daily users</h2>",
-        f'<p class="meta">{escape(_projection_note(r))}</p>',
-        chart_svg(series),
-        _table(head, projection_rows(r), set(range(len(head)))),
-        "<h2>By agent version</h2>",
-        _table(
-            [
-                "agent",
-                "version",
-                "sessions",
-                "successful",
-                "calls",
-                "tokens",
-                "cost",
-                "per session",
-            ],
-            version_rows(r),
-            {2, 3, 4, 5, 6, 7},
-        ),
-        "<h2>By model</h2>",
-        _table(
-            ["model", "calls", "input", "output", "cache read", "cache write", "cost"],
-            model_rows(r.by_model),
-            {1, 2, 3, 4, 5, 6},
-        ),
-    ]
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
+        head.append(f"monthly cost on {r.reprice.model}")
+    return _ENV.get_template("page.html").render(
+        title=title,
+        meta=meta,
+        unpriced=", ".join(f"{m.model} ({m.calls:,} calls)" for m in r.unpriced),
+        summary_rows=_summary_rows(r),
+        reprice_model=r.reprice.model if r.reprice is not None else None,
+        reprice_rows=reprice_rows(r),
+        projection_note=_projection_note(r),
+        c=_chart(series, 640, 360),
+        projection_head=head,
+        projection_rows=projection_rows(r),
+        version_rows=version_rows(r),
+        model_rows=model_rows(r.by_model),
     )
 
 
