@@ -22,6 +22,7 @@ from tether.controls.honesty import unacknowledged
 from tether.exceptions import ModelUnavailable, ProviderError, RateLimited
 from tether.runtime import turn_approvals
 from tether.runtime.caller import AgentServices, ModelCaller
+from tether.runtime.claims import Done, honest_reply, unsupported_claims
 from tether.runtime.context import build_request, context_block
 from tether.runtime.execute import ToolEnv, ToolRun, execute_tool
 from tether.runtime.gates import RUN, CallCheck, Pause, Refuse, check_call
@@ -179,7 +180,7 @@ class Turn:
                 ", ".join(missed),
             )
             self.journal.emit(EventType.UNACKNOWLEDGED_FAILURE, {"tools": missed})
-        output = self.withhold_leak(text)
+        output = self.withhold_claims(self.withhold_leak(text))
         parsed: Any = None
         schema = self.agent.output_schema
         if schema is not None and output == text:
@@ -403,6 +404,41 @@ class Turn:
         return self.journal.result(None, error=reason)
 
     # context ------------------------------------------------------------------
+
+    def withhold_claims(self, text: str) -> str:
+        """``text``, or an honest sentence if it says an action was done that no tool did.
+
+        What supports a claim: the calls that succeeded in this session (an
+        answer may restate an earlier turn's action), declined and expired
+        approvals excluded, and results of untrusted tools counting as
+        actions only, never as evidence (a planted page cannot say "your
+        order is cancelled" for the agent). See :mod:`tether.runtime.claims`.
+        """
+        done = self.succeeded()
+        claims = unsupported_claims(text, done)
+        if not claims:
+            return text
+        log.warning(
+            "session %s: the answer claims %s, which no tool did; withheld",
+            self.state.session_id,
+            "; ".join(repr(c) for c in claims),
+        )
+        self.journal.emit(EventType.UNSUPPORTED_CLAIM, {"claims": claims, "text": text})
+        return honest_reply(claims, done)
+
+    def succeeded(self) -> list[Done]:
+        """(tool, result) of every call that succeeded in the session, oldest first."""
+        tools = self.svc.tools
+        done: list[Done] = []
+        for m in self.state.messages:
+            if m.role != "tool":
+                continue
+            for r in m.results:
+                tool = tools.get(r.name)
+                if tool is None or r.is_error or r.content.startswith("not done:"):
+                    continue
+                done.append((tool, "" if tool.untrusted_output else r.content))
+        return done
 
     def withhold_leak(self, text: str, *, where: str = "answer") -> str:
         """``text``, or :data:`~tether.runtime.leak.WITHHELD` if it gives the system prompt away.

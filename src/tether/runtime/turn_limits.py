@@ -106,7 +106,8 @@ async def wrap_up(turn: Turn, hit: LimitHit) -> TurnResult:
         log.warning("session %s: the wrap-up call failed: %s", st.session_id, exc)
         text = wrap_up_fallback(hit)
     else:
-        text = turn.withhold_leak(response.message.text.strip()) or wrap_up_fallback(hit)
+        said = response.message.text.strip()
+        text = turn.withhold_claims(turn.withhold_leak(said)) if said else wrap_up_fallback(hit)
         # Calls the model asked for anyway are dropped: the turn is over.
         msg = Message(role="assistant", text=text, model=response.message.model)
         turn.caller.record(response, msg, {"wrap_up": hit.limit})

@@ -12,6 +12,12 @@ deployment must answer (see :mod:`~tether.surfaces.evals.expect`):
 A question no check (or no case) speaks to has rate ``None`` ("n/a"), never
 a flattering 100%.
 
+Answers the runtime withheld because they claimed an action no tool did
+(``answer.unsupported_claim``) are counted: in total (``claims_withheld``
+in the summary, a row of the figures), per case (a column of the HTML
+page, a line of the JUnit output), and such a case fails unless it expects
+them (see :mod:`~tether.surfaces.evals.expect`).
+
 The report is written as JSON (:meth:`EvalReport.write_json`: what
 ``--baseline`` reads back), JUnit XML for CI test tabs
 (:meth:`EvalReport.write_junit`) and one self-contained HTML page
@@ -138,6 +144,11 @@ class EvalReport:
         ]
         return sum(shares) / len(shares) if shares else None
 
+    @property
+    def claims_withheld(self) -> int:
+        """Answers withheld for an unsupported claim, over every attempt of every case."""
+        return sum(r.claims_withheld for r in self.results)
+
     def questions(self) -> dict[str, dict[str, Any]]:
         """The four questions: ``passed``, ``total``, ``rate`` (``None``: nothing speaks to it)."""
         counts = {q: [0, 0] for q in QUESTIONS}
@@ -185,6 +196,9 @@ class EvalReport:
             "cost": self._spread("cost"),
             "latency_s": self._spread("latency_s"),
             "failed_cases": [r.case.id for r in self.results if not r.passed],
+            # answers withheld for claiming an action no tool did, over every attempt
+            "claims_withheld": self.claims_withheld,
+            "claims_withheld_cases": [r.case.id for r in self.results if r.claims_withheld],
         }
         if self.k > 1:
             out["pass_k"] = self.pass_rate
@@ -256,7 +270,10 @@ class EvalReport:
                 failure.text = _xml("\n\n".join(f"{c.name}: {c.message}" for c in fails))
             calls = ", ".join(c["name"] for c in d["tool_calls"]) or "none"
             out = ET.SubElement(case, "system-out")
-            out.text = _xml(f"tool calls: {calls}\nfinal answer: {d['final_output'] or ''}")
+            text = f"tool calls: {calls}\nfinal answer: {d['final_output'] or ''}"
+            if r.claims_withheld:
+                text += f"\n{_withheld_line(r)}"
+            out.text = _xml(text)
         return root
 
     def write_html(self, path: str | Path) -> Path:
@@ -282,6 +299,11 @@ class EvalReport:
             ("cost per case: p50 / p95", f"{money(cost['p50'])} / {money(cost['p95'])}"),
             ("latency: total", f"{latency['total']:.2f} s"),
             ("latency per case: p50 / p95", f"{latency['p50']:.2f} s / {latency['p95']:.2f} s"),
+            (
+                "answers withheld: unsupported claim",
+                f"{s.get('claims_withheld', 0):,} in {len(s.get('claims_withheld_cases', [])):,} "
+                "case(s)",
+            ),
         ]
 
     def html(self) -> str:
@@ -313,7 +335,8 @@ class EvalReport:
             "<h2>The four questions</h2><table><tr><th></th><th>question</th>"
             f"<th class=n>rate</th><th class=n>passed</th></tr>{qrows}</table>"
             "<h2>Cases</h2><table class=cases><tr><th>case</th><th>tags</th><th>result</th>"
-            f"<th class=n>attempts</th><th class=n>cost</th><th class=n>latency</th></tr>{cases}"
+            "<th class=n>attempts</th><th class=n>cost</th><th class=n>latency</th>"
+            f"<th class=n>withheld</th></tr>{cases}"
             "</table></body></html>\n"
         )
 
@@ -329,19 +352,23 @@ class EvalReport:
         row = (
             f"<tr><td>{e(r.case.id)}</td><td>{e(', '.join(r.case.tags))}</td><td>{verdict}</td>"
             f"<td class=n>{d['attempts_passed']} / {d['attempts']}</td>"
-            f"<td class=n>{e(money(d['cost']))}</td><td class=n>{d['latency_s']:.2f} s</td></tr>"
+            f"<td class=n>{e(money(d['cost']))}</td><td class=n>{d['latency_s']:.2f} s</td>"
+            f"<td class=n>{r.claims_withheld}</td></tr>"
         )
-        if r.passed:
+        withheld = f"<p class=meta>{e(_withheld_line(r))}</p>" if r.claims_withheld else ""
+        if r.passed and not withheld:
             return row
+        if r.passed:
+            return row + f"<tr class=detail><td colspan=7>{withheld}</td></tr>"
         detail = "".join(
             f"<p><b>{e(c.name)}</b> ({e(c.question)})</p><pre>{e(c.message)}</pre>"
             for c in failed_checks(r)
         )
         calls = ", ".join(c["name"] for c in d["tool_calls"]) or "none"
-        detail += f"<p class=meta>tool calls: {e(calls)}</p>"
+        detail += f"<p class=meta>tool calls: {e(calls)}</p>{withheld}"
         if d["final_output"]:
             detail += f"<p class=meta>final answer:</p><pre>{e(d['final_output'])}</pre>"
-        return row + f"<tr class=detail><td colspan=6>{detail}</td></tr>"
+        return row + f"<tr class=detail><td colspan=7>{detail}</td></tr>"
 
     # -- regressions ---------------------------------------------------------
 
@@ -412,6 +439,13 @@ def _question_drops(
                 )
             )
     return out
+
+
+def _withheld_line(r: CaseResult) -> str:
+    """One line naming the claims a case's answers were withheld for."""
+    claims = [c for a in r.attempts for u in a.trajectory.unsupported_claims for c in u.claims]
+    listed = ", ".join(repr(c) for c in dict.fromkeys(claims)) or "(none named)"
+    return f"withheld {r.claims_withheld} answer(s) for unsupported claims: {listed}"
 
 
 def _first_line(text: str) -> str:

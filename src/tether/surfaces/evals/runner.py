@@ -38,7 +38,14 @@ from tether.spec.model import Model
 from tether.spec.principal import Principal
 from tether.spec.tools import Tool
 from tether.surfaces.evals.cases import Case, ModelStep, ToolOverride
-from tether.surfaces.evals.expect import Check, ToolRun, Trajectory, check
+from tether.surfaces.evals.expect import (
+    Check,
+    ToolRun,
+    Trajectory,
+    UnsupportedClaim,
+    check,
+    unexpected_claims,
+)
 from tether.testing import FakeClock, ScriptedModel
 
 __all__ = [
@@ -138,6 +145,11 @@ class CaseResult:
     def failures(self) -> list[Check]:
         return [c for a in self.attempts for c in a.checks if not c.passed]
 
+    @property
+    def claims_withheld(self) -> int:
+        """Answers withheld for an unsupported claim, over every attempt."""
+        return sum(len(a.trajectory.unsupported_claims) for a in self.attempts)
+
     def to_dict(self) -> dict[str, Any]:
         t = self.attempts[-1].trajectory if self.attempts else Trajectory()
         return {
@@ -152,6 +164,9 @@ class CaseResult:
             "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in t.calls],
             "final_output": t.final_output,
             "final_status": t.final_status,
+            # the last attempt's withheld answers; the count is over every attempt
+            "unsupported_claims": [u.to_dict() for u in t.unsupported_claims],
+            "claims_withheld": self.claims_withheld,
             "cost": round(sum(a.trajectory.cost for a in self.attempts), 6),
             "latency_s": round(sum(a.trajectory.latency_s for a in self.attempts), 4),
         }
@@ -261,6 +276,9 @@ def _trajectory(events: list[Event], agent: Agent) -> Trajectory:
             t.cost += float(d.get("cost") or 0.0)
         elif ev.type == EventType.UNACKNOWLEDGED_FAILURE:
             t.unacknowledged.extend(d.get("tools", []))
+        elif ev.type == EventType.UNSUPPORTED_CLAIM:
+            claims = [str(c) for c in d.get("claims") or []]
+            t.unsupported_claims.append(UnsupportedClaim(claims, str(d.get("text") or "")))
     return t
 
 
@@ -335,6 +353,9 @@ async def _attempt(case: Case, target: Target) -> Attempt:
     traj.script_left = script_left
     traj.latency_s = time.perf_counter() - t0
     checks = [check(e, traj) for e in case.expect]
+    withheld = unexpected_claims(case.expect, traj)
+    if withheld is not None:
+        checks.append(withheld)
     if unused_approvals:
         checks.append(
             Check(
