@@ -28,16 +28,18 @@ guarantee 8):
   (``taint_egress="planted"``, the default), ``always``, or never (``off``).
 - **Provenance.** Each argument value of a gated call is traced: whole
   values, and the URLs, host names, e-mail addresses and long numbers inside
-  them. A value is *planted* when it occurs in untrusted content (exactly,
-  or after :func:`~tether.spec.text.fold`) and in no trusted source that
-  came before it: the user's messages, the caller's context, the agent's
-  instructions, results of trusted tools (and ``trusted_fields`` of
-  untrusted ones) read before the untrusted copy. Errors of trusted tools do
-  not count (they echo their arguments), nor does anything read after the
-  untrusted copy (a tool that echoes it back cannot launder it). Planted
-  values are named in the approval request, with their source and whether
-  the copy was exact. Short values do not count (a ``13`` occurs in every
-  document): text needs at least 5 characters, a number at least 3 digits.
+  them (and the domains a host sits under). A value is *planted* when it
+  occurs in untrusted content (exactly, or after
+  :func:`~tether.spec.text.fold`, or for an identifier with its separators
+  removed) and in no trusted source that gave it first: the user's
+  messages, the caller's context, the agent's instructions, results of
+  trusted tools (and ``trusted_fields`` of untrusted ones). Errors of trusted
+  tools do not count (they echo their arguments), nor does a result read
+  after the untrusted copy by a call that was handed the value (a tool that
+  echoes it back cannot launder it). Planted values are named in the
+  approval request, with their source and whether the copy was exact. Short
+  values do not count (a ``13`` occurs in every document): text needs at
+  least 5 characters, a number at least 3 digits.
 """
 
 from __future__ import annotations
@@ -320,9 +322,61 @@ def _atoms(text: str) -> list[str]:
     for pattern in (_URL, _EMAIL, _HOST, _LONG_NUMBER):
         for m in pattern.finditer(text):
             atom = m.group(0).rstrip(".,;:!?")
-            if atom not in atoms and _significant(fold(atom)):
-                atoms.append(atom)
+            candidates = [atom, *_parents(atom)] if pattern is _HOST else [atom]
+            for a in candidates:
+                if a not in atoms and _significant(fold(a)):
+                    atoms.append(a)
     return atoms
+
+
+# Second-level labels under which anyone can register a name (``co.uk``): never a
+# planted domain on their own.
+_SHARED_SLD = frozenset({"co", "com", "org", "net", "gov", "ac", "edu", "ne", "or", "go"})
+
+
+def _parents(host: str) -> list[str]:
+    """The domains ``host`` sits under (``a.b.evil.example`` -> ``b.evil.example``,
+    ``evil.example``): a planted ``evil.example`` reaches any name under it."""
+    labels = host.lower().split(".")
+    out = []
+    for i in range(1, len(labels) - 1):
+        rest = labels[i:]
+        if len(rest) == 2 and rest[0] in _SHARED_SLD:
+            break
+        out.append(".".join(rest))
+    return out
+
+
+def _match(atom: str, text: str) -> str | None:
+    """How ``atom`` occurs in ``text``: ``exact``, ``normalised``, or ``None``.
+
+    Normalised: after :func:`~tether.spec.text.fold` (case, spaces, invisible
+    characters, compatibility forms); for an identifier (a code with digits:
+    an IBAN, a gift card, an order number) also with spaces, dashes, dots,
+    slashes and underscores removed, so ``LU28 0019 4006`` is
+    ``LU2800194006`` and ``GC ATTK 7741`` is ``GC-ATTK-7741``.
+    """
+    if atom in text:
+        return "exact"
+    folded = _folded(atom)
+    if _contains(_folded(text), folded):
+        return "normalised"
+    key = _compact(folded)
+    if len(key) >= 6 and any(c.isdigit() for c in key) and key in _compact_text(text):
+        return "normalised"
+    return None
+
+
+_SEPARATORS = re.compile(r"[\s\-_./\u2010-\u2015\u2212]+")
+
+
+def _compact(folded: str) -> str:
+    return _SEPARATORS.sub("", folded)
+
+
+@functools.lru_cache(maxsize=512)
+def _compact_text(text: str) -> str:
+    return _compact(_folded(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,32 +385,37 @@ class Sources:
 
     #: (tool, raw text, position): untrusted content, in the order read
     untrusted: tuple[tuple[str, str, int], ...]
-    #: (text, position): trusted content; position -1 for what is always trusted
-    trusted: tuple[tuple[str, int], ...]
+    #: (text, position, call arguments as text): trusted content; position -1 for what
+    #: is always trusted (the user's words, context, instructions)
+    trusted: tuple[tuple[str, int, str], ...]
 
     @classmethod
     def of(cls, agent: Agent, st: SessionState) -> Sources:
         tools = {t.name: t for t in agent.tools}
-        trusted: list[tuple[str, int]] = []
+        trusted: list[tuple[str, int, str]] = []
         if agent.instructions:
-            trusted.append((agent.instructions, -1))
+            trusted.append((agent.instructions, -1, ""))
         if st.context:
-            trusted.append((json.dumps(st.context, ensure_ascii=False, default=str), -1))
+            trusted.append((json.dumps(st.context, ensure_ascii=False, default=str), -1, ""))
+        asked: dict[str, str] = {}  # call id -> its arguments, as text
         for position, m in enumerate(st.messages):
-            if m.role == "user" and not (m.metadata.get("runtime") or m.metadata.get("summary")):
+            if m.role == "assistant":
+                for c in m.tool_calls:
+                    asked[c.id] = json.dumps(c.arguments, ensure_ascii=False, default=str)
+            elif m.role == "user" and not (m.metadata.get("runtime") or m.metadata.get("summary")):
                 # the user's own words (not the runtime's notes, not a model-written summary)
-                trusted.append((m.text, -1))
+                trusted.append((m.text, -1, ""))
             elif m.role == "tool":
                 for r in m.results:
                     tool = tools.get(r.name)
                     if r.is_error:
                         continue  # errors echo their arguments: no proof of anything
                     if tool is None or not tool.untrusted_output:
-                        trusted.append((r.content, position))
+                        trusted.append((r.content, position, asked.get(r.call_id, "")))
                     elif tool.trusted_fields:
                         part = split_trusted(r.content, tool.trusted_fields)[0]
                         if part:
-                            trusted.append((part, position))
+                            trusted.append((part, position, asked.get(r.call_id, "")))
         untrusted: list[tuple[str, str, int]] = []
         for name, content, position in st.untrusted:
             tool = tools.get(name)
@@ -367,18 +426,23 @@ class Sources:
 
     def _first_untrusted(self, atom: str) -> tuple[str, str, int] | None:
         """(source, ``exact``/``normalised``, position) of the first untrusted copy of ``atom``."""
-        folded = _folded(atom)
         for name, content, position in self.untrusted:
-            if atom in content:
-                return name, "exact", position
-            if _contains(_folded(content), folded):
-                return name, "normalised", position
+            how = _match(atom, content)
+            if how is not None:
+                return name, how, position
         return None
 
     def _trusted_before(self, atom: str, position: int | None) -> bool:
-        folded = _folded(atom)
-        for text, at in self.trusted:
-            if (at < 0 or position is None or at < position) and _contains(_folded(text), folded):
+        """Whether a trusted source gave ``atom`` without having been handed it.
+
+        A trusted result read after the untrusted copy counts only if the
+        call that produced it was not given the value (then it cannot be
+        echoing it back).
+        """
+        for text, at, args in self.trusted:
+            if not (at < 0 or position is None or at < position or _match(atom, args) is None):
+                continue
+            if _match(atom, text) is not None:
                 return True
         return False
 
@@ -416,6 +480,6 @@ def flagged_arguments(
     """
     sources = Sources(
         tuple((name, text, 0) for name, text in untrusted),
-        tuple((text, -1) for text in trusted),
+        tuple((text, -1, "") for text in trusted),
     )
     return sources.planted(arguments)
