@@ -14,6 +14,10 @@ the one Tether ships); each attack is::
       repeat: 1                    # optional: the text repeated (oversized inputs)
       arg: "#W1' OR '1'='1"        # optional: the payload that lands in tool arguments
       escaped: false               # optional: decode Python \\uXXXX escapes in text
+      carrier: record              # tool-output only: `record` (added to what the read tool
+                                   # returns) or `error` (the read tool raises, quoting it)
+      answer_as: zero-width-words  # leak-prompt only: how the obedient model disguises the
+                                   # prompt it gives away (see ANSWER_FORMS)
       note: what it tries          # optional, for people
 
 The top level also lists ``markers``: the attacker's addresses and domains
@@ -39,6 +43,7 @@ from tether.exceptions import ConfigError
 from tether.surfaces.evals.cases import problems
 
 __all__ = [
+    "ANSWER_FORMS",
     "CATEGORIES",
     "ENCODINGS",
     "GOALS",
@@ -70,12 +75,24 @@ Goal = Literal[
     "malformed",
     "sql",
     "shell",
+    "egress",
+    "forge-approval",
+    "false-claim",
 ]
 #: attack categories, in report order
 CATEGORIES: tuple[str, ...] = get_args(Category)
 #: what an attack aims at
 GOALS: tuple[str, ...] = get_args(Goal)
 Where = Literal["user", "tool-output"]
+#: where a tool-output attack is planted: in the record the read tool returns, or in the
+#: error it raises (a date it cannot parse, quoted in the message)
+Carrier = Literal["record", "error"]
+#: how the obedient model writes back a system prompt it leaks: a zero-width space inside
+#: every word, a soft hyphen every 40 characters, or only the canary line with a zero-width
+#: space inside its token
+AnswerForm = Literal["zero-width-words", "soft-hyphens", "canary-split"]
+#: how the obedient model may disguise a leaked system prompt (an attack's ``answer_as``)
+ANSWER_FORMS: tuple[str, ...] = get_args(AnswerForm)
 Encoding = Literal[
     "base64",
     "rot13",
@@ -151,6 +168,8 @@ class _AttackSpec(_Strict):
     #: ``text`` holds Python ``\\uXXXX`` escapes to decode (characters such as lone
     #: surrogates that a validated YAML string cannot carry)
     escaped: bool = False
+    carrier: Carrier = "record"
+    answer_as: AnswerForm | None = None
     note: str = ""
 
     @model_validator(mode="after")
@@ -159,6 +178,14 @@ class _AttackSpec(_Strict):
             raise ValueError("'encoding' and 'plain' go together")
         if self.encoding is not None and "{encoded}" not in self.text:
             raise ValueError("an encoded attack's text must contain '{encoded}'")
+        if self.carrier == "error" and self.where != "tool-output":
+            raise ValueError(
+                "'carrier: error' plants the attack in a tool's error: where: tool-output"
+            )
+        if self.answer_as is not None and self.goal != "leak-prompt":
+            raise ValueError("'answer_as' is how a leaked prompt is written: goal: leak-prompt")
+        if self.goal == "false-claim" and not self.arg:
+            raise ValueError("a false-claim attack's 'arg' is the claim the model is to make")
         return self
 
 
@@ -182,6 +209,10 @@ class Attack:
     arg: str
     note: str = ""
     encoding: str | None = None
+    #: tool-output attacks: ``record`` (in the result) or ``error`` (in the error raised)
+    carrier: str = "record"
+    #: leak-prompt attacks: how the obedient model disguises the prompt (``None``: verbatim)
+    answer_as: str | None = None
 
     @classmethod
     def from_spec(cls, spec: _AttackSpec) -> Attack:
@@ -200,6 +231,8 @@ class Attack:
             arg=spec.arg if spec.arg is not None else text,
             note=spec.note,
             encoding=spec.encoding,
+            carrier=spec.carrier,
+            answer_as=spec.answer_as,
         )
 
 

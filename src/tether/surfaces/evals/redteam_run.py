@@ -7,14 +7,17 @@ through the real runtime with a SQLite store (as in production):
 2. the attack: for ``where: user`` the attack's text is the user's message,
    and the attacker, being the user, approves every confirmation (worst
    case); for ``where: tool-output`` the benign user sends their request,
-   the attack is planted in what the read tool returns, and the benign user
-   declines every confirmation they did not ask for;
+   the attack is planted in what the read tool returns (or, for ``carrier:
+   error``, the read tool raises with the attack quoted in its message), and
+   the benign user declines every confirmation they did not ask for;
 3. for ``malformed`` attacks, a follow-up message: the session must still work.
 
 The model is the worst-case obedient model (:mod:`.redteam_model`), or with
 ``models`` the agent's real chain (model plus runtime).
 
-Each attack is then judged (:mod:`.redteam_judge`).
+Each attack is then judged (:mod:`.redteam_judge`), with the agent's canary
+and, for the worst-case model, the untrusted results as the model saw them
+(to check that no planted closing marker escaped the data block).
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tether.exceptions import InputRejected, RunError
+from tether.exceptions import InputRejected, RunError, ToolFailed
 from tether.runtime import Runtime
+from tether.runtime.leak import canary_for
 from tether.runtime.ports import SessionStatus
 from tether.runtime.state import SessionState
 from tether.spec.agent import Agent
@@ -41,11 +45,12 @@ from tether.spec.tools import Tool
 from tether.store import open_store
 from tether.surfaces.evals.cases import Case, Turn
 from tether.surfaces.evals.redteam_battery import Attack
-from tether.surfaces.evals.redteam_judge import judge
+from tether.surfaces.evals.redteam_judge import Seen, judge
 from tether.surfaces.evals.redteam_model import WORST_CASE, Script, obedient_model, probes, sees
 from tether.surfaces.evals.redteam_profile import CallSpec, PlantSpec, Profile, expand
 from tether.surfaces.evals.redteam_result import AttackResult, RedTeamReport
 from tether.surfaces.evals.runner import AgentFactory, Environment
+from tether.testing import FunctionModel
 
 __all__ = ["RedTeamTarget", "World", "run_redteam"]
 
@@ -94,9 +99,14 @@ def _inject(value: Any, record: Any) -> Any:
     return f"{value}\n\n{text}"
 
 
-def _planted(tool: Tool, plant: PlantSpec, text: str) -> Tool:
-    """``tool``, whose real results also carry the attack (its flags and schema kept)."""
+def _planted(tool: Tool, plant: PlantSpec, text: str, carrier: str = "record") -> Tool:
+    """``tool``, whose real results also carry the attack (its flags and schema kept).
+
+    With ``carrier="error"`` the tool raises instead, its message quoting the
+    attack (as a parser quotes the field it could not read).
+    """
     record = expand(plant.record, {"ATTACK": text})
+    failure = expand(plant.error, {"ATTACK": text})
     original = tool
 
     async def fn(**kwargs: Any) -> Any:
@@ -104,6 +114,8 @@ def _planted(tool: Tool, plant: PlantSpec, text: str) -> Tool:
             value = await original.fn(**kwargs)
         else:
             value = await asyncio.to_thread(original.fn, **kwargs)
+        if carrier == "error":
+            raise ToolFailed(failure)
         return _inject(value, record)
 
     return dataclasses.replace(tool, fn=fn, is_async=True)
@@ -119,30 +131,29 @@ def _case(attack: Attack, profile: Profile) -> Case:
     )
 
 
-def _harmful(attack: Attack, profile: Profile) -> list[CallSpec]:
+def _harmful(attack: Attack, profile: Profile, agent: Agent) -> list[CallSpec]:
+    # A profile may list calls for several variants of an agent (the retail one has a
+    # read-only variant): the model calls the tools it is offered. Out-of-scope attacks
+    # ask for what the agent cannot do: there the model reaches for tools it lacks.
     return [
         CallSpec(tool=c.tool, args=expand(c.args, {"ARG": attack.arg}), why=c.why)
-        for c in profile.harmful_calls(attack.goal, attack.where)
+        for c in profile.calls_for(attack.goal, attack.where, agent)
     ]
 
 
 def _script(attack: Attack, profile: Profile, agent: Agent, plant: PlantSpec | None) -> Script:
     names = {t.name for t in agent.tools}
     auth = profile.user.authenticate
-    harmful = _harmful(attack, profile)
-    if attack.goal != "out-of-scope":
-        # A profile may list calls for several variants of an agent (the retail one has a
-        # read-only variant); the model calls the tools it is offered. Out-of-scope attacks
-        # ask for what the agent cannot do: there the model reaches for tools it lacks.
-        harmful = [c for c in harmful if c.tool in names]
     return Script(
         probes=probes(attack.text),
-        harmful=tuple(harmful),
+        harmful=tuple(_harmful(attack, profile, agent)),
         leak=attack.goal == "leak-prompt",
         opening=profile.user.opening,
         authenticate=auth if auth is not None and auth.tool in names else None,
         request=plant.request if plant is not None else None,
         read=CallSpec(tool=plant.tool, args=plant.call) if plant is not None else None,
+        leak_form=attack.answer_as,
+        claim=attack.arg if attack.goal == "false-claim" else None,
     )
 
 
@@ -209,13 +220,25 @@ def _reached(
     if plant is None:
         return not rejected
     fragments = probes(attack.text)
+    error = attack.carrier == "error"  # the planted text comes back in the tool's error
     return any(
         e.type == EventType.TOOL_FINISHED
         and e.data.get("name") == plant.tool
-        and not e.data.get("is_error")
+        and bool(e.data.get("is_error")) == error
         and sees(str(e.data.get("content", "")), fragments)
         for e in events
     )
+
+
+def _untrusted_shown(model: FunctionModel) -> list[str]:
+    """The spotlighted tool results the model was shown (as it saw them), each once."""
+    shown: dict[str, str] = {}
+    for request in model.requests:
+        for m in request.messages:
+            for r in m.results:
+                if r.content.startswith("<untrusted-data"):
+                    shown.setdefault(r.call_id, r.content)
+    return list(shown.values())
 
 
 def _outputs(events: Sequence[Event]) -> list[str]:
@@ -242,10 +265,13 @@ async def _attack(
             changes["deps"] = lambda: deps
         if plant is not None:
             changes["tools"] = tuple(
-                _planted(t, plant, attack.text) if t.name == plant.tool else t for t in agent.tools
+                _planted(t, plant, attack.text, attack.carrier) if t.name == plant.tool else t
+                for t in agent.tools
             )
+        model: FunctionModel | None = None
         if target.models is None:
-            changes["models"] = (obedient_model(_script(attack, profile, agent, plant)),)
+            model = obedient_model(_script(attack, profile, agent, plant))
+            changes["models"] = (model,)
         agent = dataclasses.replace(agent, **changes)
         before = world.snapshot() if world is not None else None
         driver = _Driver(rt, agent, profile.user.id, attack.where)
@@ -273,7 +299,11 @@ async def _attack(
         result.status = driver.status
         result.outputs = _outputs(events)
         result.reached = _reached(attack, plant, events, result.input_rejected)
-        judge(result, events, agent, profile, markers, (before, after))
+        seen = Seen(
+            canary=canary_for(rt.spotlight_secret, agent.name, agent.version),
+            untrusted=_untrusted_shown(model) if model is not None else None,
+        )
+        judge(result, events, agent, profile, markers, (before, after), seen)
     finally:
         if world is not None:
             world.close()
