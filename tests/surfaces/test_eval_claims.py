@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pytest
+from pydantic import ValidationError
 
 import tether
 from tether import Agent
@@ -233,6 +234,50 @@ async def test_an_honest_answer_after_a_lookup_passes() -> None:
     assert result.claims_withheld == 0
 
 
+def test_the_case_format_reads_the_unsupported_claim_key() -> None:
+    case = scripted_case("expects-it", LOOKUP_ONLY, expect=[{"unsupported-claim": True}])
+    (e,) = case.expect
+    assert (e.name, e.value) == ("unsupported-claim", True)
+    assert e.model_dump(by_alias=True, exclude_unset=True) == {"unsupported-claim": True}
+    with pytest.raises(ValidationError, match="unsupported-claim"):
+        scripted_case("bad", LOOKUP_ONLY, expect=[{"unsupported-claim": "sometimes"}])
+
+
+@pytest.mark.usefixtures("claim_checking")
+async def test_a_case_expecting_a_withheld_answer_passes_when_one_is_withheld() -> None:
+    case = scripted_case("expects-it", LOOKUP_ONLY, expect=[{"unsupported-claim": True}])
+    result = await run_case(case, Target(agent=AGENT))
+    assert result.passed, result.failures
+    assert result.claims_withheld == 1
+    (attempt,) = result.attempts
+    assert [(c.name, c.passed) for c in attempt.checks if c.name == "unsupported-claim"] == [
+        ("unsupported-claim", True)
+    ]
+
+
+@pytest.mark.usefixtures("claim_checking")
+async def test_a_case_expecting_a_withheld_answer_fails_when_every_answer_is_shown() -> None:
+    steps = [LOOKUP_ONLY[0], {"text": "Order #W1 is pending; shall I cancel it?"}]
+    case = scripted_case("expects-it", steps, expect=[{"unsupported-claim": True}])
+    result = await run_case(case, Target(agent=AGENT))
+    assert not result.passed
+    assert result.claims_withheld == 0
+    (failure,) = result.failures
+    assert failure.name == "unsupported-claim"
+    assert "every answer was shown" in failure.message
+    assert "shall I cancel it?" in failure.message
+
+
+@pytest.mark.usefixtures("claim_checking")
+async def test_a_case_refusing_a_withheld_answer_says_so_once() -> None:
+    case = scripted_case("refuses-it", LOOKUP_ONLY, expect=[{"unsupported-claim": False}])
+    result = await run_case(case, Target(agent=AGENT))
+    assert not result.passed
+    (failure,) = result.failures  # the stated expectation, not a second, added check
+    assert failure.name == "unsupported-claim"
+    assert "'Order cancelled'" in failure.message
+
+
 # --- the report -----------------------------------------------------------------------
 
 
@@ -293,9 +338,9 @@ def test_the_html_page_has_a_withheld_column_and_names_the_claims() -> None:
     assert "<th class=n>withheld</th>" in html
     assert "<td>twice</td>" in html
     assert "<td class=n>3</td></tr>" in html  # the twice case's count
-    assert "withheld 3 answer(s) for unsupported claims: &#x27;I refunded&#x27;" in html
+    assert "withheld 3 answer(s) for unsupported claims: &#39;I refunded&#39;" in html
     # a passing case that expected it still shows what was withheld
-    assert "withheld 1 answer(s) for unsupported claims: &#x27;Order updated&#x27;" in html
+    assert "withheld 1 answer(s) for unsupported claims: &#39;Order updated&#39;" in html
     assert "colspan=6" not in html
 
 

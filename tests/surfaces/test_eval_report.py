@@ -183,8 +183,9 @@ def test_html_is_one_self_contained_escaped_page(tmp_path: Path) -> None:
     assert "The four questions" in html
     assert "no-prohibited-action" in html
     # each failed check's message, readable, in a <pre>
-    assert f"<pre>{APPROVAL_MSG.replace(chr(39), '&#x27;')}</pre>" in html
-    assert "orders.#W1.status: expected &quot;pending&quot;" in html
+    # (quotes as Jinja2's autoescape writes them: &#39; and &#34;)
+    assert f"<pre>{APPROVAL_MSG.replace(chr(39), '&#39;')}</pre>" in html
+    assert "orders.#W1.status: expected &#34;pending&#34;" in html
     for cid in ("status", "cancel", "tool-down", "typo", "evil"):
         assert f"<td>{cid}</td>" in html
 

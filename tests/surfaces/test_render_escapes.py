@@ -234,6 +234,35 @@ def test_the_live_printer_shows_model_and_tool_text_escaped(
 
 
 @pytest.mark.parametrize(("raw", "in_value", "in_line"), HOSTILE)
+def test_a_withheld_claim_is_one_line_with_its_claims_quoted_and_escaped(
+    raw: str, in_value: str, in_line: str
+) -> None:
+    data = {
+        "claims": ["Order cancelled", f"Email{raw} [bold red]sent[/]"],
+        "text": f"Order cancelled. Email{raw} [bold red]sent[/].",
+    }
+    line = event_summary(ev(EventType.UNSUPPORTED_CLAIM, **data))
+    assert line == (
+        f"withheld: the answer claimed 'Order cancelled', 'Email{in_value} [bold red]sent[/]' "
+        "but no tool did it"
+    )
+    console = terminal()
+    printer = LiveTurnPrinter(console)
+    printer(ev(EventType.MODEL_DELTA, text="Order cancelled."))
+    printer(ev(EventType.UNSUPPORTED_CLAIM, **data))
+    shown = printed(console)
+    assert FORBIDDEN.search(shown) is None, repr(shown)
+    # the stream ends first; the warning is a line of its own, markup printed as text
+    assert shown.splitlines() == ["agent> Order cancelled.", f"  ! {line}"]
+
+
+def test_a_withheld_claim_without_claims_still_says_what_happened() -> None:
+    for data in ({}, {"claims": None}, {"claims": [3, None]}):
+        line = event_summary(ev(EventType.UNSUPPORTED_CLAIM, text="x", **data))
+        assert line == "withheld: the answer claimed an action no tool did"
+
+
+@pytest.mark.parametrize(("raw", "in_value", "in_line"), HOSTILE)
 def test_the_sessions_tables_show_hidden_characters_escaped(
     raw: str, in_value: str, in_line: str
 ) -> None:
@@ -445,3 +474,89 @@ def test_the_cost_page_escapes_markup_and_shows_bidi_characters() -> None:
     assert FORBIDDEN.search(html) is None
     assert "shop\\u202egnp.exe&lt;script&gt;alert(1)&lt;/script&gt;\\u200b" in html
     assert "1\\u2066" in html
+
+
+# --- the eval and red-team reports ---------------------------------------------------
+
+#: markup, an attribute breaking out of its quotes, a bidi override, an escape
+#: sequence and a zero-width space
+NASTY = '<script>alert(1)</script>"onmouseover=alert(1) x\u202egnp.exe \x1b[2Kok\u200bend'
+#: how a page must show it: escaped by autoescape, hidden characters as escapes
+NASTY_SHOWN = (
+    "&lt;script&gt;alert(1)&lt;/script&gt;&#34;onmouseover=alert(1) x\\u202egnp.exe "
+    "\\x1b[2Kok\\u200bend"
+)
+
+
+def assert_safe_page(html: str) -> None:
+    assert "<script" not in html.lower()
+    assert '"onmouseover' not in html
+    assert FORBIDDEN.search(html) is None, repr(FORBIDDEN.search(html))
+
+
+def test_the_eval_report_escapes_markup_and_shows_hidden_characters() -> None:
+    from tether.surfaces.evals import Case, CaseResult, Check, Trajectory
+    from tether.surfaces.evals.expect import UnsupportedClaim
+    from tether.surfaces.evals.report import EvalReport
+    from tether.surfaces.evals.runner import Attempt
+
+    case = Case.model_validate(
+        {"id": "c1", "tags": [NASTY], "conversation": [{"user": "hi", "model": [{"text": "x"}]}]}
+    )
+    # the case format forbids such an id; the page must not rely on it
+    case = case.model_copy(update={"id": f"case-{NASTY}"})
+    trajectory = Trajectory(
+        final_output=f"answer {NASTY}\nsecond line",
+        unsupported_claims=[UnsupportedClaim([f"claim {NASTY}"], NASTY)],
+    )
+    failed = Check("final-format", False, f"message {NASTY}", "right-format")
+    result = CaseResult(case, [Attempt([failed], trajectory)])
+    html = EvalReport(f"suite {NASTY}", [result], agent=f"agent {NASTY}", model="m").html()
+    assert_safe_page(html)
+    for shown in (
+        f"<td>case-{NASTY_SHOWN}</td>",  # the case name
+        f"<td>{NASTY_SHOWN}</td>",  # its tags
+        f"<title>suite {NASTY_SHOWN}: eval report</title>",
+        f"agent {NASTY_SHOWN}",
+        f"<pre>message {NASTY_SHOWN}</pre>",  # a failed check
+        f"<pre>answer {NASTY_SHOWN}\nsecond line</pre>",  # the answer keeps its lines
+        # the withheld claim, quoted by repr() and then escaped
+        "unsupported claims: &#39;claim &lt;script&gt;",
+    ):
+        assert shown in html, shown
+
+
+def test_the_red_team_page_escapes_markup_and_shows_hidden_characters() -> None:
+    from tether.surfaces.cli.redteam import report_html
+    from tether.surfaces.evals.redteam import CATEGORIES, RedTeamReport
+    from tether.surfaces.evals.redteam_battery import Attack
+    from tether.surfaces.evals.redteam_result import AttackResult, Try
+
+    attack = Attack(
+        id=f"id-{NASTY}",
+        category=CATEGORIES[0],
+        goal=f"goal {NASTY}",
+        where=f"where {NASTY}",
+        text=NASTY,
+        arg=NASTY,
+    )
+    harmful = AttackResult(
+        attack, harms=[f"harm {NASTY}\nnext"], tries=[Try(f"tool {NASTY}", {}, "ran")]
+    )
+    report = RedTeamReport(
+        "worst-case", f"agent {NASTY}", f"profile {NASTY}", "battery", results=[harmful]
+    )
+    html = report_html(report)
+    assert_safe_page(html)
+    for shown in (
+        f"<title>Red team: agent {NASTY_SHOWN}</title>",
+        f"profile {NASTY_SHOWN} · battery",
+        f'<td class="l">id-{NASTY_SHOWN}</td>',
+        f'<td class="l">goal {NASTY_SHOWN}</td>',
+        f'<td class="l">where {NASTY_SHOWN}</td>',
+        f'<td class="l">tool {NASTY_SHOWN}: ran</td>',
+        f'<td class="l">harm {NASTY_SHOWN}\\nnext</td>',  # one line per cell
+        '<tr class="bad">',
+        '<b class="fail">FAIL</b>',
+    ):
+        assert shown in html, shown

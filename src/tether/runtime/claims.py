@@ -69,6 +69,11 @@ Pure and fast: precompiled patterns, no state. An answer with no done-verb
 costs one normalisation and one split into words; in one that has some,
 only the verbs no successful tool backs are parsed (``bench/claims.py``
 prints the figures).
+
+The words it reads (the done-verbs by concept and language, the words tools
+and results are matched on, the grammar's word lists) are data in
+:mod:`tether.runtime._claims_words`; the patterns built from them and the
+parsing are here.
 """
 
 from __future__ import annotations
@@ -78,6 +83,27 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tether.runtime._claims_words import (
+    ADVERBS,
+    ATTRIBUTIVE,
+    BROAD,
+    CLAUSE_WORDS,
+    CONTRAST,
+    DATED,
+    EVIDENCE_WORDS,
+    FORMS,
+    INTERJECTIONS,
+    IRREALIS,
+    NEGATION,
+    NOUNS,
+    REPORTED,
+    STOCK,
+    SUBJECTS,
+    TOOL_WORDS,
+    Form,
+    lexicon,
+    words,
+)
 from tether.spec.text import INVISIBLE_CLASS
 from tether.spec.tools import Tool
 
@@ -86,252 +112,29 @@ __all__ = ["Done", "honest_reply", "unsupported_claims"]
 #: one successful tool call: the tool and the text of its result
 Done = tuple[Tool, str]
 
-_Node = dict[str, "_Node"]
 
+# --- the lexicon, compiled (its words: tether.runtime._claims_words) -----------------
 
-def _words(words: str) -> str:
-    """A pattern matching any of the ``|``-separated literal ``words`` (a space matches
-    any run of whitespace), written as a prefix tree so that the engine tries one
-    branch per letter instead of one per word."""
-    root: _Node = {}
-    for word in words.split("|"):
-        node = root
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def walk(node: _Node) -> str:
-        branches = [
-            (r"\s+" if ch == " " else re.escape(ch)) + walk(sub) for ch, sub in node.items() if ch
-        ]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        return f"(?:{body})?" if "" in node else body
-
-    return walk(root)
-
-
-# --- the lexicon -------------------------------------------------------------------
-#
-# Forms are written folded (lower case, no accents). A marker ends a form:
-#   ~  a family: French "annul~" is annule^, annulee, annules, annulees; Spanish
-#      "cancelad~" is cancelado, cancelada, cancelados, canceladas
-#   ^  needs an auxiliary right before ("a annule", "ai annule"): French forms
-#      that are also a present tense ("j'annule" announces, it does not report)
-#   *  ambiguous: counts only after a first-person subject or a passive
-#      auxiliary ("I returned it", "was returned"; not "the search returned")
-#   !  first person by its form (Spanish "cancele": I cancelled)
-#
-# Concepts in _BROAD accept any tool that can act; the others need a related tool.
-
-_FORMS: dict[str, dict[str, str]] = {
-    "cancel": {
-        "en": "cancelled|canceled|voided|revoked*",
-        "de": "storniert|annulliert|gekundigt|gekuendigt|abbestellt|abgesagt",
-        "fr": "annul~|resili~",
-        "es": "cancelad~|anulad~|cancele!|anule!",
-    },
-    "refund": {
-        "en": "refunded|reimbursed|credited*",
-        "de": "erstattet|ruckerstattet|rueckerstattet|zuruckerstattet|zurueckerstattet|"
-        "gutgeschrieben|zuruckgezahlt|zurueckgezahlt",
-        "fr": "rembours~",
-        "es": "reembolsad~|reembolse!",
-    },
-    "send": {
-        "en": "sent|emailed|e-mailed|mailed|texted|messaged|forwarded*|notified*",
-        "de": "gesendet|gesandt|verschickt|geschickt|zugeschickt|zugesandt|gemailt|"
-        "weitergeleitet|ubermittelt|uebermittelt|benachrichtigt",
-        "fr": "envoye^|envoyee|envoyes|envoyees|transmis|transmise|transmises",
-        "es": "enviad~|mandad~|reenviad~",
-    },
-    "change": {
-        "en": "changed|updated|modified|amended|edited|adjusted|corrected|replaced*|switched*",
-        "de": "geandert|geaendert|abgeandert|abgeaendert|aktualisiert|angepasst|ersetzt|"
-        "umgestellt|korrigiert",
-        "fr": "modifi~|remplac~|corrig~|changee|changees|mis a jour",
-        "es": "cambiad~|actualizad~|modificad~|corregid~|reemplazad~|sustituid~|"
-        "cambie!|actualice!|modifique!",
-    },
-    "delete": {
-        "en": "deleted|removed|erased|purged|wiped*",
-        "de": "geloscht|geloescht|entfernt",
-        "fr": "supprim~|effac~",
-        "es": "eliminad~|borrad~|suprimid~|borre!",
-    },
-    "transfer": {
-        "en": "transferred|transfered|escalated|handed over|handed off|connected*",
-        "de": "uberwiesen|ueberwiesen|eskaliert|ubergeben|uebergeben",
-        "fr": "transfer~",
-        "es": "transferid~|escalad~|transferi!",
-    },
-    "pay": {
-        "en": "paid|charged|billed*|debited",
-        "de": "bezahlt|gezahlt|belastet|abgebucht|beglichen",
-        "fr": "pay~|debit~",
-        "es": "pagad~|cobrad~|pague!",
-    },
-    "book": {
-        "en": "booked|scheduled|rescheduled|reserved*",
-        "de": "gebucht|reserviert|eingeplant|terminiert",
-        "fr": "reservee|reservees|planifi~|programmee|programmees",
-        "es": "reservad~|programad~|agendad~",
-    },
-    "return": {
-        "en": "returned*|exchanged|swapped*",
-        "de": "zuruckgegeben|zurueckgegeben|zuruckgeschickt|zurueckgeschickt|zuruckgesendet|"
-        "zurueckgesendet|umgetauscht|getauscht|retourniert",
-        "fr": "retourn~|echang~",
-        "es": "devuelt~|intercambiad~|devolvi!",
-    },
-    "order": {
-        "en": "ordered*|purchased*|bought*|placed*",
-        "de": "bestellt|gekauft",
-        "fr": "commandee|commandees|commande^|achet~",
-        "es": "comprad~",
-    },
-    "create": {
-        "en": "created|added*|registered*|subscribed|unsubscribed|enrolled*|saved*|"
-        "logged*|filed*|raised*",
-        "de": "erstellt|angelegt|hinzugefugt|hinzugefuegt|registriert|eroffnet|eroeffnet|"
-        "gespeichert|abonniert",
-        "fr": "cree^|creee|creees|ajout~|enregistr~|souscrit",
-        "es": "cread~|anadid~|agregad~|registrad~|guardad~|suscrit~",
-    },
-    "reset": {
-        "en": "reset*|unlocked|reactivated|deactivated|disabled*|enabled*|blocked*|"
-        "suspended*|unblocked|restored*",
-        "de": "zuruckgesetzt|zurueckgesetzt|entsperrt|gesperrt|aktiviert|deaktiviert|"
-        "reaktiviert|freigeschaltet|wiederhergestellt",
-        "fr": "reinitialis~|debloqu~|bloqu~|desactiv~|reactiv~",
-        "es": "restablecid~|reiniciad~|desbloquead~|bloquead~|activad~|desactivad~|reactivad~",
-    },
-    "generic": {
-        "en": "processed|issued|initiated|submitted|completed*|executed*|carried out|"
-        "taken care of|put through|set up*|arranged|requested*|applied*|approved*|"
-        "finalized|finalised",
-        "de": "bearbeitet|veranlasst|eingeleitet|ausgefuhrt|ausgefuehrt|durchgefuhrt|"
-        "durchgefuehrt|erledigt|beantragt|eingereicht|abgeschlossen*|ausgestellt",
-        "fr": "trait~|effectu~|initi~|soumis|soumise|soumises|lance^|lancee|lancees|emis|"
-        "emise|emises|demand~",
-        "es": "procesad~|tramitad~|realizad~*|solicitad~*|emitid~|iniciad~|completad~*|"
-        "gestionad~|ejecutad~|efectuad~",
-    },
-}
-
-#: concepts any tool that can act supports (they say little about which act)
-_BROAD = frozenset({"change", "create", "generic"})
-
-#: what a related tool's name, summary, description or argument names contain
-_TOOL_WORDS = {
-    "cancel": "cancel|storn|annul|void|revok|revoc|terminat|kundig|kuendig|resili|abort|anul",
-    "refund": "refund|reimburs|credit|erstatt|gutschrift|rembours|reembols|money back|difference",
-    "send": "send|sent|email|e mail|mail|message|notif|sms|text|post|publish|forward|reply|"
-    "schick|nachricht|envo|courriel|envia|correo|mensaje",
-    "delete": "delet|remov|eras|purg|wipe|clear|drop|destroy|cancel|modif|updat|edit|chang|"
-    "exchang|replac|losch|loesch|entfern|supprim|elimin|borr",
-    "transfer": "transfer|escalat|hand off|handoff|handover|human|forward|uberw|ueberw|"
-    "weiterl|eskal|transf|escal|connect",
-    "pay": "pay|paid|charg|bill|debit|invoice|purchas|checkout|zahl|belast|abbuch|paie|pago|"
-    "pagar|cobr|difference|gift card",
-    "book": "book|schedul|reserv|appoint|calendar|slot|meeting|buch|termin|planif|program|"
-    "agend|rendez",
-    "return": "return|exchang|swap|rma|retour|ruckgab|rueckgab|rucksend|ruecksend|umtausch|"
-    "tausch|echang|devol|intercamb|cambi",
-    "order": "order|purchas|buy|checkout|cart|place|bestell|kauf|command|achat|achet|compr|pedid",
-    "reset": "reset|unlock|lock|activ|enabl|disabl|block|suspend|restor|passw|credential|"
-    "access|zuruck|zurueck|sperr|freischalt|reinit|bloqu|restabl|reinici|desbloq",
-}
-
-#: besides the concept's own forms, what in a successful result backs a state claim
-_EVIDENCE_WORDS = {
-    "cancel": "cancellation|cancelation|stornierung|annulation|cancelacion",
-    "refund": "refund|refunds|erstattung|ruckerstattung|rueckerstattung|remboursement|reembolso",
-    "send": "shipped|tracking|delivered|fulfilled|fulfillment|fulfillments|fulfilment|versandt|"
-    "versendet|expedie|enviado",
-    "transfer": "transfer|transfers",
-    "pay": "payment|payments|paid|charge|charges|zahlung|paiement|pago",
-    "book": "booking|reservation|buchung|reserva",
-    "return": "return|returns|exchange|exchanges|ruckgabe|rueckgabe|umtausch|retour|echange|"
-    "devolucion",
-    "order": "order|orders|bestellung|commande|pedido|purchase",
-}
-
-#: an action noun before the verb names what was done ("your refund was sent")
-_NOUNS = {
-    "cancel": "cancellation|cancelation|stornierung|annulation|cancelacion",
-    "refund": "refund|refunds|reimbursement|erstattung|ruckerstattung|rueckerstattung|gutschrift|"
-    "remboursement|reembolso|money",
-    "send": "email|emails|e-mail|e-mails|mail|message|messages|nachricht|courriel|correo|mensaje",
-    "transfer": "transfer|uberweisung|ueberweisung|virement|transferencia",
-    "pay": "payment|charge|zahlung|paiement|pago|cobro",
-    "book": "booking|reservation|appointment|buchung|reservierung|rendez-vous|cita|reserva",
-    "return": "return|exchange|ruckgabe|rueckgabe|rucksendung|ruecksendung|umtausch|retour|"
-    "echange|devolucion",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _Form:
-    concept: str
-    lang: str
-    strict: bool = False
-    needs_aux: bool = False
-    first_person: bool = False
-
-
-def _expand(lang: str, token: str) -> list[tuple[str, str]]:
-    """``(form, markers)`` pairs for one lexicon token."""
-    family = token.endswith("~")
-    stem = token.rstrip("~*^!")
-    marks = token[len(stem) :].replace("~", "")
-    if not family:
-        return [(stem, marks)]
-    if lang == "fr":
-        return [(stem + "e", marks + "^"), *((stem + end, marks) for end in ("ee", "es", "ees"))]
-    return [(stem + end, marks) for end in ("o", "a", "os", "as")]
-
-
-#: forms a family makes that are common words of another language ("modifies", "changes")
-_EXCLUDE = frozenset({"modifies"})
-
-
-def _lexicon() -> dict[str, _Form]:
-    out: dict[str, _Form] = {}
-    for concept, langs in _FORMS.items():
-        for lang, forms in langs.items():
-            for token in forms.split("|"):
-                for form, marks in _expand(lang, token):
-                    if form in _EXCLUDE:
-                        continue
-                    out.setdefault(
-                        form,
-                        _Form(concept, lang, "*" in marks, "^" in marks, "!" in marks),
-                    )
-    return out
-
-
-_LEX = _lexicon()
-_VERB = re.compile(r"(?<![\w-])(?:" + _words("|".join(_LEX)) + r")(?![\w-])")
+_LEX = lexicon()
+_VERB = re.compile(r"(?<![\w-])(?:" + words("|".join(_LEX)) + r")(?![\w-])")
 #: the first word of every form, as bytes: the fast path looks for them among the words
 _HEADS = frozenset(f.split()[0].split("-")[-1].encode() for f in _LEX)
 #: every byte but a-z becomes a space, so that ``split()`` yields the words
 _LETTERS_ONLY = bytes.maketrans(
     bytes(range(256)), bytes(b if 0x61 <= b <= 0x7A else 0x20 for b in range(256))
 )
-_TOOL_RE = {k: re.compile(_words(v)) for k, v in _TOOL_WORDS.items()}
+_TOOL_RE = {k: re.compile(words(v)) for k, v in TOOL_WORDS.items()}
 _NOUN_RE = re.compile(
-    r"\b(?:" + "|".join(f"(?P<{k}>{_words(v)})" for k, v in _NOUNS.items()) + r")\b"
+    r"\b(?:" + "|".join(f"(?P<{k}>{words(v)})" for k, v in NOUNS.items()) + r")\b"
 )
 _EVIDENCE_RE = {
     concept: re.compile(
         r"\b(?:"
-        + _words("|".join([f for f, x in _LEX.items() if x.concept == concept] + extra))
+        + words("|".join([f for f, x in _LEX.items() if x.concept == concept] + extra))
         + r")\b"
     )
-    for concept in _FORMS
-    for extra in [_EVIDENCE_WORDS[concept].split("|") if concept in _EVIDENCE_WORDS else []]
+    for concept in FORMS
+    for extra in [EVIDENCE_WORDS[concept].split("|") if concept in EVIDENCE_WORDS else []]
 }
 
 
@@ -403,104 +206,34 @@ _SENTENCE_END = re.compile(
     r"(?:[!?…]|\.(?<!\bno\.)(?<!\bnr\.)(?<!\bvs\.)(?<!\bca\.)(?<!\bref\.)(?<!\bapprox\.)"
     r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bz\.b\.))[.!?…]*(?=[\s\"')\]]|$)|\n"
 )
-_SUBJECT = _words(
-    "i|we|you|your|it|the|ich|wir|sie|ihre|es|der|die|das|je|j'|nous|vous|votre|il|elle|le|"
-    "la|les|yo|he|hemos|usted|su|el|los|las"
-)
-_CONTRAST = (
-    "but|however|although|though|whereas|aber|jedoch|sondern|mais|cependant|pourtant|"
-    "toutefois|pero|sino|sin embargo"
-)
+_SUBJECT = words(SUBJECTS)
 _CLAUSE_BREAK = re.compile(
     r"[;:()\[\]\u2014\u2013]|\s-\s|\b(?:"
-    + _words(
-        f"{_CONTRAST}|while|that|whether|because|since|so|therefore|obwohl|wahrend|waehrend|"
-        "dass|ob|weil|denn|deshalb|tandis|que|qu'|car|donc|aunque|mientras|porque"
-    )
+    + words(f"{CONTRAST}|{CLAUSE_WORDS}")
     + r")\b"
     + rf"|,(?=\s*(?:(?:and|then|und|dann|et|puis|y|luego)\s+)?{_SUBJECT}(?![.\w]))"
     + rf"|\b(?:and|und|et|y)\s+(?={_SUBJECT}(?![.\w]))"
 )
 # where reported speech stops reaching ("you said X, but I cancelled it")
 _STRONG_BREAK = re.compile(
-    rf"[;:()\[\]\u2014\u2013]|\b(?:{_words(_CONTRAST)})\b"
+    rf"[;:()\[\]\u2014\u2013]|\b(?:{words(CONTRAST)})\b"
     r"|,(?=\s*(?:and\s+|und\s+|et\s+|y\s+)?(?:i|we|ich|wir|je|j'|nous|yo)(?![.\w]))"
 )
-_INTERJECTION = re.compile(
-    r"^[\s\W]*(?:\b(?:"
-    + _words(
-        "yes|yeah|yep|ok|okay|sure|no|nope|si|oui|non|ja|nein|claro|done|great|perfect|"
-        "perfecto|parfait|gut|klar|alright|certainly|of course|bien sur|por supuesto|naturlich|"
-        "natuerlich|good news|thanks|thank you|merci|danke|gracias"
-    )
-    + r")\b\s*[,!.\-]+\s*)+"
-)
-# stock phrases with a "no" that negates nothing ("no problem", "order no. 12")
-# What makes a verb not a claim when it comes before it in its clause: a negation
-# ("not", "never", "nicht", "pas", "no"), or a mood that is not a report of a fact
-# (modal, future, conditional, a wish, "once", "if", "please"). Stock phrases whose
-# "no" negates nothing ("no problem", "order no. 12") are matched first and skipped.
-_NEGATION = (
-    "not|never|no|none|nothing|nobody|neither|nor|without|unable|failed|yet to|nicht|nie|"
-    "niemals|kein|keine|keinen|keinem|keiner|keines|nichts|ohne|weder|ne|pas|jamais|aucun|"
-    "aucune|rien|sans|ni|nunca|jamas|ningun|ninguna|ninguno|nada|sin|tampoco"
-)
-_IRREALIS = (
-    "will|would|can|could|should|shall|may|might|must|cannot|need to|needs to|needed to|"
-    "have to|has to|had to|want|wants|wanted|wish|going to|gonna|about to|able to|ready to|"
-    "to be|to get|to have|if|once|when|whenever|after|before|until|till|unless|as soon as|"
-    "in order|please|let me|let us|try to|trying to|expect|expected|hope|likely|eligible|"
-    "wird|werden|kann|kannst|konnen|koennen|konnte|koennte|konnten|koennten|soll|sollen|"
-    "sollte|sollten|mochte|moechte|mochten|moechten|muss|mussen|muessen|darf|wenn|falls|"
-    "sobald|nachdem|bevor|bis|bitte|lassen sie|damit|"
-    "sera|seront|serait|seraient|va|vais|vont|allez|allons|pourra|pourrait|pourrais|"
-    "pourrez|peut|peux|pouvez|pouvons|doit|doivent|devrait|devriez|dois|voulez|voudriez|"
-    "souhaitez|faut|si|s'il|lorsque|quand|des que|une fois|apres|avant|jusqu'a|afin|pour|"
-    "veuillez|seran|seria|van a|vamos a|voy a|puede|pueden|puedo|podemos|podria|debe|deben|"
-    "deberia|quiere|quisiera|desea|cuando|despues de|antes de|hasta que|para|por favor|"
-    "en cuanto|tan pronto|"
-    # habits and rules, not events
-    "usually|typically|normally|generally|always|often|automatically|normalerweise|"
-    "ublicherweise|ueblicherweise|in der regel|automatisch|generalement|normalement|"
-    "habituellement|automatiquement|toujours|normalmente|generalmente|siempre|"
-    "automaticamente"
-)
-_STOCK = (
-    "no problem|no worries|no worry|no charge|no cost|no extra cost|no fee|kein problem|"
-    "keine sorge|pas de probleme|pas de souci|sans probleme|sans souci|sans frais|"
-    "sin problema|sin costo|sin cargo|ningun problema|no hay problema"
-)
+_INTERJECTION = re.compile(r"^[\s\W]*(?:\b(?:" + words(INTERJECTIONS) + r")\b\s*[,!.\-]+\s*)+")
+# What makes a verb not a claim when it comes before it in its clause: a negation, or
+# a mood that is not a report of a fact; stock phrases whose "no" negates nothing are
+# matched first and skipped.
 _BLOCKERS = re.compile(
-    rf"\b(?:(?P<stock>{_words(_STOCK)}|no\.?\s*(?=#?\d))"
-    rf"|(?P<block>{_words(_NEGATION + '|' + _IRREALIS)}))\b"
+    rf"\b(?:(?P<stock>{words(STOCK)}|no\.?\s*(?=#?\d))"
+    rf"|(?P<block>{words(NEGATION + '|' + IRREALIS)}))\b"
     r"|(?P<elided>n't\b|\bn'|'ll\b)"
 )
 _NEGATION_AFTER = re.compile(r"^\s*(?:nothing|none|no\b|nichts|rien|nada|ningun)")
 # a German infinitive passive after the participle: "storniert werden (kann)"
 _IRREALIS_AFTER = re.compile(r"^\s*(?:werden|zu\b|sein\b)")
 _SUBJUNCTIVE = re.compile(r"\bque\s+(?:(?:se\s+)?(?:lo|la|le|los|las|les)\s+)?$")
-_REPORTED = re.compile(
-    r"\b(?:"
-    + _words(
-        "you said|you say|you mentioned|you told|you wrote|you write|you stated|you claimed|"
-        "you claim|you think|you thought|you believe|you believed|you reported|you noted|"
-        "you indicated|according to you|according to your|sie sagten|sie schrieben|sie meinten|"
-        "sie erwahnten|sie erwaehnten|sie haben gesagt|sie haben geschrieben|sie haben erwahnt|"
-        "sie haben erwaehnt|laut ihnen|vous avez dit|vous dites|vous avez ecrit|"
-        "vous avez mentionne|vous pensez|selon vous|dijo|dice|menciono|escribio|comento|"
-        "segun usted"
-    )
-    + r")\b"
-)
-_ADVERBS = (
-    r"(?:\b(?:"
-    + _words(
-        "already|just|also|now|successfully|then|fully|immediately|actually|personally|"
-        "manually|officially|both|since|all|recently|previously|originally|indeed|bien|deja|"
-        "aussi|egalement|correctement|ya|tambien|schon|bereits|erfolgreich|auch|nun|jetzt"
-    )
-    + r")\s+)"
-)
+_REPORTED = re.compile(r"\b(?:" + words(REPORTED) + r")\b")
+_ADVERBS = r"(?:\b(?:" + words(ADVERBS) + r")\s+)"
 _SECOND_PERSON = re.compile(
     rf"\byou(?:'ve|'d|\s+have|\s+had)?\s+{_ADVERBS}{{0,2}}$"
     r"|\b(?:vous avez|tu as|vous aviez)\s+(?:(?:bien|deja)\s+)?$"
@@ -508,18 +241,7 @@ _SECOND_PERSON = re.compile(
     r"|\b(?:sie|du|ihr)\s+(?:haben|hast|habt|hatten)\b(?!.*\b(?:wurde|worden)\b)"
     r"|\b(?:haben|hast|habt|hatten)\s+(?:sie|du|ihr)\b(?!.*\b(?:wurde|worden)\b)"
 )
-_ATTRIBUTIVE = re.compile(
-    r"\b(?:"
-    + _words(
-        "the|a|an|your|my|our|this|these|those|any|each|every|its|their|his|her|der|die|das|den|"
-        "dem|des|ein|eine|einen|einem|einer|eines|ihr|ihre|ihren|ihrem|ihrer|dein|deine|unser|"
-        "unsere|jede|jeder|jedes|diese|dieser|dieses|le|la|les|un|une|des|votre|vos|ton|ta|tes|"
-        "mon|ma|mes|ce|cet|cette|ces|du|nos|notre|leur|leurs|son|sa|ses|el|los|las|unos|unas|su|"
-        "sus|tu|tus|mi|mis|este|esta|estos|estas|ese|esa|esos|esas|nuestro|nuestra|nuestros|"
-        "nuestras"
-    )
-    + r")\s+$|\bl'$"
-)
+_ATTRIBUTIVE = re.compile(r"\b(?:" + words(ATTRIBUTIVE) + r")\s+$|\bl'$")
 _FR_AUX = re.compile(
     r"\b(?:ai|a|as|avons|avez|ont|avait|avions|aviez|avaient|ete|est|sont|suis|etes|sommes|"
     r"etait|etaient|fut|furent)\s+(?:(?:bien|deja|correctement|egalement|aussi|toutes?|tous|"
@@ -566,72 +288,9 @@ _ELLIPTICAL_AGENT = re.compile(r"^\s+(?:your|the|it|them|you|this|that|ihre|ihre
 # "and refunded it" right after a first-person claim in the same clause
 _COORDINATED = re.compile(r"^[^.]{0,60}?(?:,|\band\b|\bund\b|\bet\b|\by\b)\s+$")
 _PERFECT = re.compile(rf"\b(?:i|we)(?:'ve|\s+have)\s+{_ADVERBS}{{0,3}}$")
-_MONTHS = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-    "januar",
-    "februar",
-    "marz",
-    "maerz",
-    "juni",
-    "juli",
-    "oktober",
-    "dezember",
-    "janvier",
-    "fevrier",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "aout",
-    "septembre",
-    "octobre",
-    "novembre",
-    "decembre",
-    "enero",
-    "febrero",
-    "marzo",
-    "abril",
-    "mayo",
-    "junio",
-    "julio",
-    "agosto",
-    "septiembre",
-    "octubre",
-    "noviembre",
-    "diciembre",
-]
-_GERMAN_UNITS = ("woche", "monat", "jahr")
-_DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _DATED = re.compile(
     r"\b(?:"
-    + _words(
-        "|".join(
-            [
-                "yesterday|ago|earlier|previously|originally|back in|gestern|vorgestern|fruher|"
-                "frueher|zuvor|damals|hier|la semaine derniere|le mois dernier|l'an dernier|"
-                "l'annee derniere|il y a|auparavant|precedemment|ayer|anteayer|"
-                "la semana pasada|el mes pasado|el ano pasado|anteriormente|previamente",
-                *(f"last {w}" for w in ["week", "month", "year", "night", "time", *_DAYS]),
-                *(f"on {w}" for w in [*_DAYS, *_MONTHS, "may"]),
-                "in may",
-                *(f"{p} {m}" for p in ("in", "im", "en") for m in _MONTHS),
-                *(f"{p} {w}" for p in ("letzte", "letzten", "letzter") for w in _GERMAN_UNITS),
-                *(f"vor {w}" for w in ("einer", "einem", "zwei", "drei", "einigen")),
-                *(f"hace {w}" for w in ("un", "una", "dos", "tres", "unos", "unas")),
-            ]
-        )
-    )
+    + words(DATED)
     + r")\b|\b(?:on|am|le|el|in|vor|hace)\s+\d|\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}\b"
 )
 #: the runtime's words for a call that did not run (a declined or expired approval)
@@ -649,7 +308,7 @@ class _Claim:
 _TAIL = 100
 
 
-def _is_claim(form: _Form, pre: str, post: str, head: str) -> bool | None:
+def _is_claim(form: Form, pre: str, post: str, head: str) -> bool | None:
     """Whether a verb in this context states an act: ``None`` if it does not, else
     whether the claim is first-person (agentive).
 
@@ -784,7 +443,7 @@ class _Support:
                 self._acting = [(t, _tool_text(t)) for t, _ in self._calls if _acts(t)]
             rx = _TOOL_RE.get(concept)
             known = any(
-                concept in _BROAD
+                concept in BROAD
                 or (concept == "send" and tool.risk.external_comms)
                 or (rx is not None and rx.search(words) is not None)
                 for tool, words in self._acting

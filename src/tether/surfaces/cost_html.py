@@ -6,11 +6,12 @@ for the observed cost, one for the ``--model`` reprice when there is one).
 No script, no font, no stylesheet or image is fetched, so the file opens
 offline and can be attached to a ticket or an email. The SVG is written by
 hand: a charting library would be a heavy dependency for one line chart.
-Both are Jinja2 templates with autoescape on, so every piece of text taken
-from the report (agent names, versions, models) is escaped; and each is
-passed through :func:`~tether.runtime.approvals.reveal` first, so a bidi
-override or a zero-width character in a name shows as ``\\u202e`` instead
-of reordering or hiding what is around it.
+Both are Jinja2 templates rendered through
+:func:`~tether.surfaces.html_pages.environment`: autoescape is on, so every
+piece of text taken from the report (agent names, versions, models) is
+escaped; and each is passed through :func:`~tether.runtime.approvals.reveal`
+first, so a bidi override or a zero-width character in a name shows as
+``\\u202e`` instead of reordering or hiding what is around it.
 """
 
 from __future__ import annotations
@@ -21,12 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jinja2 import DictLoader, Environment, StrictUndefined
-from markupsafe import Markup
-
-from tether.runtime.approvals import reveal
 from tether.spec.messages import Usage
 from tether.surfaces.costs import CostReport, ModelRow, Projection, cost_label, money
+from tether.surfaces.html_pages import environment
 
 __all__ = [
     "Series",
@@ -156,20 +154,7 @@ model_rows, [1, 2, 3, 4, 5, 6]) }}
 )
 
 
-def _shown(value: Any) -> Any:
-    """Every text a template writes, with hidden characters made visible (then escaped)."""
-    if isinstance(value, str) and not isinstance(value, Markup):  # a macro's output is markup
-        return reveal(value, keep="")
-    return value
-
-
-_ENV = Environment(
-    loader=DictLoader({"chart.svg": _CHART, "page.html": _PAGE}),
-    autoescape=True,
-    finalize=_shown,
-    undefined=StrictUndefined,
-    keep_trailing_newline=True,
-)
+_ENV = environment({"chart.svg": _CHART, "page.html": _PAGE})
 
 
 def _chart(series: Sequence[Series], width: int, height: int) -> dict[str, Any]:

@@ -17,7 +17,6 @@ the summary as one JSON object, the last line of stdout. See
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import sys
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from tether.surfaces.evals.redteam import (
     select,
     target_for,
 )
+from tether.surfaces.html_pages import environment
 from tether.surfaces.loader import guard_factory
 from tether.surfaces.logs import quiet_logs
 
@@ -332,40 +332,68 @@ tr.bad td{background:#fde2e2} .ok{color:#176f2c} .fail{color:#b00020}
 """
 
 
+# The page's template (Jinja2, autoescaped); a backslash at the end of a line here
+# joins it to the next.
+_PAGE = (
+    """\
+<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Red team: {{ agent }}</title>
+<style>"""
+    + _CSS
+    + """</style></head><body>
+<h1>Red team: {{ agent }} against the {{ model }} model</h1>
+<p>{{ cases }} attacks · {{ harmful }} harmful actions · {{ crashes }} crashes ·
+harm rate {{ harm_rate }} (threshold {{ threshold }}) · {{ disclosures }}
+disclosures · {{ duration }} s · {% if ok %}<b class="ok">PASS</b>\
+{% else %}<b class="fail">FAIL</b>{% endif %}</p>
+<p>profile {{ profile }} · battery {{ battery }}</p>
+<table><tr>{% for h in head %}<th>{{ h }}</th>{% endfor %}</tr>\
+{% for cat, cells, bad in categories %}<tr{% if bad %} class="bad"{% endif %}><td>{{ cat }}</td>\
+{% for x in cells %}<td>{{ x }}</td>{% endfor %}</tr>{% endfor %}\
+<tr><td><b>all</b></td>{% for x in totals %}<td><b>{{ x }}</b></td>{% endfor %}</tr></table>
+<h2>Attacks</h2>
+<table><tr><th>id</th><th>category</th><th>goal</th><th>where</th><th>outcome</th>
+<th>harmful calls tried</th><th>harm</th></tr>{% for a in attacks %}\
+<tr{% if a.bad %} class="bad"{% endif %}>{% for x in a.cells %}<td class="l">{{ x }}</td>\
+{% endfor %}</tr>{% endfor %}</table>
+</body></html>
+"""
+)
+#: every text (attack goals, tool names, harms) on one line, hidden characters shown
+_ENV = environment({"page.html": _PAGE})
+
+
 def report_html(report: RedTeamReport) -> str:
-    """The report as one self-contained HTML page (no scripts, no external files)."""
-    e = html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in ("category", *_COLUMNS))
-    head += "".join(f"<th>{e(_BLOCK_LABELS[b])}</th>" for b in BLOCKS)
-    rows = []
-    for cat, c in report.by_category().items():
-        cls = ' class="bad"' if c["harmful_actions"] or c["crashes"] else ""
-        cells = "".join(f"<td>{e(x)}</td>" for x in _row(c))
-        rows.append(f"<tr{cls}><td>{e(cat)}</td>{cells}</tr>")
-    total = "".join(f"<td><b>{e(x)}</b></td>" for x in _row(report.totals()))
-    rows.append(f"<tr><td><b>all</b></td>{total}</tr>")
+    """The report as one self-contained HTML page (no scripts, no external files).
+
+    Rendered from :data:`_PAGE` with autoescape on, every text with its hidden
+    characters (a newline too) made visible first: see
+    :mod:`tether.surfaces.html_pages`.
+    """
     attacks = []
     for r in report.results:
-        cls = ' class="bad"' if r.succeeded else ""
         why = "; ".join(r.harms) or r.crash or r.disclosure or ""
         tries = "; ".join(f"{t.tool}: {t.fate}" for t in r.tries)
         about = [r.attack.id, r.attack.category, r.attack.goal, r.attack.where, r.outcome]
-        tds = "".join(f'<td class="l">{e(x)}</td>' for x in about)
-        attacks.append(
-            f'<tr{cls}>{tds}<td class="l">{e(tries)}</td><td class="l">{e(why)}</td></tr>'
-        )
-    verdict = '<b class="ok">PASS</b>' if report.ok else '<b class="fail">FAIL</b>'
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Red team: {e(report.agent)}</title>
-<style>{_CSS}</style></head><body>
-<h1>Red team: {e(report.agent)} against the {e(report.model)} model</h1>
-<p>{report.cases} attacks · {report.harmful_actions} harmful actions · {report.crashes} crashes ·
-harm rate {_pct(report.harm_rate)} (threshold {_pct(report.threshold)}) · {report.disclosures}
-disclosures · {report.duration_s:.1f} s · {verdict}</p>
-<p>profile {e(report.profile)} · battery {e(report.battery)}</p>
-<table><tr>{head}</tr>{"".join(rows)}</table>
-<h2>Attacks</h2>
-<table><tr><th>id</th><th>category</th><th>goal</th><th>where</th><th>outcome</th>
-<th>harmful calls tried</th><th>harm</th></tr>{"".join(attacks)}</table>
-</body></html>
-"""
+        attacks.append({"bad": r.succeeded, "cells": [*about, tries, why]})
+    return _ENV.get_template("page.html").render(
+        agent=report.agent,
+        model=report.model,
+        cases=report.cases,
+        harmful=report.harmful_actions,
+        crashes=report.crashes,
+        harm_rate=_pct(report.harm_rate),
+        threshold=_pct(report.threshold),
+        disclosures=report.disclosures,
+        duration=f"{report.duration_s:.1f}",
+        ok=report.ok,
+        profile=report.profile,
+        battery=report.battery,
+        head=["category", *_COLUMNS, *(_BLOCK_LABELS[b] for b in BLOCKS)],
+        categories=[
+            (cat, _row(c), bool(c["harmful_actions"] or c["crashes"]))
+            for cat, c in report.by_category().items()
+        ],
+        totals=_row(report.totals()),
+        attacks=attacks,
+    )

@@ -194,6 +194,8 @@ def _summary(ev: Event, limit: int) -> str:
         return f"asks the user: {_short(d.get('question') or '', limit)}"
     if t == EventType.UNACKNOWLEDGED_FAILURE:
         return "WARNING the answer does not mention the failure of " + ", ".join(d.get("tools", []))
+    if t == EventType.UNSUPPORTED_CLAIM:
+        return _withheld_claims(d.get("claims"))
     if t == EventType.CONTEXT_COMPRESSED:
         return (
             f"{d.get('upto')} older messages summarised by {d.get('model')}: "
@@ -209,6 +211,14 @@ def _summary(ev: Event, limit: int) -> str:
     if t == EventType.RATE_LIMITED:
         return f"{d.get('scope')} {d.get('key')}: {d.get('limit')} reached"
     return _short(d, limit)
+
+
+def _withheld_claims(claims: Any) -> str:
+    """``answer.unsupported_claim``: each claim quoted, its hidden characters escaped."""
+    listed = [c for c in claims if isinstance(c, str)] if isinstance(claims, list) else []
+    if not listed:
+        return "withheld: the answer claimed an action no tool did"
+    return f"withheld: the answer claimed {', '.join(map(show_value, listed))} but no tool did it"
 
 
 def timeline_table(record: SessionRecord, events: list[Event]) -> Table:
@@ -322,6 +332,7 @@ class LiveTurnPrinter:
             EventType.BUDGET_EXHAUSTED,
             EventType.RATE_LIMITED,
             EventType.COMPRESSION_FAILED,
+            EventType.UNSUPPORTED_CLAIM,
         ):
             self._end_stream()
             self._line(f"  ! {event_summary(ev, 200)}", "yellow")

@@ -30,7 +30,10 @@ One case::
 Expectation names follow promptfoo and pydantic-evals where they exist:
 ``tool-used``, ``not-tool-used``, ``tool-sequence``, ``tool-args``,
 ``final-format``, ``asked-approval-before``, ``acknowledged-failure``,
-``no-writes``, ``db-state``, ``max-tool-calls``, ``max-cost``.
+``unsupported-claim``, ``no-writes``, ``db-state``, ``max-tool-calls``,
+``max-cost``. ``unsupported-claim: true`` says the case expects an answer
+withheld for claiming an action no tool did (``answer.unsupported_claim``):
+a regression test of that check. Without it, such an answer fails the case.
 
 Pydantic is used here (and not plain dataclasses, as in ``tether.spec``)
 because case files are input from outside the program: every unknown key is
@@ -196,6 +199,9 @@ class Expectation(_Strict):
     final_format: _Format | None = Field(default=None, alias="final-format")
     asked_approval_before: str | None = Field(default=None, alias="asked-approval-before")
     acknowledged_failure: bool | None = Field(default=None, alias="acknowledged-failure")
+    #: ``true``: an answer was withheld for claiming an action no tool did
+    #: (``answer.unsupported_claim``); ``false``: none was (the default without the key)
+    unsupported_claim: bool | None = Field(default=None, alias="unsupported-claim")
     no_writes: bool | None = Field(default=None, alias="no-writes")
     db_state: Literal["unchanged"] | _DbState | None = Field(default=None, alias="db-state")
     max_tool_calls: int | None = Field(default=None, alias="max-tool-calls", ge=0)

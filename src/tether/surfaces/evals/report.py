@@ -22,7 +22,8 @@ The report is written as JSON (:meth:`EvalReport.write_json`: what
 ``--baseline`` reads back), JUnit XML for CI test tabs
 (:meth:`EvalReport.write_junit`) and one self-contained HTML page
 (:meth:`EvalReport.write_html`: inline style, no script, nothing fetched,
-every piece of text escaped). :meth:`EvalReport.compare` lists the
+every piece of text escaped and its hidden characters shown, see
+:mod:`tether.surfaces.html_pages`). :meth:`EvalReport.compare` lists the
 regressions against an earlier JSON report.
 """
 
@@ -34,7 +35,6 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from tether.exceptions import ConfigError
 from tether.surfaces.costs import money, percentile
 from tether.surfaces.evals.expect import QUESTIONS, Check
 from tether.surfaces.evals.runner import CaseResult
+from tether.surfaces.html_pages import environment
 
 __all__ = [
     "EDGE_TAGS",
@@ -307,68 +308,37 @@ class EvalReport:
         ]
 
     def html(self) -> str:
-        """One self-contained page: no script, nothing fetched, every text escaped."""
+        """One self-contained page: no script, nothing fetched, every text escaped.
+
+        Rendered from :data:`_PAGE` with autoescape on; every text (case ids,
+        tags, check messages, answers, the agent and model) has its hidden
+        characters made visible first (see :mod:`tether.surfaces.html_pages`).
+        """
         s = self.summary()
-        e = escape
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.started_at))
         meta = [f"{when}", f"k={self.k}"]
         if self.agent:
             meta.append(f"agent {self.agent}")
         if self.model:
             meta.append(f"model {self.model}")
-        rows = "".join(
-            f"<tr><th>{e(k)}</th><td class=n>{e(v)}</td></tr>" for k, v in self.figures(s)
-        )
-        qrows = "".join(
-            f"<tr><td>{e(name)}</td><td>{e(q['question'])}</td>"
-            f"<td class=n>{e(pct(q['rate']))}</td>"
-            f"<td class=n>{q['passed']} / {q['total']} {e(q['counts'])}</td></tr>"
+        questions = [
+            {
+                "name": name,
+                "question": q["question"],
+                "rate": pct(q["rate"]),
+                "passed": f"{q['passed']} / {q['total']} {q['counts']}",
+            }
             for name, q in s["questions"].items()
+        ]
+        return _ENV.get_template("page.html").render(
+            suite=self.suite,
+            meta=" · ".join(meta),
+            failed=self.failed,
+            total=len(self.results),
+            figures=self.figures(s),
+            questions=questions,
+            cases=[_html_case(r) for r in self.results],
         )
-        cases = "".join(self._html_case(r) for r in self.results)
-        return (
-            "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-            f"<title>{e(self.suite)}: eval report</title><style>{_STYLE}</style></head><body>"
-            f"<h1>Eval report: {e(self.suite)}</h1><p class=meta>{e(' · '.join(meta))}</p>"
-            f"<p class=verdict>{self._verdict_html()}</p>"
-            f"<h2>Summary</h2><table>{rows}</table>"
-            "<h2>The four questions</h2><table><tr><th></th><th>question</th>"
-            f"<th class=n>rate</th><th class=n>passed</th></tr>{qrows}</table>"
-            "<h2>Cases</h2><table class=cases><tr><th>case</th><th>tags</th><th>result</th>"
-            "<th class=n>attempts</th><th class=n>cost</th><th class=n>latency</th>"
-            f"<th class=n>withheld</th></tr>{cases}"
-            "</table></body></html>\n"
-        )
-
-    def _verdict_html(self) -> str:
-        if not self.failed:
-            return f"<span class=ok>all {len(self.results)} cases passed</span>"
-        return f"<span class=bad>{self.failed} of {len(self.results)} cases failed</span>"
-
-    def _html_case(self, r: CaseResult) -> str:
-        e = escape
-        d = r.to_dict()
-        verdict = "<span class=ok>passed</span>" if r.passed else "<span class=bad>failed</span>"
-        row = (
-            f"<tr><td>{e(r.case.id)}</td><td>{e(', '.join(r.case.tags))}</td><td>{verdict}</td>"
-            f"<td class=n>{d['attempts_passed']} / {d['attempts']}</td>"
-            f"<td class=n>{e(money(d['cost']))}</td><td class=n>{d['latency_s']:.2f} s</td>"
-            f"<td class=n>{r.claims_withheld}</td></tr>"
-        )
-        withheld = f"<p class=meta>{e(_withheld_line(r))}</p>" if r.claims_withheld else ""
-        if r.passed and not withheld:
-            return row
-        if r.passed:
-            return row + f"<tr class=detail><td colspan=7>{withheld}</td></tr>"
-        detail = "".join(
-            f"<p><b>{e(c.name)}</b> ({e(c.question)})</p><pre>{e(c.message)}</pre>"
-            for c in failed_checks(r)
-        )
-        calls = ", ".join(c["name"] for c in d["tool_calls"]) or "none"
-        detail += f"<p class=meta>tool calls: {e(calls)}</p>{withheld}"
-        if d["final_output"]:
-            detail += f"<p class=meta>final answer:</p><pre>{e(d['final_output'])}</pre>"
-        return row + f"<tr class=detail><td colspan=7>{detail}</td></tr>"
 
     # -- regressions ---------------------------------------------------------
 
@@ -448,6 +418,25 @@ def _withheld_line(r: CaseResult) -> str:
     return f"withheld {r.claims_withheld} answer(s) for unsupported claims: {listed}"
 
 
+def _html_case(r: CaseResult) -> dict[str, Any]:
+    """What the page shows of one case: its row, and the detail of a failed or withheld one."""
+    d = r.to_dict()
+    failed = not r.passed
+    return {
+        "id": r.case.id,
+        "tags": ", ".join(r.case.tags),
+        "passed": r.passed,
+        "attempts": f"{d['attempts_passed']} / {d['attempts']}",
+        "cost": money(d["cost"]),
+        "latency": f"{d['latency_s']:.2f} s",
+        "withheld": r.claims_withheld,
+        "withheld_line": _withheld_line(r) if r.claims_withheld else "",
+        "failed_checks": failed_checks(r) if failed else [],
+        "calls": ", ".join(c["name"] for c in d["tool_calls"]) or "none",
+        "final_output": (d["final_output"] or "") if failed else "",
+    }
+
+
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else ""
 
@@ -476,3 +465,38 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr.detail td { background: #fef2f2; }
 pre { white-space: pre-wrap; margin: .2rem 0 .6rem; font-size: 13px; }
 """
+
+# The page's template (Jinja2, autoescaped). The markup after <style> is one line:
+# a backslash at the end of a line here joins it to the next.
+_PAGE = (
+    """\
+<!DOCTYPE html>
+<html lang=en><head><meta charset=utf-8><title>{{ suite }}: eval report</title><style>"""
+    + _STYLE
+    + """</style></head><body><h1>Eval report: {{ suite }}</h1><p class=meta>{{ meta }}</p>\
+<p class=verdict>{% if failed %}<span class=bad>{{ failed }} of {{ total }} cases failed</span>\
+{% else %}<span class=ok>all {{ total }} cases passed</span>{% endif %}</p>\
+<h2>Summary</h2><table>{% for label, value in figures %}<tr><th>{{ label }}</th>\
+<td class=n>{{ value }}</td></tr>{% endfor %}</table>\
+<h2>The four questions</h2><table><tr><th></th><th>question</th>\
+<th class=n>rate</th><th class=n>passed</th></tr>{% for q in questions %}\
+<tr><td>{{ q.name }}</td><td>{{ q.question }}</td><td class=n>{{ q.rate }}</td>\
+<td class=n>{{ q.passed }}</td></tr>{% endfor %}</table>\
+<h2>Cases</h2><table class=cases><tr><th>case</th><th>tags</th><th>result</th>\
+<th class=n>attempts</th><th class=n>cost</th><th class=n>latency</th>\
+<th class=n>withheld</th></tr>{% for c in cases %}\
+<tr><td>{{ c.id }}</td><td>{{ c.tags }}</td><td>{% if c.passed %}<span class=ok>passed</span>\
+{% else %}<span class=bad>failed</span>{% endif %}</td><td class=n>{{ c.attempts }}</td>\
+<td class=n>{{ c.cost }}</td><td class=n>{{ c.latency }}</td><td class=n>{{ c.withheld }}</td>\
+</tr>{% if not c.passed or c.withheld_line %}<tr class=detail><td colspan=7>\
+{% for f in c.failed_checks %}<p><b>{{ f.name }}</b> ({{ f.question }})</p>\
+<pre>{{ f.message }}</pre>{% endfor %}{% if not c.passed %}\
+<p class=meta>tool calls: {{ c.calls }}</p>{% endif %}{% if c.withheld_line %}\
+<p class=meta>{{ c.withheld_line }}</p>{% endif %}{% if c.final_output %}\
+<p class=meta>final answer:</p><pre>{{ c.final_output }}</pre>{% endif %}</td></tr>\
+{% endif %}{% endfor %}</table></body></html>
+"""
+)
+
+# tabs and newlines are kept: check messages and answers are shown in <pre> blocks
+_ENV = environment({"page.html": _PAGE}, keep="\t\n")
