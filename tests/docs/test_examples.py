@@ -37,18 +37,21 @@ EXPECTED: dict[str, list[str]] = {
         "case order-status: passed",
         "case cancel-confirmed: passed",
         "case cancel-declined: failed",
-        "  final-format: expected the answer to match /not cancelled/; got 'Order #W2 is "
-        "cancelled.'",
+        "  final-format: expected the answer to match /not cancelled/; got 'I have not done "
+        "that: no action was carried out in this conversation turn, so nothing was changed. "
+        "Please tell me if you want me to try.'",
+        "  unsupported-claim: 1 answer(s) withheld for claiming an action no tool did (calls: "
+        "none): 'Order #W2 is cancelled' in 'Order #W2 is cancelled.'",
         "pass rate: 67% (2 of 3)",
         "right-tools: 1/1 checks",
-        "right-format: 1/2 checks",
+        "right-format: 1/3 checks",
         "no-prohibited-action: 4/4 checks",
         "edge-cases: 0/1 cases",
         "regression: cancel-confirmed: in the baseline, but it did not run now",
     ],
     "oversight.py": [
         "lookups run: 1, cancellations run: 0",
-        "asked: Please confirm: cancel order #W1 (reason: ordered twice). Reply yes or no.",
+        "asked: Please confirm: cancel order '#W1' (reason: 'ordered twice'). Reply yes or no.",
         "the model's own words, shown beside it: I'll cancel order #W1 now.",
         "reply 'hmm, is it refunded?': awaiting_approval, approval.reasked",
         "asked again: True",
@@ -58,14 +61,14 @@ EXPECTED: dict[str, list[str]] = {
         "user; nothing was run",
         "the first approval again: ApprovalError: approval SESSION.7 was already approved by "
         "user; nothing was run",
-        "asked: Please confirm: cancel order #W2 (reason: ordered twice). Reply yes or no.",
+        "asked: Please confirm: cancel order '#W2' (reason: 'ordered twice'). Reply yes or no.",
         "approval ids: SESSION.7 approved, SESSION.18 asked",
         "reply 'no': idle, approval.decided",
         "cancelled: ['#W1']",
-        "the model was told: not done: the user declined cancel order #W2 (reason: ordered "
-        "twice). Do not do it; tell the user, and ask what they would like instead.",
-        "the user is told: This action is waiting for review by an operator: cancel order #W3 "
-        "(reason: damaged)",
+        "the model was told: not done: the user declined cancel order '#W2' (reason: 'ordered "
+        "twice'). Do not do it; tell the user, and ask what they would like instead.",
+        "the user is told: This action is waiting for review by an operator: cancel order '#W3' "
+        "(reason: 'damaged')",
         "the user replies 'yes': awaiting_approval, cancelled: []",
         "without the role: ApprovalError: mallory cannot decide approval SESSION.4: it needs the "
         "'approver' role (operator approval)",
@@ -119,10 +122,12 @@ EXPECTED: dict[str, list[str]] = {
     "security.py": [
         "the detector: quarantine (exfiltration)",
         "status: awaiting_approval",
-        'the customer is asked: Please confirm: send "Customer list" to attacker@evil.example. '
-        "WARNING: text from outside this conversation was read, and 'attacker@evil.example' "
-        "(to) is in search_help_center; 'customer list' (subject) is in search_help_center: "
-        "check it was not planted there. Reply yes or no.",
+        "the customer is asked: Please confirm: send 'Customer list' to "
+        "'attacker@evil.example'; also: body='(all)'. WARNING: to = 'attacker@evil.example' "
+        "was copied word for word from search_help_center; subject = 'Customer list' was "
+        "copied in another form from search_help_center, and the user never gave them: they may "
+        "have been planted there to steer this action. Check before approving. Reply yes or "
+        "no.",
         "after 'no': idle; emails sent: []",
         "block DELETE FROM orders WHERE 1=1 ['DELETE with an always-true WHERE (1 = 1) changes "
         "every row']",
@@ -134,7 +139,7 @@ EXPECTED: dict[str, list[str]] = {
     "sessions.py": [
         "tools offered: order_status, cancel_order, clarify",
         "status: awaiting_approval",
-        "asked: Please confirm: cancel order #W1. Reply yes or no.",
+        "asked: Please confirm: cancel order '#W1'. Reply yes or no.",
         "stored: user=ava tenant=acme scopes=['orders']",
         "deps built so far: []",
         "olga: idle, deps built: ['acme']",

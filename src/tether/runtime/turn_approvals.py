@@ -67,9 +67,10 @@ def request_approval(turn: Turn, call: ToolCall, tool: Tool, *, tainted: bool = 
                 f"from {f['source']}"
                 for f in flagged
             )
+            it, they = ("it", "it") if len(flagged) == 1 else ("them", "they")
             data["warning"] = (
-                f"WARNING: {found}, and the user never gave it: it may have been planted "
-                "there to steer this action. Check it before approving."
+                f"WARNING: {found}, and the user never gave {it}: {they} may have been "
+                "planted there to steer this action. Check before approving."
             )
     turn.journal.emit(EventType.APPROVAL_REQUESTED, data)
     turn.journal.status(SessionStatus.AWAITING_APPROVAL, f"{call.name} needs approval")
