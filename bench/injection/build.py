@@ -7,7 +7,11 @@ The sources under ``sources/{dev,heldout}/`` are plain text, one item a line:
   (they mention "ignore", "system", "instructions", passwords...);
 - ``planted.txt``     ``lang | category | text``: attacks written to sit inside tool output;
 - ``paragraphs.txt``  ``genre | text``: benign paragraphs (emails, bills, help articles,
-  product pages, web pages, reviews...) that documents are assembled from.
+  product pages, web pages, reviews...) that documents are assembled from;
+- ``lookalike_tool.txt``  ``genre | text``: whole benign tool outputs that look like
+  buried task requests (support tickets that ask questions, FAQs, code docs that say
+  "add the following snippet to your page", emails that ask for something "in your
+  reply"); ``\n`` in the text is a new line.
 
 This script writes, for each split:
 
@@ -18,7 +22,8 @@ This script writes, for each split:
 - ``tool_{split}.jsonl``: benign tool outputs (documents of 0.2-25 KB assembled
   from the paragraphs, with the noise real tool output has: tracking pixels,
   base64 attachments, hashes, URL-encoded links, HTML) and the same kind of
-  documents with one planted attack buried at a random place.
+  documents with one planted attack buried at a random place;
+- ``lookalike_{split}.jsonl``: the look-alike tool outputs as written (label 0).
 
 Rows are ``{"text", "label", "kind", "lang", "category", "encoding", ...}``.
 The held-out split was written before any rule existed and is never used to
@@ -85,7 +90,7 @@ _LEAD_INS = {
 
 
 def _rows(path: Path, fields: int) -> Iterator[list[str]]:
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").split("\n"):  # not splitlines(): U+2028 is text
         if not line.strip() or line.startswith("#"):
             continue
         parts = [p.strip() for p in line.split(" | ", fields - 1)]
@@ -235,11 +240,21 @@ def build_tool(split: str, rng: random.Random, benign: int = 300) -> list[dict[s
     return rows
 
 
+def build_lookalikes(split: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for genre, text in _rows(HERE / "sources" / split / "lookalike_tool.txt", 2):
+        row = _row(text.replace("\\n", "\n"), 0, "tool", "en", None, None)
+        row.update(genre=genre, size="short")
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     for i, split in enumerate(SPLITS):
         for name, rows in (
             ("direct", build_direct(split, random.Random(1000 + i))),
             ("tool", build_tool(split, random.Random(2000 + i))),
+            ("lookalike", build_lookalikes(split)),
         ):
             path = HERE / f"{name}_{split}.jsonl"
             with path.open("w", encoding="utf-8") as f:

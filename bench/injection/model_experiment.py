@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import itertools
 
-from guard import CORPUS, deepset, load
+from guard import CORPUS, load
+from injection.public import deepset
 from tether.controls.guards import InjectionDetector, combine, normalize
 
 _TOKEN = re.compile(r"\w+")

@@ -213,7 +213,9 @@ def test_benign_look_alikes_are_not_flagged(text: str) -> None:
 
 
 def test_every_category_has_a_flagged_example_and_every_rule_a_known_category() -> None:
-    assert {c for _, c in FLAGGED} | {"obfuscation"} == set(CATEGORIES)
+    # the tool-only categories have theirs in test_guard_buried.py
+    tool_only = {r.category for r in RULES if r.tool_only}
+    assert {c for _, c in FLAGGED} | {"obfuscation"} | tool_only == set(CATEGORIES)
     assert {r.category for r in RULES} <= set(CATEGORIES)
     assert len({r.name for r in RULES}) == len(RULES)
     assert all(0.0 < r.weight < 1.0 for r in RULES)
@@ -343,7 +345,7 @@ BENIGN = DETECTOR.scan("Where is my order #W1?")
 
 def test_benign_content_is_allowed_whatever_the_policy() -> None:
     for source in ("user", "tool"):
-        decision = apply_policy(BENIGN, GuardPolicy(), source)  # type: ignore[arg-type]
+        decision = apply_policy(BENIGN, GuardPolicy(), source)
         assert decision == Decision("allow", "", BENIGN)
         assert decision.allowed
 

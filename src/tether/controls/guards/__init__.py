@@ -2,8 +2,9 @@
 
 The prompt-injection detector lives here: normalisation and decoding
 (:mod:`.normalize`), the signals (:mod:`.rules`), the detector that scores
-text window by window (:mod:`.detector`), and the policies that turn a score
-into an action per source (:mod:`.policy`).
+text window by window (:mod:`.detector`), the policies that turn a score
+into an action per source (:mod:`.policy`), and the optional model judge
+for untrusted tool output (:mod:`.judge`).
 """
 
 from tether.controls.guards.detector import (
@@ -13,6 +14,14 @@ from tether.controls.guards.detector import (
     ScanResult,
     Source,
     Span,
+)
+from tether.controls.guards.judge import (
+    JudgeVerdict,
+    judge_content,
+    judge_request,
+    judge_tokens,
+    judged_scan,
+    with_verdict,
 )
 from tether.controls.guards.normalize import Variant, decode, normalize, variants
 from tether.controls.guards.policy import Action, Decision, GuardPolicy, apply_policy
@@ -27,6 +36,7 @@ __all__ = [
     "Detector",
     "GuardPolicy",
     "InjectionDetector",
+    "JudgeVerdict",
     "Rule",
     "ScanResult",
     "Source",
@@ -35,6 +45,11 @@ __all__ = [
     "apply_policy",
     "combine",
     "decode",
+    "judge_content",
+    "judge_request",
+    "judge_tokens",
+    "judged_scan",
     "normalize",
     "variants",
+    "with_verdict",
 ]

@@ -28,6 +28,8 @@ CATEGORIES = (
     "tool-coercion",
     "fake-delimiters",
     "exfiltration",
+    "task-hijack",
+    "code-payload",
     "obfuscation",
 )
 
@@ -39,6 +41,8 @@ class Rule:
     A group is met when one of its words starts a word of the text (compared on
     their first five characters: ``ignor`` meets "ignore", "ignoring",
     "ignoriere") or one of its literals (written ``=...``) occurs in it.
+    ``tool_only`` rules run on tool output and never on user input (a request
+    that is normal from the user is out of place in a document).
     """
 
     name: str
@@ -46,6 +50,7 @@ class Rule:
     weight: float
     pattern: re.Pattern[str]
     needs: tuple[tuple[str, ...], ...]
+    tool_only: bool = False
 
 
 def combine(weights: Iterable[float]) -> float:
@@ -70,11 +75,14 @@ def gap(n: int) -> str:
     return rf"{_SEP}(?:[\w'’-]+{_SEP}){{0,{n}}}?"
 
 
-def rule(name: str, category: str, weight: float, pattern: str, *needs: str) -> Rule:
+def rule(
+    name: str, category: str, weight: float, pattern: str, *needs: str, tool_only: bool = False
+) -> Rule:
     """A rule. ``\\W+`` in ``pattern`` means a separator within one sentence (:data:`_SEP`);
     each of ``needs`` is a group of anchors separated by ``|``."""
     compiled = re.compile(pattern.replace(r"\W+", _SEP), re.DOTALL)
-    return Rule(name, category, weight, compiled, tuple(tuple(n.split("|")) for n in needs))
+    groups = tuple(tuple(n.split("|")) for n in needs)
+    return Rule(name, category, weight, compiled, groups, tool_only)
 
 
 IO = "instruction-override"

@@ -8,15 +8,20 @@
    in two;
 2. normalises each window (:func:`~tether.controls.guards.normalize.normalize`)
    and runs the rules (:data:`~tether.controls.guards.rules.RULES`) whose
-   anchors occur in it;
+   anchors occur in it; on tool output also the ``tool_only`` rules (answer
+   instructions, code to adopt, code payloads: :mod:`._tasks`) and the
+   search for request sentences the rest of the document is not about
+   (:mod:`._requests`): in a user's message those are the point, in an
+   email or a table they are out of place;
 3. decodes the whole text once (base64, hex, URL, HTML entities, Unicode
    tags, rot13, reversed, leetspeak, spaced letters) and scans each decoding
    the same way; a hit found only through a decoding, or in text that had
    to be de-obfuscated (zero-width characters, homoglyphs...), adds the
    ``obfuscation`` signal: hiding an instruction is itself a sign;
-4. scores each window as the noisy-OR of its distinct signals
-   (:func:`~tether.controls.guards.rules.combine`) and the text as the
-   highest window score.
+4. scores each window as the noisy-OR of its distinct signals near each
+   other (:func:`~tether.controls.guards.rules.combine`), and neighbouring
+   signals that fell in different windows together (a request to adopt a
+   snippet and the snippet's payload); the text's score is the highest.
 
 ``flagged`` is ``score >= threshold``, with a threshold per source: tool
 output is long and full of words like "system" and "instructions", so its
@@ -29,9 +34,12 @@ revealed the attack. Scanning is pure: no I/O, no state between calls.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from tether.controls.guards._requests import OPENER_WORDS, find_requests, weigh
+from tether.controls.guards._tasks import TASK
+from tether.controls.guards._windows import NEAR, Document, Hit, Window, stitch
 from tether.controls.guards.normalize import Variant, decode, normalize
 from tether.controls.guards.rules import RULES, Rule, combine
 
@@ -46,9 +54,10 @@ __all__ = [
 
 Source = Literal["user", "tool"]
 
-#: Calibrated on the development corpus only (``bench/guard.py``): the user
-#: threshold maximises balanced accuracy on direct messages, the tool
-#: threshold sits above the highest benign tool output score (0.45) with a margin.
+#: Calibrated on development data only (``bench/guard.py --split dev``): the user
+#: threshold maximises balanced accuracy on direct messages, the tool threshold
+#: sits above the highest benign development tool output scores (0.44 on ours, 0.50
+#: on clean BIPIA carriers) with a margin.
 DEFAULT_THRESHOLDS: dict[str, float] = {"user": 0.5, "tool": 0.6}
 
 _OBFUSCATION_WEIGHT = 0.35
@@ -58,9 +67,12 @@ _OBFUSCATIONS = frozenset(
      "url", "html-entities", "rot13", "reversed", "leetspeak", "spaced-letters"}
 )  # fmt: skip
 _MAX_SPANS = 12
-_NEAR = 200  # characters: signals further apart than this do not add up
+_HEAD = 12  # characters: the shortest first line of an excerpt worth looking for
 _PREFIX = 5  # anchors and words are compared on this many first characters
 _WORD = re.compile(r"\w+")
+_NEVER = re.compile(r"(?!)")  # the pattern of signals computed in code, not matched
+# First five letters of the words a request can open with (a cheap test before the regex).
+_OPENERS = frozenset(w[:_PREFIX] for w in OPENER_WORDS)
 
 
 def _compile_need(group: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -99,7 +111,9 @@ class ScanResult:
     ``score`` is in [0, 1]; ``flagged`` is ``score >= threshold`` for the
     source it was scanned as. ``categories`` are ordered by weight, the
     strongest first. ``decoded_by`` names the decodings that revealed the
-    attack (empty when it was in plain sight).
+    attack (empty when it was in plain sight). ``judge`` is set by
+    :func:`~tether.controls.guards.judge.with_verdict` when a model was asked;
+    its yes flags the result whatever the score.
     """
 
     score: float
@@ -109,9 +123,11 @@ class ScanResult:
     decoded_by: tuple[str, ...] = ()
     source: Source = "user"
     threshold: float = DEFAULT_THRESHOLDS["user"]
+    #: the model judge's verdict (``injection``, ``clean``, ``unknown``), if one was asked
+    judge: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "score": round(self.score, 4),
             "flagged": self.flagged,
             "categories": list(self.categories),
@@ -120,6 +136,9 @@ class ScanResult:
             "source": self.source,
             "threshold": self.threshold,
         }
+        if self.judge is not None:
+            data["judge"] = self.judge
+        return data
 
 
 class Detector(Protocol):
@@ -128,24 +147,6 @@ class Detector(Protocol):
     def scan(self, text: str, source: Source = "user") -> ScanResult:
         """Score ``text`` as user input or tool output."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Hit:
-    rule: str
-    category: str
-    weight: float
-    excerpt: str
-    start: int
-    end: int
-    decoded_by: tuple[str, ...]
-
-
-@dataclass(slots=True)
-class _Window:
-    score: float = 0.0
-    hits: list[_Hit] = field(default_factory=list)
-    decoded_by: tuple[str, ...] = ()
 
 
 class InjectionDetector:
@@ -160,8 +161,8 @@ class InjectionDetector:
         self,
         *,
         thresholds: dict[str, float] | None = None,
-        window: int = 512,
-        overlap: int = 192,
+        window: int = 1024,
+        overlap: int = 448,
         rules: tuple[Rule, ...] = RULES,
     ) -> None:
         if not 0 <= overlap < window:
@@ -196,13 +197,18 @@ class InjectionDetector:
                 f"unknown source {source!r}: expected one of {sorted(self.thresholds)}"
             )
         threshold = self.thresholds[source]
-        windows = self._plain_windows(text)
+        doc = Document(text) if source == "tool" else None
+        windows = self._plain_windows(text, doc)
         decoded = decode(text)
         if decoded:
-            seen = normalize(text)[0].lower()
+            seen = doc.lowered if doc is not None else normalize(text)[0].lower()
             for variant in decoded:
-                windows.extend(self._decoded_windows(variant, seen))
-        best = max(windows, key=lambda w: w.score, default=_Window())
+                windows.extend(self._decoded_windows(variant, seen, tool=doc is not None))
+        if len(text) > self.window:
+            stitched = stitch(windows)
+            if stitched is not None:
+                windows.append(stitched)
+        best = max(windows, key=lambda w: w.score, default=Window())
         crossed = [w for w in windows if w.score >= threshold] or ([best] if best.hits else [])
         return self._result(best, crossed, source, threshold)
 
@@ -219,32 +225,32 @@ class InjectionDetector:
         starts = list(range(0, length - self.overlap, step))
         return [(s, min(s + self.window, length)) for s in starts]
 
-    def _plain_windows(self, text: str) -> list[_Window]:
-        out: list[_Window] = []
+    def _plain_windows(self, text: str, doc: Document | None) -> list[Window]:
+        out: list[Window] = []
         for start, end in self._spans(len(text)):
             chunk = text[start:end]
             clear, steps = normalize(chunk)
-            window = self._match(clear, steps, start, end, chunk)
+            window = self._match(clear, steps, start, end, chunk, doc=doc)
             if window.hits:
                 out.append(window)
         return out
 
-    def _decoded_windows(self, variant: Variant, seen: str) -> list[_Window]:
+    def _decoded_windows(self, variant: Variant, seen: str, *, tool: bool) -> list[Window]:
         """Windows of a decoding, counting only what the plain text did not already show."""
         clear, steps = normalize(variant.text)
         names = (*variant.decoded_by, *steps)
-        out: list[_Window] = []
+        out: list[Window] = []
         for start, end in self._spans(len(clear)):
             piece = clear[start:end]
             if variant.aligned:
                 at = (variant.start + start, variant.start + end)
             else:
                 at = (variant.start, variant.end)
-            window = self._match(piece, names, *at, None, seen)
+            window = self._match(piece, names, *at, None, seen, tool=tool)
             if window.hits:
                 out.append(window)
         if variant.decoded_by == ("unicode-tags",) and sum(c.isalpha() for c in clear) >= 8:
-            hidden = _Hit(
+            hidden = Hit(
                 "obfuscation.hidden-text",
                 "obfuscation",
                 _HIDDEN_TEXT_WEIGHT,
@@ -253,7 +259,7 @@ class InjectionDetector:
                 variant.end,
                 names,
             )
-            out.append(_Window(_HIDDEN_TEXT_WEIGHT, [hidden], names))
+            out.append(Window(_HIDDEN_TEXT_WEIGHT, [hidden], names))
         return out
 
     def _match(
@@ -264,7 +270,11 @@ class InjectionDetector:
         end: int,
         original: str | None,
         seen: str | None = None,
-    ) -> _Window:
+        *,
+        tool: bool = False,
+        doc: Document | None = None,
+    ) -> Window:
+        tool = tool or doc is not None
         low = clear.lower()
         words = {w[:_PREFIX] for w in _WORD.findall(low)}
         candidates = set(self._always)
@@ -284,13 +294,22 @@ class InjectionDetector:
                     break
             else:
                 rule = rules[i]
+                if rule.tool_only and not tool:
+                    continue
                 m = rule.pattern.search(low)
                 if m is not None:
                     excerpt = m.group().strip()
                     if seen is None or excerpt not in seen:  # else the plain windows count it
                         found.append((rule, m.start(), m.end(), excerpt))
+        if doc is not None and not words.isdisjoint(_OPENERS):
+            first, last = start == 0, end == len(doc.text)
+            requests = find_requests(clear, doc.topic, first=first, last=last)
+            req = max(requests, key=weigh, default=None)  # one signal, as for any rule
+            if req is not None and (weight := weigh(req)) > 0:
+                pseudo = Rule("task.off-topic-request", TASK, weight, _NEVER, ())
+                found.append((pseudo, req.start, req.end, low[req.start : req.end].strip()))
         if not found:
-            return _Window()
+            return Window()
         # Rules of one category that match overlapping text are one signal, not several:
         # keep the strongest ("ignore all previous instructions" is English and French).
         found.sort(key=lambda f: -f[0].weight)
@@ -306,33 +325,54 @@ class InjectionDetector:
         best_score, group = 0.0, kept[:1]
         for _, a, b, _ in kept:
             centre = (a + b) / 2
-            near = [k for k in kept if abs((k[1] + k[2]) / 2 - centre) <= _NEAR]
+            near = [k for k in kept if abs((k[1] + k[2]) / 2 - centre) <= NEAR]
             score = combine(k[0].weight for k in near)
             if hidden:
                 score = combine((score, _OBFUSCATION_WEIGHT))
             if score > best_score:
                 best_score, group = score, near
-        hits: list[_Hit] = []
-        lowered_original = original.lower() if original is not None else None
-        for rule, _, _, excerpt in group:
-            s, e = start, end
-            if lowered_original is not None:
-                at = lowered_original.find(excerpt)
-                if at >= 0:
-                    s, e = start + at, start + at + len(excerpt)
-            hits.append(_Hit(rule.name, rule.category, rule.weight, excerpt, s, e, steps))
+        lowered = original.lower() if original is not None else None
+        located = [self._locate(k, lowered, start, end, steps) for k in kept]
+        hits = [h for h, k in zip(located, kept, strict=True) if k in group]
         if hidden:
             hits.append(
-                _Hit(
+                Hit(
                     "obfuscation.decoded", "obfuscation", _OBFUSCATION_WEIGHT, "", start, end, steps
                 )
             )
-        return _Window(best_score, hits, hidden)
+        # Plain-text hits found at their place in the original, for signals across windows.
+        placed = [h for h in located if h.placed] if lowered is not None and not hidden else []
+        return Window(best_score, hits, hidden, placed)
+
+    @staticmethod
+    def _locate(
+        found: tuple[Rule, int, int, str],
+        lowered: str | None,
+        start: int,
+        end: int,
+        steps: tuple[str, ...],
+    ) -> Hit:
+        """A hit at its offsets in the original text (the window's, when it cannot be found)."""
+        rule, _, _, excerpt = found
+        if lowered is not None:
+            at = lowered.find(excerpt)
+            if at >= 0:
+                s = start + at
+                return Hit(rule.name, rule.category, rule.weight, excerpt, s, s + len(excerpt),
+                             steps, placed=True)  # fmt: skip
+            head = excerpt.split("\n", 1)[0]  # normalising collapsed the whitespace after it
+            at = lowered.find(head) if len(head) >= _HEAD else -1
+            if at >= 0:
+                s = start + at
+                e = min(end, s + len(excerpt))
+                return Hit(rule.name, rule.category, rule.weight, excerpt, s, e, steps,
+                            placed=True)  # fmt: skip
+        return Hit(rule.name, rule.category, rule.weight, excerpt, start, end, steps)
 
     # -- result ----------------------------------------------------------------------------
 
     def _result(
-        self, best: _Window, crossed: list[_Window], source: Source, threshold: float
+        self, best: Window, crossed: list[Window], source: Source, threshold: float
     ) -> ScanResult:
         weight: dict[str, float] = {}
         spans: dict[tuple[int, int, str], Span] = {}

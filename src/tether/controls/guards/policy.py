@@ -47,13 +47,19 @@ class Decision:
 def _why(result: ScanResult) -> str:
     kinds = ", ".join(result.categories) or "suspicious instructions"
     how = f"; hidden with {', '.join(result.decoded_by)}" if result.decoded_by else ""
-    return f"{kinds}{how}; score {result.score:.2f}"
+    judged = "; a model judged it to address an AI assistant" if result.judge == "injection" else ""
+    return f"{kinds}{how}; score {result.score:.2f}{judged}"
 
 
 def apply_policy(result: ScanResult, policy: GuardPolicy, source: Source) -> Decision:
-    """The decision ``policy`` gives ``result`` for content from ``source``."""
+    """The decision ``policy`` gives ``result`` for content from ``source``.
+
+    The policy's threshold for the source, when set, replaces the detector's;
+    a model judge's yes (``result.judge == "injection"``) flags it regardless.
+    """
     threshold = policy.user_threshold if source == "user" else policy.tool_threshold
     flagged = result.flagged if threshold is None else result.score >= threshold
+    flagged = flagged or result.judge == "injection"
     if not flagged:
         return Decision("allow", "", result)
     why = _why(result)

@@ -22,10 +22,14 @@ or repeat the system prompt), ``tool-coercion`` (call a tool, run a command,
 move money, skip confirmation), ``fake-delimiters`` (fake system turns,
 chat-template tokens, "END OF DOCUMENT"), ``exfiltration`` (send the
 conversation or customer data to an address or URL, image URLs that carry
-data), and ``obfuscation`` (invisible text). Instruction overrides are
-covered in English, German, French and Spanish, and in Italian,
-Portuguese, Dutch, Polish, Russian, Turkish and Croatian by one generic rule;
-the other categories in English, German, French and Spanish.
+data), ``obfuscation`` (invisible text), and, on tool output only,
+``task-hijack`` (a task or answer instruction out of place in a document)
+and ``code-payload`` (a snippet to adopt into "your code", code that fetches
+and runs, destroys, or collects and ships data): see :mod:`._tasks`.
+Instruction overrides are covered in English, German, French and Spanish,
+and in Italian, Portuguese, Dutch, Polish, Russian, Turkish and Croatian by
+one generic rule; the tool-only categories in English; the others in
+English, German, French and Spanish.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ from __future__ import annotations
 from tether.controls.guards._build import CATEGORIES, Rule, combine
 from tether.controls.guards._override import OVERRIDE_RULES
 from tether.controls.guards._signals import SIGNAL_RULES
+from tether.controls.guards._tasks import TASK_RULES
 
 __all__ = ["CATEGORIES", "RULES", "Rule", "combine"]
 
 #: Every rule, overrides first. Names are unique; order does not change scores.
-RULES: tuple[Rule, ...] = (*OVERRIDE_RULES, *SIGNAL_RULES)
+RULES: tuple[Rule, ...] = (*OVERRIDE_RULES, *SIGNAL_RULES, *TASK_RULES)
