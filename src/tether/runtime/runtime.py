@@ -62,6 +62,7 @@ from tether.spec.principal import ANYONE, Principal
 
 if TYPE_CHECKING:  # the limits library loads only when a limiter is used
     from tether.controls.guards import Detector
+    from tether.controls.guards.judge import JudgeVerdict
     from tether.controls.ratelimit import RateLimiter
 
 __all__ = ["EventSink", "Runtime", "TurnResult"]
@@ -570,12 +571,22 @@ class Runtime:
             self._detector = InjectionDetector()
         return self._detector
 
-    def guard(self, text: str, source: str, policy: GuardPolicy) -> dict[str, Any] | None:
-        """Scan ``text`` as ``source``: ``None`` if it passes, else the decision as event data."""
+    def guard(
+        self, text: str, source: str, policy: GuardPolicy, verdict: JudgeVerdict | None = None
+    ) -> dict[str, Any] | None:
+        """Scan ``text`` as ``source``: ``None`` if it passes, else the decision as event data.
+
+        ``verdict``: what the model judge said about it (``GuardPolicy.judge``);
+        a yes flags it like the rules would.
+        """
         from tether.controls.guards import apply_policy
+        from tether.controls.guards.judge import with_verdict
 
         src: Literal["user", "tool"] = "tool" if source == "tool" else "user"
-        decision = apply_policy(self.detector.scan(text, src), policy, src)
+        result = self.detector.scan(text, src)
+        if verdict is not None:
+            result = with_verdict(result, verdict)
+        decision = apply_policy(result, policy, src)
         if decision.action == "allow":
             return None
         r = decision.result

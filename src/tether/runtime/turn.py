@@ -12,17 +12,19 @@ twice).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tether.controls.honesty import unacknowledged
 from tether.exceptions import ModelUnavailable, ProviderError, RateLimited
 from tether.runtime import turn_approvals
 from tether.runtime.caller import AgentServices, ModelCaller
 from tether.runtime.claims import Done, honest_reply, unsupported_claims
+from tether.runtime.compress import cheapest
 from tether.runtime.context import build_request, context_block
 from tether.runtime.execute import ToolEnv, ToolRun, execute_tool
 from tether.runtime.gates import RUN, CallCheck, Pause, Refuse, check_call
@@ -38,6 +40,9 @@ from tether.spec.events import EventType, SessionStatus
 from tether.spec.guard import GuardPolicy
 from tether.spec.messages import Message, ToolCall, ToolResult
 from tether.spec.model import ModelRequest, ModelResponse
+
+if TYPE_CHECKING:  # the guards package builds its detector on import: load it when used
+    from tether.controls.guards.judge import JudgeVerdict
 
 __all__ = ["Interrupted", "Turn", "TurnKit"]
 
@@ -56,7 +61,7 @@ class TurnKit:
     #: the agent's deps for this session, built on first use (``None``: it has none)
     deps: Callable[[], Awaitable[Any]] | None
     #: scan ``text`` from ``source`` by a guard policy: ``None`` or the decision as event data
-    guard: Callable[[str, str, GuardPolicy], dict[str, Any] | None]
+    guard: Callable[[str, str, GuardPolicy, JudgeVerdict | None], dict[str, Any] | None]
     spotlight_secret: bytes
     #: whether the runtime is shutting down (turns stop at the next step boundary)
     closing: Callable[[], bool]
@@ -316,24 +321,74 @@ class Turn:
         raw: str | None = None
         if (untrusted or undeclared) and self.agent.guard is not None:
             guarded = self.guard_tool_output(run.result)
-            if guarded.content != run.result.content:
+            if guarded is None and untrusted and self.agent.guard.judge == "tool":
+                guarded = await self.judge_tool_output(run.result)
+            if guarded is not None:
                 raw = run.result.content
                 run.result = guarded
                 untrusted = True
         self.finish(run, (time.perf_counter() - t0) * 1000, untrusted=untrusted, raw=raw)
 
-    def guard_tool_output(self, result: ToolResult) -> ToolResult:
-        """Scan an untrusted result; quarantine or tag it by the agent's guard policy."""
+    def guard_tool_output(
+        self, result: ToolResult, verdict: JudgeVerdict | None = None
+    ) -> ToolResult | None:
+        """Scan an untrusted result: ``None`` if it passes, else it quarantined or tagged.
+
+        ``verdict``: the model judge's, folded into the rules' scan.
+        """
         policy = self.agent.guard
         assert policy is not None
-        decision = self.kit.guard(result.content, "tool", policy)
+        decision = self.kit.guard(result.content, "tool", policy, verdict)
         if decision is None:
-            return result
+            return None
         self.journal.emit(EventType.GUARD_FLAGGED, decision | {"tool": result.name})
         note = str(decision["message"])
         if decision["action"] == "quarantine":
             return ToolResult(result.call_id, result.name, note, result.is_error)
         return ToolResult(result.call_id, result.name, f"{note}\n{result.content}", result.is_error)
+
+    async def judge_tool_output(self, result: ToolResult) -> ToolResult | None:
+        """Ask the cheapest model whether an untrusted result the rules passed addresses an AI.
+
+        One side call (within the token budget, never failing the turn),
+        recorded as ``guard.judged`` with its usage and cost; a yes is acted on
+        like a flag from the rules. See :mod:`tether.controls.guards.judge`.
+        """
+        # imported here: the guards package builds its detector on import
+        from tether.controls.guards.judge import (
+            MAX_ANSWER_TOKENS,
+            JudgeVerdict,
+            judge_request,
+            verdict_of,
+        )
+
+        policy = self.agent.guard
+        assert policy is not None
+        caller = self.caller
+        model = self.svc.models[cheapest(self.svc.models, caller.prices)]
+        request = judge_request(result.content, max_chars=policy.judge_max_chars)
+        try:
+            async with asyncio.timeout(policy.judge_timeout):
+                response = await caller.side_call(model, request, min_output=MAX_ANSWER_TOKENS)
+        except TimeoutError:
+            response = "timeout"
+        except Exception as exc:  # a broken judge must not fail the turn: the rules already ran
+            log.warning("session %s: the guard's judge failed: %r", self.state.session_id, exc)
+            response = f"error: {type(exc).__name__}: {exc}"
+        if isinstance(response, str):
+            verdict = JudgeVerdict("unknown", response[:200], model.name)
+        else:
+            verdict = verdict_of(response)
+        data: dict[str, Any] = {"tool": result.name, "call_id": result.call_id}
+        data |= {"verdict": verdict.verdict, "reason": verdict.reason, "model": verdict.model}
+        usage = None if isinstance(response, str) else response.usage
+        if usage is not None:
+            price = caller.price_of(verdict.model)
+            data["cost"] = 0.0 if price is None else price.cost(usage)
+        self.journal.emit(EventType.GUARD_JUDGED, data, usage)
+        if not verdict.flagged:
+            return None
+        return self.guard_tool_output(result, verdict)
 
     def finish(
         self, run: ToolRun, ms: float = 0.0, *, untrusted: bool = False, raw: str | None = None

@@ -76,6 +76,11 @@ Event types (``Event.type``) and their ``data``:
                        done), ``text`` (what the model wrote): the answer
                        said something was done that no tool did this turn;
                        the user read an honest sentence instead
+``guard.judged``       ``tool``, ``call_id``, ``verdict`` (``injection``,
+                       ``clean``, ``unknown``), ``reason``, ``model``,
+                       ``cost``; ``usage`` set: the model judge's opinion
+                       on an untrusted result the rules let through
+                       (``GuardPolicy(judge="tool")``)
 ``context.set``        ``values``: context variables the caller passed
                        (``Runtime.run(context=...)``), shown to the model in
                        a delimited data block, never in the system prompt
@@ -142,6 +147,7 @@ class EventType(StrEnum):
     OUTPUT_REASK = "output.reask"
     CONTEXT_SET = "context.set"
     GUARD_FLAGGED = "guard.flagged"
+    GUARD_JUDGED = "guard.judged"
     UNSUPPORTED_CLAIM = "answer.unsupported_claim"
 
 
