@@ -107,7 +107,7 @@ def _agent(delay: float = 0.0) -> Agent:
         # for a person's approval (Tether would, by default; that is a pause, not
         # runtime overhead), and no message is scanned for prompt injection (none
         # of them scans; the detector's own cost, ~0.1 ms for a short message and
-        # 0.85 ms per KB, is measured by bench/guard.py).
+        # its cost per KB is measured by bench/guard.py).
         approval=ApprovalPolicy(enabled=False),
         guard=None,
     )
