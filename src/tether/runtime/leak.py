@@ -3,9 +3,10 @@
 Every system prompt ends with a canary line: a token derived from a secret of
 the runtime and the agent's name and version. A final answer that contains
 the canary, or repeats a long stretch of the agent's instructions word for
-word (:data:`MIN_RUN` characters not counting spaces), is withheld: the user reads :data:`WITHHELD` instead, an ``answer.withheld``
-event records why, and a warning is logged. The explanation the model
-gives with an approval request passes the same check.
+word (:data:`MIN_RUN` characters not counting spaces), is withheld: the
+user reads :data:`WITHHELD` instead, an ``answer.withheld`` event records
+why, and a warning is logged. The explanation the model gives with an
+approval request passes the same check.
 
 Both sides are compared in one normal form (:func:`tether.spec.text.squash`):
 Unicode compatibility forms folded, case folded, and every invisible
