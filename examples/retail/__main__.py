@@ -98,7 +98,8 @@ def demo_info() -> None:
         f"What's the status of my order {d['pending_order']}?\"\n"
         f"  \"I'd like to return the running shoes from order {d['delivered_order']}; "
         'please refund my gift card."\n'
-        f'  "Please cancel order {d["pending_order"]}, I no longer need it."'
+        f"  \"I'm {d['first_name']} {d['last_name']}, zip {d['zip']}. Please cancel my order "
+        f'{d["pending_order"]}, I no longer need it." (then answer yes or no)'
     )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import tether.providers
 from examples.retail.generate import HELP_ARTICLES, generate
 from examples.retail.shop import Shop
-from examples.retail.tools import TOOLS, check_order
+from examples.retail.tools import TOOLS, cancel_order, check_order
 from tether import Agent, Limits, Model, RetryPolicy
 
 __all__ = [
@@ -92,25 +92,34 @@ Conduct
 # took about 40 s per turn and called them out of order: an order lookup
 # before authenticating, an example email copied from a docstring. Asked to
 # authenticate first in a short prompt, it still went for the order lookup.
-# So it gets one read-only tool that authenticates and looks up in one call
-# (the tool enforces the check, not the prompt), a short brief, and
-# tool_choice="once": left to choose, it answered "What's the status of
-# order #W1024001?" with a made-up status instead of calling the tool; made
+# So it gets two tools that each authenticate and act in one call (the tools
+# enforce the checks, not the prompt): check_order looks an order up, and
+# cancel_order cancels a pending one, an irreversible write the runtime holds
+# for the customer's yes (the offline demo of oversight). It also gets a short
+# brief, and tool_choice="once": left to choose, it answered "What's the status
+# of order #W1024001?" with a made-up status instead of calling the tool; made
 # to call first and then left to choose, it asked a follow-up question ("And
 # what items are in it?") with the same lookup three times until the loop
-# stop ended the turn. "once" makes it look up, then answer.
-# Changes to the shop need a hosted model that can follow the policy.
+# stop ended the turn. "once" makes it call one tool, then answer.
+# Other changes need a hosted model that can follow the whole policy.
 LOCAL_INSTRUCTIONS = """\
 You are the support agent of an online shop. You know nothing about any
-order until check_order returns it: never guess a status. To answer a
-question about an order, call check_order with the customer's first name,
-last name, zip code and order id, then answer in one or two sentences from
-what it returned. If the customer did not give all four, ask for what is
-missing. You cannot change orders: for a cancellation, return, exchange or
-new address, say a colleague will help.
+order until a tool returns it: never guess. Both tools need the customer's
+first name, last name, zip code and order id.
+- To answer a question about an order, call check_order.
+- To cancel an order, call cancel_order with the reason the customer gave:
+  'no longer needed' or 'ordered by mistake'. Do not ask for a yes yourself:
+  the system asks the customer to confirm before the order is cancelled.
+Then answer in one or two sentences from what the tool returned, like these:
+- {"cancelled": true, ...}: "Your order #W0000000 is cancelled; ..."
+- "not done: the user declined ...": "As you asked, I have not cancelled
+  order #W0000000."
+- an error: "I could not cancel order #W0000000 because ...".
+You cannot make other changes: for a return, exchange or new address, say a
+colleague will help.
 """
 
-LOCAL_TOOLS = (check_order,)
+LOCAL_TOOLS = (check_order, cancel_order)
 
 
 def _only_local(models: Sequence[str | Model]) -> bool:
@@ -146,14 +155,15 @@ def build_agent(
 
     Defaults: :func:`default_shop_path` (read when the runtime opens the shop)
     and :func:`tether.providers.default_models` (read now). On a chain of only
-    local models the agent is the read-only variant (version ``1-local``:
-    :data:`LOCAL_INSTRUCTIONS`, :data:`LOCAL_TOOLS`); see the comment there.
+    local models the agent is the small variant (version ``2-local``:
+    :data:`LOCAL_INSTRUCTIONS`, :data:`LOCAL_TOOLS`: look up an order, cancel a
+    pending one after the customer's yes); see the comment there.
     """
     chain = tuple(models) if models is not None else tether.providers.default_models()
     local = _only_local(chain)
     return Agent(
         name="retail",
-        version="1-local" if local else "1",
+        version="2-local" if local else "1",
         description="Customer support for a retail shop: orders, returns, exchanges.",
         instructions=LOCAL_INSTRUCTIONS if local else INSTRUCTIONS,
         models=chain,

@@ -1,8 +1,11 @@
 """The retail agent's tools: look-ups, catalogue, help center, email and hand-off.
 
 The tools that change orders or profiles are in :mod:`examples.retail.actions`;
-:data:`TOOLS` lists all of them. Each tool receives the :class:`Shop` as
-``ctx.deps``. Docstrings are what the model reads: keep them exact.
+:data:`TOOLS` lists all of them. ``check_order`` and ``cancel_order`` are the
+small variant's (the embedded model's, see :mod:`examples.retail.agent`): each
+checks the customer's name and zip code, then looks up or cancels, in one call.
+Each tool receives the :class:`Shop` as ``ctx.deps``. Docstrings are what the
+model reads: keep them exact.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import math
 import operator
 import re
 from collections.abc import Callable
+from typing import Literal
 
 from examples.retail.actions import (
     cancel_pending_order,
@@ -29,6 +33,7 @@ from tether import Tool, ToolContext, ToolFailed, tool
 __all__ = [
     "TOOLS",
     "calculate",
+    "cancel_order",
     "check_order",
     "find_user_id_by_email",
     "find_user_id_by_name_zip",
@@ -97,6 +102,56 @@ def check_order(ctx: ToolContext, first_name: str, last_name: str, zip: str, ord
     """
     find_user_id_by_name_zip.fn(ctx, first_name, last_name, zip)
     return require_order(ctx, shop_of(ctx), order_id)
+
+
+# writes + irreversible: authenticates like check_order, then cancels exactly as
+# cancel_pending_order does (same checks, one transaction); the order cannot be reinstated.
+@tool(
+    writes=True,
+    irreversible=True,
+    summary=(
+        "cancel order {order_id} (reason: {reason}) for {first_name} {last_name}, zip {zip}; "
+        "the refund goes to the original payment method"
+    ),
+)
+def cancel_order(
+    ctx: ToolContext,
+    first_name: str,
+    last_name: str,
+    zip: str,
+    order_id: str,
+    reason: Literal["no longer needed", "ordered by mistake"],
+) -> JSON:
+    """Cancel one of the customer's pending orders, after checking their name and zip code.
+
+    Args:
+        first_name: The customer's first name.
+        last_name: The customer's last name.
+        zip: The zip code of the customer's address.
+        order_id: The order id, starting with '#W'.
+        reason: Why the customer cancels: "no longer needed" or "ordered by mistake".
+    """
+    try:
+        find_user_id_by_name_zip.fn(ctx, first_name, last_name, zip)
+        order = cancel_pending_order.fn(ctx, order_id, reason)
+    except ToolFailed as exc:
+        # The embedded model passes a refusal on word for word: let it say what failed.
+        shown = order_id.strip() if order_id.strip().startswith("#") else f"#{order_id.strip()}"
+        raise ToolFailed(f"Order {shown} could not be cancelled. {exc}") from None
+    user = shop_of(ctx).user(order["user_id"]) or {"payment_methods": {}}
+    refunds = []
+    for p in order["payment_history"]:
+        if p["transaction_type"] == "refund":
+            method = user["payment_methods"].get(p["payment_method_id"], {})
+            when = "at once" if method.get("source") == "gift_card" else "in 5 to 7 business days"
+            refunds.append(f"${p['amount']:.2f} goes back to {p['payment_method_id']} {when}")
+    # Short, with a sentence to pass on: the embedded model reads every token on a
+    # CPU, and given the whole order (or even its id and status) it often answered by
+    # repeating the customer's own message.
+    return {
+        "cancelled": True,
+        "message": f"Order {order['order_id']} is cancelled; " + "; ".join(refunds) + ".",
+    }
 
 
 # --- the authenticated user's data -----------------------------------------

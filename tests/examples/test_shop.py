@@ -224,5 +224,6 @@ def test_command_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo-info"])
     assert result.exit_code == 0, result.output
     assert f"I'm Ava Moreno, zip {DEMO['zip']}" in result.output
+    assert f"Please cancel my order {DEMO['pending_order']}" in result.output
     result = runner.invoke(app, ["export", "--db", str(tmp_path / "none.sqlite"), "-o", str(out)])
     assert result.exit_code != 0

@@ -461,14 +461,67 @@ async def test_check_order_authenticates_then_looks_up(demo_shop: Shop) -> None:
         )
 
 
-def test_the_local_variant_is_read_only_and_looks_up_once_per_turn() -> None:
+async def test_cancel_order_authenticates_then_cancels_a_pending_order(demo_shop: Shop) -> None:
+    # The local variant's write: who-are-you and cancel in one call, with the
+    # checks of cancel_pending_order; the shop changes, the answer is short.
+    from examples.retail.tools import cancel_order
+
+    ava = G["users"][AVA]
+    who = {
+        "first_name": ava["name"]["first_name"],
+        "last_name": ava["name"]["last_name"],
+        "zip": ava["address"]["zip"],
+    }
+    ctx = make_ctx(demo_shop)
+    before = demo_shop.export_json()
+    with pytest.raises(ToolFailed, match=r"could not be cancelled\. No user named"):
+        await cancel_order(
+            ctx, {**who, "zip": "00000", "order_id": PENDING, "reason": "no longer needed"}
+        )
+    with pytest.raises(ToolFailed) as refused:
+        await cancel_order(ctx, {**who, "order_id": DELIVERED, "reason": "ordered by mistake"})
+    assert str(refused.value) == (
+        f"Order {DELIVERED} could not be cancelled. Order {DELIVERED} is 'delivered'; only "
+        "pending orders can be cancelled."
+    )
+    with pytest.raises(ToolFailed, match="was not found among the orders"):
+        await cancel_order(ctx, {**who, "order_id": RAJ_ORDER, "reason": "no longer needed"})
+    with pytest.raises(pydantic.ValidationError):  # the schema offers only the two reasons
+        await cancel_order(ctx, {**who, "order_id": PENDING, "reason": "too expensive"})
+    assert demo_shop.export_json() == before  # every refusal left the shop as it was
+
+    paid = G["orders"][PENDING]["payment_history"][0]
+    result = await cancel_order(
+        ctx, {**who, "order_id": PENDING.removeprefix("#"), "reason": "no longer needed"}
+    )
+    assert result == {
+        "cancelled": True,
+        "message": f"Order {PENDING} is cancelled; ${paid['amount']:.2f} goes back to "
+        f"{paid['payment_method_id']} in 5 to 7 business days.",
+    }
+    order = demo_shop.order(PENDING) or {}
+    assert (order["status"], order["cancel_reason"]) == ("cancelled", "no longer needed")
+    assert order["payment_history"][-1] == {
+        "transaction_type": "refund",
+        "amount": paid["amount"],
+        "payment_method_id": paid["payment_method_id"],
+    }
+    with pytest.raises(ToolFailed, match="is 'cancelled'; only pending"):
+        await cancel_order(ctx, {**who, "order_id": PENDING, "reason": "no longer needed"})
+
+
+def test_the_local_variant_looks_up_or_cancels_once_per_turn() -> None:
     from examples.retail.agent import LOCAL_TOOLS, build_agent
+    from examples.retail.tools import cancel_order, check_order
 
     local = build_agent(models=("local",))
     hosted = build_agent(models=("anthropic:claude-sonnet-4-5", "anthropic:claude-haiku-4-5"))
-    assert (local.version, local.tool_choice) == ("1-local", "once")
+    assert (local.version, local.tool_choice) == ("2-local", "once")
     assert local.retry.max_retries == 0
     assert hosted.retry.max_retries == 3
-    assert local.tools == LOCAL_TOOLS
-    assert all(not t.risk.writes for t in local.tools)
+    assert local.tools == LOCAL_TOOLS == (check_order, cancel_order)
+    assert check_order.risk.names() == ("reads",)
+    # the one write is irreversible, so the runtime holds it for the customer's yes
+    assert (cancel_order.risk.writes, cancel_order.risk.irreversible) == (True, True)
+    assert not cancel_order.idempotent
     assert (hosted.version, hosted.tool_choice, hosted.tools) == ("1", "auto", TOOLS)

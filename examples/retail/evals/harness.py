@@ -1,8 +1,8 @@
 """What `tether eval examples/retail/evals` runs the cases against.
 
 - :func:`agent`: the full retail agent (its policy and all 18 tools); on a
-  live run with only local models, the read-only variant the embedded model
-  gets (see ``examples/retail/agent.py``).
+  live run with only local models, the small variant the embedded model
+  gets (look up an order, cancel a pending one; see ``examples/retail/agent.py``).
 - :class:`ShopEnvironment`: a fresh in-memory copy of a shop for every case,
   and its snapshot (products, users, orders and the outbox of sent emails)
   for ``db-state`` and ``no-writes``. ``state: {shop: tau2}`` (the default)

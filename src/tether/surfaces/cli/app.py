@@ -4,8 +4,9 @@ Commands: ``chat``, ``run``, ``resume``, ``sessions list``, ``sessions show``,
 ``approvals list``, ``approvals approve``, ``approvals deny``, and in their
 own modules ``cost``, ``eval``, ``redteam``, ``audit`` and ``guard``.
 Every command reads the store from ``--db`` or ``TETHER_DATABASE_URL``
-(default: SQLite under ``~/.tether``). Errors print one actionable line
-and exit with status 2 (usage) or 1 (the turn failed).
+(default: SQLite under ``$TETHER_HOME``, ``~/.tether``). Errors print one
+actionable line and exit with status 2 (usage: a bad agent, file, option or
+setting) or 1 (the turn failed; or a bug, see :mod:`tether.surfaces.cli.errors`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import sys
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.text import Text
+from sqlalchemy.engine import make_url
 
 from tether.exceptions import ConfigError, RunError, TetherError
 from tether.providers.registry import PROVIDERS
@@ -28,7 +31,8 @@ from tether.runtime import Runtime, Session, TurnResult
 from tether.spec.agent import Agent
 from tether.spec.events import EventType
 from tether.spec.principal import Principal
-from tether.store import open_breakers, open_store
+from tether.store import SQLStore, open_breakers, open_store, resolve_url
+from tether.surfaces.cli.errors import GuardedGroup, one_line, report
 from tether.surfaces.cli.render import (
     LiveTurnPrinter,
     SafeConsole,
@@ -42,6 +46,7 @@ from tether.surfaces.logs import configure_logging
 __all__ = ["app", "main"]
 
 app = typer.Typer(
+    cls=GuardedGroup,
     name="tether",
     help="Run tool-using LLM agents with durable sessions.",
     no_args_is_help=True,
@@ -71,7 +76,8 @@ ModelOption = Annotated[
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(Text(f"error: {message}", style="bold red"))
+    """Print ``message`` as one line on stderr; the exit to raise (status ``code``)."""
+    err.print(Text(f"error: {one_line(message)}", style="bold red"), soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -121,22 +127,94 @@ def _agent(ref: str, model: str | None) -> Agent:
     try:
         agent = load_agent(ref)
         chain = model_chain(model)
+        return agent.with_models(chain) if chain else agent
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    return agent.with_models(chain) if chain else agent
+
+
+def _store_origin(db: str | None) -> str:
+    """Where the store's location comes from, for error messages."""
+    if db:
+        return "--db"
+    for name in ("TETHER_DATABASE_URL", "TETHER_HOME"):
+        if os.environ.get(name):
+            return name
+    return "the default store (~/.tether)"
+
+
+def _check_store_path(origin: str, db: str | None) -> None:
+    """Refuse, with the setting to fix, a SQLite store whose file cannot be made:
+    its folder is a file (``TETHER_HOME`` pointing to one) or it is a folder."""
+    if origin == "TETHER_HOME":
+        home = os.environ["TETHER_HOME"]
+        try:
+            folder = Path(home).expanduser()
+        except RuntimeError:  # ~user of no known user
+            raise ConfigError(f"TETHER_HOME={home}: cannot expand its ~") from None
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(
+                f"TETHER_HOME={home} is not a folder: point it at a folder (it is created "
+                "if missing), or unset it"
+            )
+    url = make_url(resolve_url(db))  # an invalid URL: ConfigError, from resolve_url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    path = Path(url.database).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"{origin}: {path} is a folder; give the path of a database file")
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ConfigError(
+            f"{origin}: {above} is a file, so the database {path} cannot be made under it"
+        )
+
+
+async def _open_store(db: str | None) -> SQLStore:
+    """The store at ``db`` (or ``$TETHER_DATABASE_URL``, or under ``$TETHER_HOME``);
+    a setting that cannot work is a :class:`ConfigError` naming it."""
+    origin = _store_origin(db)
+    try:
+        _check_store_path(origin, db)
+        return await open_store(db)
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(
+            message if message.startswith(origin) else f"{origin}: {message}"
+        ) from None
+    except OSError as exc:
+        if isinstance(exc, TetherError):  # StoreUnavailable is also a ConnectionError
+            raise
+        raise ConfigError(
+            f"{origin}: cannot open the database: {exc.strerror or exc}"
+            + (f" ({exc.filename})" if exc.filename else "")
+        ) from None
 
 
 async def _runtime(db: str | None) -> Runtime:
     """A runtime on the store at ``db`` (or the default), with breakers shared
     through Redis when ``TETHER_REDIS_URL`` is set."""
 
-    store = await open_store(db)
+    store = await _open_store(db)
     try:
-        breakers = await open_breakers()
+        try:
+            breakers = await open_breakers()
+        except ConfigError as exc:
+            raise _setting("TETHER_REDIS_URL", exc) from None
+        try:
+            return Runtime(store=store, breakers=breakers)
+        except ConfigError as exc:  # the price table
+            raise _setting("TETHER_PRICES", exc) from None
     except BaseException:
         await store.aclose()
         raise
-    return Runtime(store=store, breakers=breakers)
+
+
+def _setting(name: str, exc: ConfigError) -> ConfigError:
+    """``exc`` naming the environment variable ``name`` when that is where it comes from."""
+    message = str(exc)
+    if os.environ.get(name) and name not in message:
+        message = f"{name}: {message}"
+    return ConfigError(message)
 
 
 def _result_json(result: TurnResult) -> dict[str, Any]:
@@ -187,7 +265,14 @@ def _print_answer(result: TurnResult, printer: LiveTurnPrinter | None) -> None:
 def _setup(
     log_level: Annotated[str, typer.Option(help="Log level for stderr.")] = "WARNING",
 ) -> None:
-    configure_logging(log_level)
+    try:
+        configure_logging(log_level)
+    except ValueError:
+        env = os.environ.get("TETHER_LOG_LEVEL")
+        given = f"TETHER_LOG_LEVEL={env}" if env else f"--log-level {log_level}"
+        raise _fail(
+            f"{given} is not a log level: use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        ) from None
 
 
 TenantOption = Annotated[
@@ -240,7 +325,7 @@ def run(
 
     result = _run_async(go, current)
     if as_json:
-        sys.stdout.write(json.dumps(_result_json(result), ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(_result_json(result), ensure_ascii=True) + "\n")
     else:
         _print_answer(result, printer)
     if not as_json:
@@ -363,7 +448,7 @@ def resume(
     current: list[Session] = []
     result = _run_async(go, current)
     if as_json:
-        sys.stdout.write(json.dumps(_result_json(result), ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(_result_json(result), ensure_ascii=True) + "\n")
     else:
         _print_answer(result, printer)
     if result.error:
@@ -383,7 +468,7 @@ def sessions_list(
     """List stored sessions, newest first."""
 
     async def go() -> list[Any]:
-        store = await open_store(db)
+        store = await _open_store(db)
         try:
             return await store.list_sessions(limit=limit, status=status, agent=agent)
         finally:
@@ -406,7 +491,7 @@ def sessions_show(
     """Show a session's timeline: every event, with tokens and timing."""
 
     async def go() -> tuple[Any, list[Any]]:
-        store = await open_store(db)
+        store = await _open_store(db)
         try:
             return await store.get(session_id), await store.events(session_id)
         finally:
@@ -415,14 +500,17 @@ def sessions_show(
     record, events = _run_async(go)
     if as_json:
         payload = {"session": asdict(record), "events": [e.to_dict() for e in events]}
-        sys.stdout.write(json.dumps(payload, default=str, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(payload, default=str, ensure_ascii=True) + "\n")
     else:
         out.print(timeline_table(record, events))
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: never a traceback (see :mod:`tether.surfaces.cli.errors`)."""
+    try:
+        app()
+    except Exception as exc:  # escaped the group itself (argument parsing...)
+        sys.exit(report(exc))
 
 
 def _session_of(approval_id: str) -> str:
@@ -462,7 +550,7 @@ def approvals_list(
                     }
                     for p in pending
                 ],
-                ensure_ascii=False,
+                ensure_ascii=True,
             )
             + "\n"
         )
@@ -480,24 +568,53 @@ def _decide(
     roles: list[str],
     reason: str | None,
     agent_ref: str | None,
+    model: str | None,
     db: str | None,
 ) -> None:
+    """Decide ``approval_id``, then continue its session on the models it ran on.
+
+    The chain is ``model`` if given, else the one the session was created
+    with (its ``session.created`` event's ``models``) when those are specs
+    this command can build and differ from the loaded agent's own, else the
+    agent's own. A model that cannot be used (no API key, no model file) is
+    refused before anything is recorded: the session still waits.
+    """
     session_id = _session_of(approval_id)
+    try:
+        override = model_chain(model)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
     printer = LiveTurnPrinter(err)
 
     async def go() -> TurnResult:
         async with await _runtime(db) as rt:
-            agent = await _session_agent(rt, session_id, agent_ref, None)
-            return await rt.decide(
-                agent,
-                session_id,
-                approval_id,
-                approve=approve,
-                by=by or f"cli:{os.environ.get('USER', 'unknown')}",
-                roles=set(roles),
-                reason=reason,
-                on_event=printer,
-            )
+            agent = await _session_agent(rt, session_id, agent_ref, model)
+            if override is None:
+                first = await rt.store.events(session_id)
+                ran_on = [str(m) for m in first[0].data.get("models") or []] if first else []
+                own = [m if isinstance(m, str) else m.name for m in agent.models]
+                buildable = all(m.partition(":")[0].lower() in PROVIDERS for m in ran_on)
+                if ran_on and buildable and ran_on != own:
+                    agent = agent.with_models(ran_on)
+            try:
+                return await rt.decide(
+                    agent,
+                    session_id,
+                    approval_id,
+                    approve=approve,
+                    by=by or f"cli:{os.environ.get('USER', 'unknown')}",
+                    roles=set(roles),
+                    reason=reason,
+                    on_event=printer,
+                )
+            except ConfigError as exc:
+                pending = await rt.pending_approval(session_id)
+                if pending is None or pending.id != approval_id:
+                    raise
+                raise ConfigError(
+                    f"{exc} Nothing was run: approval {approval_id} still waits; decide it "
+                    "again once that is fixed, or on another model chain with --model."
+                ) from None
 
     result = _run_async(go)
     _print_answer(result, printer)
@@ -522,10 +639,17 @@ def approvals_approve(
     by: ByOption = None,
     role: RoleOption = [],  # noqa: B006 - typer reads the default, never mutates it
     agent_ref: AgentOption = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Model chain to continue on, as for run (default: the session's own).",
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Approve a waiting action: it runs (once) and the session continues."""
-    _decide(approval_id, True, by, role, None, agent_ref, db)
+    _decide(approval_id, True, by, role, None, agent_ref, model, db)
 
 
 @approvals_app.command("deny")
@@ -535,7 +659,14 @@ def approvals_deny(
     by: ByOption = None,
     role: RoleOption = [],  # noqa: B006 - typer reads the default, never mutates it
     agent_ref: AgentOption = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Model chain to continue on, as for run (default: the session's own).",
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Deny a waiting action: it does not run, and the model is told why."""
-    _decide(approval_id, False, by, role, reason, agent_ref, db)
+    _decide(approval_id, False, by, role, reason, agent_ref, model, db)
