@@ -134,3 +134,16 @@ async def test_offers_questions_and_negations_pass() -> None:
             result = await rt.run(agent(model, get_order), "status of #W1")
         assert result.output == text
         assert claims(result) == []
+
+
+def test_idioms_with_action_verbs_are_not_claims() -> None:
+    from tether.runtime.claims import unsupported_claims
+
+    for text in [
+        "You changed your mind, so nothing happens.",
+        "The user declined it (changed my mind).",
+        "They sent their regards.",
+    ]:
+        assert unsupported_claims(text, []) == [], text
+    # the idiom does not hide a real claim in the same sentence
+    assert unsupported_claims("You changed your mind, so I cancelled the order.", [])

@@ -201,6 +201,12 @@ def _fast_fold(text: str) -> str:
 
 
 _QUOTED = re.compile(r'"[^"\n]{0,400}"|“[^”\n]{0,400}”|„[^“”\n]{0,400}[“”]|«[^»\n]{0,400}»')
+# Verbs of the lexicon in idioms that report no action: "changed my mind",
+# "changed their minds", "sent my regards". Blanked like quoted text.
+_IDIOMS = re.compile(
+    r"\b(?:chang(?:ed|e)|chang(?:ing))\s+(?:my|your|his|her|their|our|one's)\s+minds?\b"
+    r"|\bsent\s+(?:my|our|his|her|their)\s+(?:regards|love|best|thanks|condolences)\b"
+)
 # a full stop ends a sentence unless it ends an abbreviation ("order no. 12")
 _SENTENCE_END = re.compile(
     r"(?:[!?…]|\.(?<!\bno\.)(?<!\bnr\.)(?<!\bvs\.)(?<!\bca\.)(?<!\bref\.)(?<!\bapprox\.)"
@@ -353,6 +359,7 @@ def _find(text: str, support: _Support) -> list[_Claim]:
     display = _display(text)
     folded, where = _fold(display)
     folded = _QUOTED.sub(lambda m: " " * len(m.group()), folded)
+    folded = _IDIOMS.sub(lambda m: " " * len(m.group()), folded)
     ends = _SENTENCE_END.finditer(folded)
     claims: list[_Claim] = []
     sentence_start, last_agentive = 0, -1
