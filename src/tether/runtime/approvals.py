@@ -359,7 +359,8 @@ class PendingApproval:
 
     def question(self) -> str:
         """What the user is asked (``user`` mode) or told (``operator`` mode), warning included."""
-        warning = _sentence(self.warning) if self.warning not in self.summary else ""
+        # Always said, even if an argument repeats its words: a value cannot remove it.
+        warning = _sentence(self.warning) if self.warning else ""
         if self.mode == "operator":
             ask = f"This action is waiting for review by an operator: {self.summary}"
             return f"{_sentence(ask)} {warning}" if warning else ask

@@ -358,6 +358,7 @@ def _find(text: str, support: _Support) -> list[_Claim]:
     """The claims of ``text`` whose verb alone no tool in ``support`` backs."""
     display = _display(text)
     folded, where = _fold(display)
+    folded = folded.replace("_", " ")  # markdown emphasis (_cancelled_) is not a word character
     folded = _QUOTED.sub(lambda m: " " * len(m.group()), folded)
     folded = _IDIOMS.sub(lambda m: " " * len(m.group()), folded)
     ends = _SENTENCE_END.finditer(folded)

@@ -72,8 +72,12 @@ def split_point(messages: Sequence[Message], keep_turns: int) -> int | None:
     return cut
 
 
-def digest(messages: Sequence[Message]) -> list[str]:
-    """One line per tool call in ``messages``: name, arguments, and the start of the result."""
+def digest(messages: Sequence[Message], untrusted: frozenset[str] = frozenset()) -> list[str]:
+    """One line per tool call in ``messages``: name, arguments, and the start of the result.
+
+    Results of ``untrusted`` tools are not quoted (the summary is not
+    spotlighted, so text from outside must not ride in it): only their size.
+    """
     results: dict[str, tuple[str, bool]] = {}
     for m in messages:
         for r in m.results:
@@ -87,7 +91,9 @@ def digest(messages: Sequence[Message]) -> list[str]:
             args = json.dumps(c.arguments, ensure_ascii=False, sort_keys=True)
             content, is_error = results.get(c.id, ("(no result)", False))
             flat = " ".join(content.split())
-            if len(flat) > _RESULT_CHARS:
+            if c.name in untrusted:
+                flat = f"[{len(content):,} characters of untrusted content, not quoted]"
+            elif len(flat) > _RESULT_CHARS:
                 flat = flat[:_RESULT_CHARS] + "..."
             lines.append(f"{c.name}({args}) -> {'ERROR: ' if is_error else ''}{flat}")
     return lines[-_MAX_DIGEST:]

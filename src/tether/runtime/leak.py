@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 
 from tether.spec.text import squash
 
@@ -35,6 +36,7 @@ __all__ = ["MIN_RUN", "WITHHELD", "canary_for", "canary_line", "prompt_leak"]
 #: characters of the instructions (spaces not counted) repeated verbatim that count as a leak
 MIN_RUN = 80
 _STEP = 20
+_SEPARATORS = re.compile(r"[\W_]+")
 WITHHELD = (
     "I can't share that: it is part of my configuration. "
     "Is there something else I can help you with?"
@@ -66,6 +68,9 @@ def prompt_leak(text: str, instructions: str, canary: str) -> str | None:
     said = squash(text)
     if canary and squash(canary) in said:
         return "canary"
+    digits = canary.rsplit("-", 1)[-1].lower()
+    if len(digits) >= 12 and digits in _SEPARATORS.sub("", said):
+        return "canary"  # its token alone, or grouped, or with another hyphen
     secret = _secret(instructions)
     if len(said) < MIN_RUN or len(secret) < MIN_RUN:
         return None

@@ -49,6 +49,7 @@ import hashlib
 import json
 import re
 import unicodedata
+import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -56,7 +57,7 @@ from typing import Any
 from tether.runtime.state import SessionState
 from tether.spec.agent import Agent
 from tether.spec.messages import Message, ToolResult
-from tether.spec.text import fold, invisible, strip_invisible
+from tether.spec.text import CONFUSABLES, fold, invisible, strip_invisible
 from tether.spec.tools import Tool
 
 __all__ = [
@@ -79,7 +80,13 @@ _OPEN = "<untrusted-data"
 _CLOSE = "</untrusted-data"
 _NEUTRAL = "[marker removed]"
 # A marker as a model might read it: any case, optional slash, spaces, dashes.
-_MARKER = re.compile(r"<\s*/?\s*untrusted[\s\-_\u2010-\u2015\u2212\ufe63]*data", re.IGNORECASE)
+_LT = r"(?:<|&lt;?|&#0*60;?|&#x0*3c;?|\\u003c|\\x3c|%3c)"
+_SLASH = r"(?:/|\\/|&#0*47;?|&#x0*2f;?|\\u002f|%2f)"
+# One optional slash between the two space runs, so the match is linear (a
+# '<' before 50,000 spaces does not backtrack).
+_MARKER = re.compile(
+    rf"{_LT}\s*(?:{_SLASH}\s*)?untrusted[\s\-_\u2010-\u2015\u2212\ufe63]*data", re.IGNORECASE
+)
 
 
 def marker_for(secret: bytes, session_id: str) -> str:
@@ -97,14 +104,14 @@ def neutralise_markers(text: str) -> str:
     if text.isascii():
         return _MARKER.sub(_NEUTRAL, text) if "untrusted" in text.lower() else text
     probe = unicodedata.normalize("NFKC", strip_invisible(text)).casefold()
-    if "untrusted" not in probe:
+    if "untrusted" not in probe.translate(CONFUSABLES):
         return text
     chars: list[str] = []
     origin: list[int] = []
     for i, ch in enumerate(text):
         if invisible(ch):
             continue
-        for c in unicodedata.normalize("NFKC", ch).casefold():
+        for c in unicodedata.normalize("NFKC", ch).casefold().translate(CONFUSABLES):
             chars.append(c)
             origin.append(i)
     folded = "".join(chars)
@@ -267,7 +274,7 @@ def taint_gate(
 
 _URL = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]*://|www\.)[^\s<>\"'`()\[\]{}]+")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_HOST = re.compile(r"(?i)(?<![\w@.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}(?![\w-])")
+_HOST = re.compile(r"(?<![\w.-])(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,}(?![\w-])")
 _LONG_NUMBER = re.compile(r"(?<![\w])\+?\d(?:[\d \-./]*\d){5,}(?![\w])")
 _DIGITS_ONLY = re.compile(r"[\d.,]+")
 
@@ -289,23 +296,26 @@ def _contains(hay: str, needle: str) -> bool:
     return needle in hay
 
 
-def _leaves(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """(path, text) of each significant scalar in an argument value."""
+def _leaves(value: Any, path: str, *, short: bool = False) -> Iterator[tuple[str, str]]:
+    """(path, text) of each significant scalar in an argument value (``short``: every one)."""
     if isinstance(value, dict):
         for k, v in value.items():
-            yield from _leaves(v, f"{path}.{k}" if path else str(k))
+            where = f"{path}.{k}" if path else str(k)
+            if _significant(fold(str(k))):
+                yield f"{where} (key)", str(k)  # a key is a value the model chose too
+            yield from _leaves(v, where, short=short)
     elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
-            yield from _leaves(v, f"{path}[{i}]")
+            yield from _leaves(v, f"{path}[{i}]", short=short)
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, (int, float)):
         text = f"{value:.2f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
-        if sum(c.isdigit() for c in text) >= 3:
+        if short or sum(c.isdigit() for c in text) >= 3:
             yield path, text
     else:
         text = str(value)
-        if _significant(fold(text)):
+        if (short and text.strip()) or _significant(fold(text)):
             yield path, text
 
 
@@ -319,14 +329,51 @@ def _atoms(text: str) -> list[str]:
     atoms = [text]
     if len(text) < 8:
         return atoms
+    text = text.translate(_DOTS)
+    found: list[str] = []
     for pattern in (_URL, _EMAIL, _HOST, _LONG_NUMBER):
         for m in pattern.finditer(text):
             atom = m.group(0).rstrip(".,;:!?")
-            candidates = [atom, *_parents(atom)] if pattern is _HOST else [atom]
-            for a in candidates:
-                if a not in atoms and _significant(fold(a)):
-                    atoms.append(a)
+            found.append(atom)
+            if pattern is _URL:
+                found.extend(_hosts_of_url(atom))
+            elif pattern is _EMAIL:
+                found.extend(_host_forms(atom.rsplit("@", 1)[1]))
+            elif pattern is _HOST:
+                found.extend(_host_forms(atom)[1:])
+    for a in found:
+        if a not in atoms and _significant(fold(a)):
+            atoms.append(a)
     return atoms
+
+
+_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+
+
+def _hosts_of_url(url: str) -> list[str]:
+    """The host of ``url`` as a browser reads it (after any ``user@``), in every form."""
+    try:
+        host = urllib.parse.urlsplit(url if "://" in url else f"http://{url}").hostname
+    except ValueError:
+        return []
+    return _host_forms(host) if host else []
+
+
+def _host_forms(host: str) -> list[str]:
+    """``host``, its punycode or Unicode twin, and the domains it sits under."""
+    host = host.rstrip(".").lower()
+    forms = [host]
+    try:
+        twin = host.encode("idna").decode("ascii") if not host.isascii() else ""
+        if host.isascii() and "xn--" in host:
+            twin = host.encode("ascii").decode("idna")
+    except UnicodeError:
+        twin = ""
+    if twin and twin != host:
+        forms.append(twin)
+    for h in list(forms):
+        forms.extend(_parents(h))
+    return forms
 
 
 # Second-level labels under which anyone can register a name (``co.uk``): never a
@@ -374,6 +421,17 @@ def _compact(folded: str) -> str:
     return _SEPARATORS.sub("", folded)
 
 
+@functools.lru_cache(maxsize=256)
+def _unescaped(text: str) -> str:
+    """``text`` with JSON escapes decoded (``\\u00e9`` read as the letter), if it has any."""
+    if "\\u" not in text and "\\/" not in text:
+        return ""
+    try:
+        return json.dumps(json.loads(text), ensure_ascii=False)
+    except ValueError:
+        return ""
+
+
 @functools.lru_cache(maxsize=512)
 def _compact_text(text: str) -> str:
     return _compact(_folded(text))
@@ -397,6 +455,9 @@ class Sources:
             trusted.append((agent.instructions, -1, ""))
         if st.context:
             trusted.append((json.dumps(st.context, ensure_ascii=False, default=str), -1, ""))
+        for t in agent.tools:  # the developer's words: enum choices, defaults
+            trusted.append((json.dumps(t.parameters, ensure_ascii=False), -1, ""))
+        judged = {(name, position) for name, _, position in st.untrusted}
         asked: dict[str, str] = {}  # call id -> its arguments, as text
         for position, m in enumerate(st.messages):
             if m.role == "assistant":
@@ -408,8 +469,10 @@ class Sources:
             elif m.role == "tool":
                 for r in m.results:
                     tool = tools.get(r.name)
-                    if r.is_error:
-                        continue  # errors echo their arguments: no proof of anything
+                    if r.is_error or r.content.startswith("not done:"):
+                        continue  # errors and declines echo their arguments: no proof
+                    if (r.name, position) in judged and (tool is None or not tool.trusted_fields):
+                        continue  # the detector found instructions in it (an undeclared read)
                     if tool is None or not tool.untrusted_output:
                         trusted.append((r.content, position, asked.get(r.call_id, "")))
                     elif tool.trusted_fields:
@@ -427,7 +490,7 @@ class Sources:
     def _first_untrusted(self, atom: str) -> tuple[str, str, int] | None:
         """(source, ``exact``/``normalised``, position) of the first untrusted copy of ``atom``."""
         for name, content, position in self.untrusted:
-            how = _match(atom, content)
+            how = _match(atom, content) or _match(atom, _unescaped(content))
             if how is not None:
                 return name, how, position
         return None
@@ -459,9 +522,13 @@ class Sources:
         return found
 
     def untraced(self, arguments: Mapping[str, Any]) -> list[str]:
-        """Paths of argument values not traced to a trusted source (planted or composed)."""
+        """Paths of argument values not traced to a trusted source (planted or composed).
+
+        Short values count here (an order ``#W9`` or an amount ``80`` copied
+        from a page must not pass as the user's).
+        """
         out: list[str] = []
-        for path, text in _leaves(arguments, ""):
+        for path, text in _leaves(arguments, "", short=True):
             first = self._first_untrusted(text)
             if not self._trusted_before(text, None if first is None else first[2]):
                 out.append(path)

@@ -10,6 +10,7 @@ methods and its journal.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from tether.exceptions import ApprovalError, InvalidSessionState
@@ -62,7 +63,7 @@ def request_approval(turn: Turn, call: ToolCall, tool: Tool, *, tainted: bool = 
         data["flagged"] = flagged
         if flagged:
             found = "; ".join(
-                f"{f['arg']} = {f['value']!r} was copied "
+                f"{_arg_name(f['arg'])} = {f['value']!r} was copied "
                 f"{'word for word' if f['match'] == 'exact' else 'in another form'} "
                 f"from {f['source']}"
                 for f in flagged
@@ -74,6 +75,14 @@ def request_approval(turn: Turn, call: ToolCall, tool: Tool, *, tainted: bool = 
             )
     turn.journal.emit(EventType.APPROVAL_REQUESTED, data)
     turn.journal.status(SessionStatus.AWAITING_APPROVAL, f"{call.name} needs approval")
+
+
+_PLAIN_PATH = re.compile(r"[A-Za-z_][\w.\[\]]{0,80}(?: \(key\))?")
+
+
+def _arg_name(path: str) -> str:
+    """An argument path as the warning shows it: plain, or quoted when a key made it odd."""
+    return path if _PLAIN_PATH.fullmatch(path) else repr(path)
 
 
 def may_decide(turn: Turn, pending: dict[str, Any], by: Principal) -> str | None:

@@ -65,7 +65,7 @@ async def compress_context(turn: Turn) -> bool:
         turn.journal.emit(EventType.COMPRESSION_FAILED, {"reason": response})
         return False
     before = estimate_messages(st.messages)
-    calls = digest(old)
+    calls = digest(old, turn.svc.untrusted_tools)
     text = summary_message(response.message.text, st.vars, calls)
     after = estimate_messages([Message.user(text), *st.messages[cut:]])
     price = caller.price_of(response.model)
@@ -121,6 +121,8 @@ async def exhaust(turn: Turn) -> TurnResult:
     st = turn.state
     budget = turn.agent.budget
     partial = partial_answer(st.messages)
+    if partial:  # what the user reads passes the same checks as a final answer
+        partial = turn.withhold_claims(turn.withhold_leak(partial))
     notice = exhausted_notice(budget, st.usage.total_tokens)
     log.warning("session %s: token budget spent; the session ends", st.session_id)
     turn.journal.emit(
