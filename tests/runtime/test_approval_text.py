@@ -401,4 +401,4 @@ def test_a_summary_repeating_the_warning_cannot_remove_it() -> None:
     data["summary"] = f"{data['summary']}. {WARNING}"
     question = PendingApproval.from_event("s", data).question()
     assert question.count(WARNING) == 2
-    assert question.rstrip(". Reply yes or no").endswith(WARNING.rstrip("."))
+    assert question.removesuffix(" Reply yes or no.").endswith(f"{WARNING}.")
