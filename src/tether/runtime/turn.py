@@ -521,11 +521,11 @@ class Turn:
             if st.context_message is None:
                 st.context_message = context_block(st.context)
             request = replace(request, messages=(st.context_message, *request.messages))
-        if not svc.untrusted_tools or not st.untrusted:
+        if not st.untrusted:
             return request
         if self.marker is None:
             self.marker = marker_for(self.kit.spotlight_secret, st.session_id)
         messages = spotlight_messages(
-            request.messages, svc.untrusted_tools, self.marker, self.spotlit
+            request.messages, svc.untrusted_tools, self.marker, self.spotlit, st.untrusted_calls
         )
         return replace(request, messages=tuple(messages))
