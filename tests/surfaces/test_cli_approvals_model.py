@@ -162,3 +162,19 @@ def test_a_chain_that_is_not_specs_falls_back_to_the_agents_own(
     assert "#W7 cancelled" in out
     assert local == []
     cli_agent.CANCELLED.clear()
+
+
+def test_approvals_list_json_carries_provenance(tmp_path: Path) -> None:
+    from tether.surfaces.cli.app import app
+
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    runner = CliRunner()
+    agent = "tests.surfaces.cli_agent:planted_agent"
+    ran = runner.invoke(app, ["run", agent, "-m", "what does note n1 say?", "--db", db])
+    assert ran.exit_code == 0, ran.output
+    listed = runner.invoke(app, ["approvals", "list", "--json", "--db", db])
+    assert listed.exit_code == 0, listed.output
+    (pending,) = json.loads(listed.output)
+    assert pending["tainted"] == ["read_note"]
+    assert [f["value"] for f in pending["flagged"]] == ["#W-PLANTED-991"]
+    assert "read_note" in pending["warning"]

@@ -547,6 +547,9 @@ def approvals_list(
                         "explanation": p.explanation,
                         "mode": p.mode,
                         "expires_at": p.expires_at,
+                        "tainted": list(p.tainted),
+                        "flagged": list(p.flagged),
+                        "warning": p.warning,
                     }
                     for p in pending
                 ],
