@@ -86,10 +86,20 @@ _DENIED: dict[str, dict[str, FunctionRisk]] = {
         "pg_background_*": _R,
         "cron.schedule*": _R,
         "cron.alter_job": _R,
-        # outside: other servers, the server's files
+        # extensions that run a query given as text, or read a table named in a string
+        "crosstab*": _R,
+        "connectby": _R,
+        "xpath_table": _R,
+        "get_raw_page": _R,
+        "heap_page_items": _R,
+        # outside: other servers, the server's files (and its configuration files)
         "dblink*": _O,
-        "pg_read_file": _O,
+        "pg_read_file*": _O,
         "pg_read_binary_file": _O,
+        "pg_hba_file_rules": _O,
+        "pg_ident_file_mappings": _O,
+        "pg_show_all_file_settings": _O,
+        "pg_export_snapshot": _O,
         "pg_ls_*": _O,
         "pg_stat_file": _O,
         "pg_file_*": _O,

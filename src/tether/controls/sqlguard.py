@@ -314,14 +314,65 @@ def _review_node(node: exp.Expr, policy: SqlPolicy, v: SqlVerdict) -> None:
         _review_function(node, policy, v)
 
 
+def _ident(node: exp.Expr | None) -> str:
+    """An identifier as the engine compares it: quoted keeps its case, bare is folded."""
+    if isinstance(node, exp.Identifier):
+        return node.name if node.quoted else node.name.lower()
+    return node.name.lower() if node is not None else ""
+
+
+def _table_name(t: exp.Table) -> str:
+    """The table ``t`` reads or writes as the allowlist sees it; ``""`` for a CTE's name.
+
+    A bare name is a CTE's only where that CTE is visible: in a ``WITH`` around
+    it, defined before the query that names it (or that CTE itself, when
+    recursive), and never as the target of a write. A schema-qualified name
+    is ``schema.table`` (list it that way to allow it); a quoted name keeps
+    its case (``"ORDERS"`` is not ``orders`` on PostgreSQL).
+    """
+    name = _ident(t.this)
+    if not name:
+        return ""
+    db, catalog = t.args.get("db"), t.args.get("catalog")
+    if not db and not catalog and _names_a_visible_cte(t, name):
+        return ""
+    return ".".join(x for x in (_ident(catalog), _ident(db), name) if x)
+
+
+def _names_a_visible_cte(t: exp.Table, name: str) -> bool:
+    node: exp.Expr = t
+    parent = t.parent
+    if isinstance(parent, exp.Schema):  # INSERT INTO t (cols): the target
+        node, parent = parent, parent.parent
+    if isinstance(parent, (exp.Insert, exp.Update, exp.Delete, exp.Merge)) and (
+        node.arg_key == "this"
+    ):
+        return False  # the target of a write is always a real table
+    inside: exp.Expr | None = None  # the CTE of the current WITH we are inside, if any
+    while parent is not None:
+        if isinstance(node, exp.CTE):
+            inside = node
+        with_ = parent.args.get("with_") or parent.args.get("with")
+        if isinstance(with_, exp.With):
+            ctes = list(with_.expressions)
+            limit = ctes.index(inside) if inside in ctes else len(ctes)
+            recursive = bool(with_.args.get("recursive"))
+            for i, cte in enumerate(ctes):
+                if _ident(cte.args.get("alias") and cte.args["alias"].this) != name:
+                    continue
+                if i < limit or (recursive and cte is inside):
+                    return True
+        node, parent = parent, parent.parent
+    return False
+
+
 def _review(stmt: exp.Expr, policy: SqlPolicy, v: SqlVerdict) -> None:
     if isinstance(stmt, exp.Command) or not isinstance(stmt, _STATEMENTS):
         _unreviewable(stmt, policy, v)
         return
     for node in stmt.walk():
         _review_node(node, policy, v)
-    ctes = {c.alias_or_name.lower() for c in stmt.find_all(exp.CTE)}
-    names = sorted({t.name.lower() for t in stmt.find_all(exp.Table)} - ctes - {""})
+    names = sorted({n for t in stmt.find_all(exp.Table) if (n := _table_name(t))})
     for name in names:
         if name not in v.tables:
             v.tables.append(name)
