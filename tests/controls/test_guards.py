@@ -434,7 +434,7 @@ def test_cli_scan_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "--source must be 'user' or 'tool'" in bad_source.stderr
     not_json = runner.invoke(app, ["guard", "scan", "-"], input="hello\n")
     assert not_json.exit_code == 2
-    assert "-:1: not JSON" in not_json.stderr
+    assert "-:1: not valid JSON" in not_json.stderr
     missing = runner.invoke(app, ["guard", "scan", str(tmp_path / "nope.jsonl")])
     assert missing.exit_code == 2
     assert "cannot read" in missing.stderr

@@ -224,12 +224,17 @@ def _same_number(text: str, value: int | float) -> bool:
         return False
 
 
+_HUGE_PRECISION = re.compile(r"\.\d{3,}")
+
+
 def _field(value: Any, spec: str) -> str | None:
     """A filled field: a number as its spec writes it (if exact), else the quoted literal."""
     if spec:
+        if _HUGE_PRECISION.search(spec):
+            return None  # '.100000f' would write a 100 KB summary: show the plain call
         try:
             formatted = format(value, spec)
-        except (TypeError, ValueError):
+        except Exception:  # TypeError, ValueError, OverflowError: a model's value may be anything
             return None  # a spec the value does not take: the template is unusable
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if number and _same_number(formatted, value):

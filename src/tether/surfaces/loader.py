@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import sys
 import sysconfig
 import traceback
@@ -160,8 +161,15 @@ def _import(module: str, attr: str, ref: str) -> Agent:
         ) from exc
     if callable(obj) and not isinstance(obj, Agent):
         obj = guard_factory(obj, what="agent factory", ref=ref)()
+        if inspect.iscoroutine(obj):
+            obj.close()  # never awaited: close it, so no warning follows the error line
+            raise AgentLoadError(
+                f"agent factory {ref!r} is async; make it a plain function that returns "
+                "the tether.Agent"
+            )
     if not isinstance(obj, Agent):
-        raise AgentLoadError(f"{ref!r} is a {type(obj).__name__}, not a tether.Agent")
+        what = "None" if obj is None else f"a {type(obj).__name__}"
+        raise AgentLoadError(f"{ref!r} is {what}, not a tether.Agent")
     return obj
 
 

@@ -21,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import sqlalchemy.exc
 import typer
 from rich.text import Text
 from sqlalchemy.engine import make_url
@@ -187,6 +188,12 @@ async def _open_store(db: str | None) -> SQLStore:
         raise ConfigError(
             f"{origin}: cannot open the database: {exc.strerror or exc}"
             + (f" ({exc.filename})" if exc.filename else "")
+        ) from None
+    except (ValueError, sqlalchemy.exc.DatabaseError) as exc:
+        # a URL the driver cannot read (a bad port, an unclosed '['), or a file that is
+        # not a database: the setting is wrong, nothing will change on retry
+        raise ConfigError(
+            f"{origin}: cannot open the database: {one_line(str(exc))[:300]}"
         ) from None
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import traceback
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,16 @@ _TETHER = Path(__file__).resolve().parents[2]  # the tether package
 _stderr = SafeConsole(stderr=True)
 
 
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def one_line(text: str) -> str:
     """``text`` on one line: every line break (``\\n``, ``\\r``, U+2028...) and the
     indentation after it become one space."""
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+    joined = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    # rich.Text drops some controls (BEL, BS, VT, FF) before any console escapes
+    # them: show them as escapes here so nothing is silently hidden
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", joined)
 
 
 def failure(exc: BaseException) -> tuple[str, int]:

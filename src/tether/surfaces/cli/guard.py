@@ -36,6 +36,7 @@ from tether.controls.sqlguard import SqlPolicy, review_sql
 from tether.exceptions import ConfigError
 from tether.surfaces.cli.app import _fail, app
 from tether.surfaces.cli.render import visible
+from tether.surfaces.jsonl import parse_jsonl
 
 __all__ = ["guard_app", "scan", "sql"]
 
@@ -154,14 +155,13 @@ def scan(
     text = _read(file)
     detector = InjectionDetector(thresholds={source: threshold} if threshold is not None else None)
     kind: Source = "user" if source == "user" else "tool"
-    # "\n" only: str.splitlines() also breaks at U+2028, U+0085... inside JSON strings
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip(" \t\r"):
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise _fail(f"{file}:{number}: not JSON ({exc.msg})") from None
+    # the shared reader: "\n" only (U+2028 inside strings is valid), a BOM skipped,
+    # depth and number size bounded, every problem one line with its line number
+    try:
+        rows = parse_jsonl(text, source=str(file))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    for number, row in rows:
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
             raise _fail(f'{file}:{number}: expected an object with a "text" string')
         result = detector.scan(row["text"], source=kind)

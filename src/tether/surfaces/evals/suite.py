@@ -108,6 +108,23 @@ def parse_cases(data: Any, *, source: str, defaults: dict[str, Any] | None = Non
     return cases
 
 
+class _NoAliases(yaml.SafeLoader):
+    """Safe YAML without anchors and aliases: a few lines of aliases can expand to
+    gigabytes (the "billion laughs"), and case files have no need for them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # reason: PyYAML is untyped
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in case files", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_NoAliases)
+
+
 def _read(path: Path, defaults: dict[str, Any]) -> list[Case]:
     text = read_text(path)
     if path.suffix == ".jsonl":
@@ -116,7 +133,7 @@ def _read(path: Path, defaults: dict[str, Any]) -> list[Case]:
             cases += parse_cases(data, source=f"{path}:{line_no}", defaults=defaults)
         return cases
     try:
-        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+        data = _yaml(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise ConfigError(f"{path}: cannot be parsed ({parse_error(exc)})") from None
     if data is None:
@@ -135,7 +152,7 @@ def load_suite(path: str | Path) -> Suite:
         conf = p / "suite.yaml"
         if conf.exists():
             try:
-                config = SuiteConfig.model_validate(yaml.safe_load(read_text(conf)) or {})
+                config = SuiteConfig.model_validate(_yaml(read_text(conf)) or {})
             except (ValidationError, yaml.YAMLError) as exc:
                 if isinstance(exc, ValidationError):
                     detail = problems(exc, root="(file)")
