@@ -52,4 +52,6 @@ def parse_jsonl(text: str, *, source: str) -> list[tuple[int, Any]]:
             ) from None
         except RecursionError:
             raise ConfigError(f"{source}:{number}: JSON nested too deeply") from None
+        except ValueError as exc:  # a number of more than 4,300 digits, and the like
+            raise ConfigError(f"{source}:{number}: not valid JSON ({exc})"[:300]) from None
     return records
