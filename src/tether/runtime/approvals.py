@@ -52,6 +52,7 @@ from tether.spec.tools import Tool
 __all__ = [
     "CLARIFY",
     "CLARIFY_SPEC",
+    "NOT_DONE",
     "ApprovalText",
     "PendingApproval",
     "describe",
@@ -63,6 +64,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger("tether.approvals")
+
+#: how the result of a call that did not run after its approval request starts
+#: (declined or expired): it echoes the call, so it proves and backs nothing
+NOT_DONE = "not done:"
 
 #: the built-in tool the model calls to ask the user a question
 CLARIFY = "clarify"

@@ -104,6 +104,7 @@ from tether.runtime._claims_words import (
     lexicon,
     words,
 )
+from tether.runtime.approvals import NOT_DONE
 from tether.spec.text import INVISIBLE_CLASS
 from tether.spec.tools import Tool
 
@@ -299,8 +300,6 @@ _DATED = re.compile(
     + words(DATED)
     + r")\b|\b(?:on|am|le|el|in|vor|hace)\s+\d|\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}/\d{1,2}\b"
 )
-#: the runtime's words for a call that did not run (a declined or expired approval)
-_NOT_DONE = "not done:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,7 +424,7 @@ def _tool_text(tool: Tool) -> str:
 
 def _ran(done: Sequence[Done]) -> list[Done]:
     """The calls in ``done`` that ran (not a declined or expired approval)."""
-    return [(t, r) for t, r in done if not r.lstrip().lower().startswith(_NOT_DONE)]
+    return [(t, r) for t, r in done if not r.lstrip().lower().startswith(NOT_DONE)]
 
 
 #: how much of each result is read for evidence (a look-up's status is near its start)

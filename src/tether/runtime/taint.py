@@ -54,6 +54,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tether.runtime.approvals import NOT_DONE
 from tether.runtime.state import SessionState
 from tether.spec.agent import Agent
 from tether.spec.messages import Message, ToolResult
@@ -475,7 +476,7 @@ class Sources:
             elif m.role == "tool":
                 for r in m.results:
                     tool = tools.get(r.name)
-                    if r.is_error or r.content.startswith("not done:"):
+                    if r.is_error or r.content.startswith(NOT_DONE):
                         continue  # errors and declines echo their arguments: no proof
                     if (r.name, position) in judged and (tool is None or not tool.trusted_fields):
                         continue  # the detector found instructions in it (an undeclared read)

@@ -469,6 +469,8 @@ class Turn:
         actions only, never as evidence (a planted page cannot say "your
         order is cancelled" for the agent). See :mod:`tether.runtime.claims`.
         """
+        if not unsupported_claims(text):  # no claim at all (most answers): no history walk
+            return text
         done = self.succeeded()
         claims = unsupported_claims(text, done)
         if not claims:
@@ -490,7 +492,7 @@ class Turn:
                 continue
             for r in m.results:
                 tool = tools.get(r.name)
-                if tool is None or r.is_error or r.content.startswith("not done:"):
+                if tool is None or r.is_error:  # declines are left out by the claims check
                     continue
                 done.append((tool, "" if tool.untrusted_output else r.content))
         return done

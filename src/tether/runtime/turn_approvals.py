@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from tether.exceptions import ApprovalError, InvalidSessionState
-from tether.runtime.approvals import PendingApproval, parse_reply, summarize
+from tether.runtime.approvals import NOT_DONE, PendingApproval, parse_reply, summarize
 from tether.runtime.execute import ToolRun
 from tether.runtime.result import TurnResult
 from tether.runtime.taint import Sources
@@ -162,7 +162,7 @@ async def decide(
                     ToolResult(
                         call.id,
                         call.name,
-                        f"not done: {whom} declined {pending['summary']}{why}. Do not do it; "
+                        f"{NOT_DONE} {whom} declined {pending['summary']}{why}. Do not do it; "
                         "tell the user, and ask what they would like instead.",
                     )
                 )
@@ -180,7 +180,7 @@ def expire(turn: Turn, pending: dict[str, Any], call: ToolCall, by: str) -> None
             ToolResult(
                 call.id,
                 call.name,
-                f"not done: the request to approve {pending['summary']} expired before "
+                f"{NOT_DONE} the request to approve {pending['summary']} expired before "
                 "anyone decided, so it did not run. Ask the user again if it is still wanted.",
             )
         )
