@@ -52,6 +52,7 @@ from tether.spec import (
 from tether.spec.approval import ApprovalPolicy, arguments_hash
 from tether.spec.events import SessionStatus
 from tether.spec.guard import GuardPolicy
+from tether.spec.health import HealthCheck
 from tether.spec.policy import BreakerPolicy, RetryPolicy
 from tether.spec.pricing import Price, PriceTable
 from tether.spec.principal import Principal
@@ -93,6 +94,7 @@ __all__ = [
     "Event",
     "EventType",
     "GuardPolicy",
+    "HealthCheck",
     "InjectionDetector",
     "InputRejected",
     "InvalidSessionState",

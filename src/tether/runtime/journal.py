@@ -29,6 +29,7 @@ from tether.spec.messages import Message, Usage
 
 if TYPE_CHECKING:
     from tether.controls.ratelimit import RateLimiter, Slots
+    from tether.runtime.bus import EventBus
 
 __all__ = ["EventSink", "Journal", "LeaseKeeper"]
 
@@ -116,6 +117,7 @@ class Journal:
 
     __slots__ = (
         "_append",
+        "bus",
         "cost0",
         "events",
         "lease",
@@ -145,8 +147,11 @@ class Journal:
         on_event: EventSink | None,
         stored: bool,
         limiter: RateLimiter | None = None,
+        bus: EventBus | None = None,
     ) -> None:
         self.store = store
+        #: where committed events (and streamed deltas) are published for listeners
+        self.bus = bus
         self.record = record
         self.state = state
         self.owner = owner
@@ -197,6 +202,13 @@ class Journal:
         self.events.append(ev)
         if self.sink is not None:
             self.sink(ev)
+        if self.bus is not None:
+            self.bus.publish(ev.session_id, (ev,))
+
+    def _published(self, batch: list[Event]) -> None:
+        """Listeners hear a batch only once the store holds it (a crash cannot undo it)."""
+        if self.bus is not None and batch:
+            self.bus.publish(self.record.id, batch)
 
     def check_lease(self) -> None:
         """Raise ``SessionConflict`` if the lease was lost (a renewal found another holder).
@@ -232,6 +244,7 @@ class Journal:
             # (a cache of the log) catches up at the next status change or the end.
             batch, self.pending = self.pending, []
             await append(rec.id, batch, owner=self.owner)
+            self._published(batch)
             return
         rec.status = st.status
         rec.step = st.step
@@ -245,6 +258,7 @@ class Journal:
             # dropped with it, so close() does not try to create it again.
             batch, self.pending = self.pending, []
             await self.store.create(rec, batch, owner=self.owner, lease_ttl=self.lease.ttl)
+            self._published(batch)
             self.stored = True
             self.row_status = rec.status
             if not release:
@@ -257,6 +271,7 @@ class Journal:
         await self.store.commit(
             rec, batch, owner=self.owner, lease_ttl=self.lease.ttl, release=release
         )
+        self._published(batch)
         self.row_status = rec.status
         self.released = release
 

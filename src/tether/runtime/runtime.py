@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import secrets
@@ -39,8 +40,9 @@ from tether.exceptions import (
 from tether.providers.registry import model_from_spec
 from tether.runtime import lease
 from tether.runtime.approvals import CLARIFY, CLARIFY_SPEC, PendingApproval
+from tether.runtime.bus import EventBus
 from tether.runtime.caller import AgentServices, ModelCaller
-from tether.runtime.calls import CallEnv
+from tether.runtime.calls import CallEnv, ChainAnswer, call_model_chain
 from tether.runtime.context import system_prompt
 from tether.runtime.deps import DepsCache
 from tether.runtime.execute import ToolEnv
@@ -56,7 +58,8 @@ from tether.runtime.turn import Turn, TurnKit
 from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType
 from tether.spec.guard import GuardPolicy
-from tether.spec.model import Model, ToolSpec
+from tether.spec.messages import Message
+from tether.spec.model import Model, ModelRequest, ToolSpec
 from tether.spec.pricing import Price, PriceTable, load_prices
 from tether.spec.principal import ANYONE, Principal
 
@@ -117,6 +120,9 @@ class Runtime:
       pool: a hung tool cannot starve the event loop's default executor).
     - ``max_session_deps``: per-session dependencies kept at once; the least
       recently used are closed beyond that.
+    - ``bus``: an :class:`~tether.runtime.bus.EventBus` that hears every
+      batch of events once it is committed, and every text delta (a server's
+      live streams; ``tether.store.RedisBus`` fans out across replicas).
     """
 
     def __init__(
@@ -136,6 +142,7 @@ class Runtime:
         detector: Detector | None = None,
         tool_workers: int = 32,
         max_session_deps: int = 1024,
+        bus: EventBus | None = None,
     ) -> None:
         if lease_ttl <= 0:
             raise ConfigError(f"lease_ttl must be positive, got {lease_ttl}")
@@ -155,6 +162,8 @@ class Runtime:
         self.prices = prices if prices is not None else load_prices()
         self._price_cache: dict[str, Price | None] = {}
         self.limiter = limiter
+        #: where each committed batch of events (and each text delta) is published
+        self.bus = bus
         self._detector = detector
         self.executor = ToolExecutor(max_workers=tool_workers)
         #: the key of the boundary markers around untrusted content (see runtime.taint)
@@ -358,6 +367,41 @@ class Runtime:
         state.status = record.status
         return state
 
+    async def probe(self, agent: Agent, message: str, *, max_tokens: int = 16) -> ChainAnswer:
+        """Ask ``agent``'s model chain ``message`` once, outside any session (a health check).
+
+        The agent's reliability layer applies (breakers, fallback, timeouts)
+        without retries, so a probe answers fast: the caller reads
+        ``index`` (0: the primary answered; more: a fallback did) and the
+        text. Nothing is stored. Raises
+        :class:`~tether.exceptions.ModelUnavailable` when no model answers.
+        """
+        if self._closing:
+            raise ShuttingDown("the runtime is shutting down")
+        svc = self._services_for(agent)
+        self._check_models(svc)
+        quick = dataclasses.replace(agent, retry=dataclasses.replace(agent.retry, max_retries=0))
+        env = CallEnv(
+            breakers=self.breakers,
+            sleep=self.sleep,
+            rng=self.rng,
+            emit=lambda _t, _d: None,
+            sink=lambda _e: None,
+            session_id=f"health:{agent.name}",
+            step=0,
+            clock=self.clock,
+            prepare=self._prepare_model,
+            prepared=self._prepared,
+        )
+        request = ModelRequest(
+            system=svc.system,
+            messages=(Message.user(message),),
+            tool_choice="none",
+            max_tokens=max_tokens,
+            temperature=0.0,
+        )
+        return await call_model_chain(svc.models, request, quick, env)
+
     # --- what a Session uses ----------------------------------------------
 
     @contextlib.asynccontextmanager
@@ -468,6 +512,7 @@ class Runtime:
                 on_event=on_event,
                 stored=False,
                 limiter=self.limiter,
+                bus=self.bus,
             )
             created: dict[str, Any] = {
                 "agent": agent.name,
@@ -492,6 +537,7 @@ class Runtime:
             on_event=on_event,
             stored=True,
             limiter=self.limiter,
+            bus=self.bus,
         )
         journal.state.status = record.status
         journal.start()

@@ -77,6 +77,30 @@ class Session:
 
     # turns ----------------------------------------------------------------
 
+    async def create(
+        self,
+        *,
+        context: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Store the new session now, before its first message (a server's ``POST /sessions``).
+
+        Records the principal, ``context`` and ``metadata`` and counts
+        against per-user session limits, as a first :meth:`send` would; the
+        session is ``idle`` and waits for a message. An id that exists
+        raises :class:`~tether.exceptions.SessionConflict` and stores nothing.
+        """
+        if self.created:
+            raise InvalidSessionState(f"session {self.id} exists already")
+        rt = self.rt
+        values = _storable(context, "context")
+        meta = _storable(metadata, "metadata")
+        async with rt.open_turn(self, "message", metadata=meta) as turn:
+            await rt.limit(turn.journal, new_session=True, new_message=False)
+            if values:
+                turn.journal.emit(EventType.CONTEXT_SET, {"values": values})
+            await turn.journal.commit(release=True)
+
     async def send(
         self,
         message: str,

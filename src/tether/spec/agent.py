@@ -8,6 +8,7 @@ an agent can be declared, imported and inspected without any API key.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from tether.exceptions import ConfigError
 from tether.spec.approval import ApprovalPolicy
 from tether.spec.budget import Budget
 from tether.spec.guard import GuardPolicy
+from tether.spec.health import HealthCheck
 from tether.spec.model import Model
 from tether.spec.policy import BreakerPolicy, RetryPolicy
 from tether.spec.tools import Tool
@@ -125,6 +127,8 @@ class Agent:
     - ``output_schema``: a JSON Schema (dict) or a pydantic model class the
       final answer must match (JSON); a mismatch is sent back to the model
       with the errors, at most ``output_retries`` times, then the turn fails.
+    - ``health``: the :class:`~tether.spec.health.HealthCheck` a readiness
+      probe sends through the model chain (``GET /readyz``, ``tether health``).
     """
 
     name: str
@@ -146,6 +150,7 @@ class Agent:
     output_schema: Any = None
     output_retries: int = 2
     guard: GuardPolicy | None = field(default_factory=lambda: GuardPolicy(user="warn"))
+    health: HealthCheck = field(default_factory=HealthCheck)
 
     def __post_init__(self) -> None:
         if self.output_retries < 0:
@@ -192,27 +197,7 @@ class Agent:
 
     def with_models(self, models: Sequence[ModelRef]) -> Agent:
         """A copy of this agent with another model chain (same name and version)."""
-        return Agent(
-            name=self.name,
-            instructions=self.instructions,
-            version=self.version,
-            description=self.description,
-            models=tuple(models),
-            tools=self.tools,
-            limits=self.limits,
-            deps=self.deps,
-            temperature=self.temperature,
-            tool_choice=self.tool_choice,
-            retry=self.retry,
-            breaker=self.breaker,
-            no_downgrade=self.no_downgrade,
-            approval=self.approval,
-            clarify=self.clarify,
-            budget=self.budget,
-            output_schema=self.output_schema,
-            output_retries=self.output_retries,
-            guard=self.guard,
-        )
+        return dataclasses.replace(self, models=tuple(models))
 
     @property
     def may_downgrade(self) -> bool:

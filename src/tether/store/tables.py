@@ -28,6 +28,8 @@ from tether.spec.messages import Usage
 
 __all__ = [
     "EVENT_COLUMNS",
+    "api_keys",
+    "idempotency",
     "SESSION_COLUMNS",
     "event_row",
     "events",
@@ -188,3 +190,36 @@ def row_record(row: Sequence[Any]) -> SessionRecord:
         cost=float(cost or 0.0),
         tenant_id=tenant_id,
     )
+
+
+#: the server's API keys (``tether.store.server``); the secret is stored as its SHA-256
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("user_id", sa.String(255), nullable=False),
+    sa.Column("tenant_id", sa.String(255), nullable=True),
+    sa.Column("roles", sa.Text, nullable=False),
+    sa.Column("scopes", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("revoked_at", sa.Double, nullable=True),
+    sa.Column("last_used_at", sa.Double, nullable=True),
+)
+
+#: the first outcome of each POST sent with an ``Idempotency-Key``
+idempotency = sa.Table(
+    "idempotency",
+    metadata,
+    sa.Column("owner", sa.String(255), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("session_id", sa.String(255), nullable=True),
+    sa.Column("first_seq", sa.Integer, nullable=True),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("body", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("done_at", sa.Double, nullable=True),
+    sa.Index("ix_idempotency_created", "created_at"),
+)

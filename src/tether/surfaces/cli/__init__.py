@@ -6,6 +6,7 @@ from tether.surfaces.cli import (
     evals,  # noqa: F401 - registers `tether eval`
     guard,  # noqa: F401 - registers `tether guard`
     redteam,  # noqa: F401 - registers `tether redteam`
+    serve,  # noqa: F401 - registers `tether serve`, `tether keys`, `tether health`
 )
 from tether.surfaces.cli.app import app, main
 

@@ -1,0 +1,204 @@
+"""The server: :func:`create_app` builds the FastAPI application for some agents.
+
+What it holds (``app.state.tether``, a :class:`ServerState`) is built in
+the lifespan: the session store, the runtime (breakers and rate limits
+shared through Redis when configured), the event bus, the key and
+idempotency stores, the turns in flight and the readiness probe. Routes
+live in :mod:`tether.surfaces.server.routes`.
+
+Shutdown, in order (SIGTERM or SIGINT): new turns are refused (503), streams
+end with a frame telling the client to reconnect elsewhere, turns in flight
+stop at their next step boundary with everything committed (resumable by
+any replica: :meth:`Runs.recover`), then the store closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from tether.runtime import Runtime
+from tether.runtime.bus import EventBus
+from tether.spec.agent import Agent
+from tether.store import SQLStore, open_breakers, open_rate_limiter
+from tether.store.redis_bus import open_bus
+from tether.store.server import IdempotencyStore, KeyStore
+from tether.surfaces.server import problems
+from tether.surfaces.server.auth import Gatekeeper
+from tether.surfaces.server.config import ServerConfig, is_loopback
+from tether.surfaces.server.health import Readiness
+from tether.surfaces.server.runs import Runs
+
+__all__ = ["ServerState", "create_app"]
+
+log = logging.getLogger("tether.server")
+
+
+@dataclass(slots=True)
+class ServerState:
+    """Everything a request needs, built once per process."""
+
+    config: ServerConfig
+    rt: Runtime
+    agents: dict[str, Agent]
+    runs: Runs
+    bus: EventBus
+    keys: KeyStore
+    idem: IdempotencyStore
+    gate: Gatekeeper
+    ready: Readiness
+    closing: asyncio.Event
+
+    def begin_shutdown(self) -> None:
+        """Stop taking turns and let the ones in flight reach a step boundary."""
+        if self.closing.is_set():
+            return
+        log.warning("shutting down: no new turns; draining those in flight")
+        self.closing.set()
+        task = asyncio.get_running_loop().create_task(self.rt.aclose(self.config.shutdown_grace))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def create_app(
+    agents: Sequence[Agent],
+    config: ServerConfig | None = None,
+    *,
+    runtime_options: dict[str, Any] | None = None,
+) -> FastAPI:
+    """The FastAPI app serving ``agents`` (by name) with ``config`` (default: from the environment).
+
+    ``runtime_options`` go to :class:`~tether.runtime.Runtime` (``models``,
+    ``clock``, ``tool_workers``...).
+    """
+    from tether.surfaces.server import routes  # routes import this module's ServerState
+
+    cfg = config if config is not None else ServerConfig.from_env()
+    served = {a.name: a for a in agents}
+    if len(served) != len(agents):
+        from tether.exceptions import ConfigError
+
+        raise ConfigError("two served agents have the same name")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await _start(cfg, served, runtime_options or {})
+        app.state.tether = state
+        restore = _on_signals(state)
+        state.runs.start_sweeping()
+        try:
+            yield
+        finally:
+            restore()
+            state.begin_shutdown()
+            await state.runs.aclose(cfg.shutdown_grace)
+            await state.bus.aclose()
+
+    app = FastAPI(
+        title="Tether",
+        version="1",
+        summary="Durable, supervised LLM agents: sessions, streaming turns, approvals.",
+        lifespan=lifespan,
+        max_body_size=cfg.max_body_bytes,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    if cfg.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cfg.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+        )
+    problems.install(app)
+    app.include_router(routes.router)
+    return app
+
+
+async def _start(
+    cfg: ServerConfig, agents: dict[str, Agent], options: dict[str, Any]
+) -> ServerState:
+    store = await SQLStore.open(cfg.database_url, pool_size=10)
+    try:
+        breakers = await open_breakers(cfg.redis_url)
+        limiter = None
+        if cfg.rate_limits is not None:
+            limiter = await open_rate_limiter(cfg.rate_limits, cfg.redis_url)
+        bus = await open_bus(cfg.redis_url)
+        rt = Runtime(
+            store=store,
+            breakers=breakers,
+            limiter=limiter,
+            bus=bus,
+            lease_ttl=cfg.lease_ttl,
+            **options,
+        )
+    except BaseException:
+        await store.aclose()
+        raise
+    keys = KeyStore(store)
+    gate = Gatekeeper(keys, open_local=cfg.open_local and is_loopback(cfg.host))
+    if await gate.is_open():
+        log.warning(
+            "no API keys: anyone on this machine acts as user 'local' with every role; "
+            "create a key with `tether keys create` to require keys"
+        )
+    elif cfg.open_local and not is_loopback(cfg.host) and await keys.count() == 0:
+        log.warning("no API keys and not on loopback: every request is refused until one exists")
+    return ServerState(
+        config=cfg,
+        rt=rt,
+        agents=agents,
+        runs=Runs(rt, agents, recover_interval=cfg.recover_interval),
+        bus=bus,
+        keys=keys,
+        idem=IdempotencyStore(store, ttl=cfg.idempotency_ttl),
+        gate=gate,
+        ready=Readiness(rt, agents),
+        closing=asyncio.Event(),
+    )
+
+
+def _on_signals(state: ServerState) -> Any:
+    """Start draining as soon as SIGTERM/SIGINT arrives, before uvicorn waits for connections.
+
+    uvicorn handles the signal itself (stops accepting, waits for open
+    connections, then runs the lifespan's shutdown). Streams stay open until
+    told to end, so the drain must start at the signal, not at the lifespan's
+    end: the handler chains to uvicorn's. Only possible from the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {}
+
+    def handler(sig: int, frame: Any) -> None:
+        loop.call_soon_threadsafe(state.begin_shutdown)
+        prev = previous.get(sig)
+        if callable(prev):
+            prev(sig, frame)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.getsignal(sig)
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, prev in previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                if signal.getsignal(sig) is handler:
+                    signal.signal(sig, prev)
+
+    return restore

@@ -1,0 +1,111 @@
+"""Who is calling: API keys to principals, and what each may see.
+
+A request carries ``Authorization: Bearer tk_...``; the key maps to a
+:class:`~tether.spec.principal.Principal` (user, tenant, roles, scopes).
+Visibility is one rule, used by every route:
+
+- a user sees their own sessions (same user id and tenant);
+- an ``approver`` also sees every session of their tenant (to decide);
+- an ``admin`` sees everything.
+
+Anything else is answered 404, exactly as for an id that does not exist,
+so a caller cannot probe for other users' sessions.
+
+*Open local mode*: while no key is stored and the server listens on
+loopback only, requests act as the user ``local`` with every role (a
+developer's machine). Creating the first key ends it at the next check.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from fastapi import Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from tether.runtime.ports import SessionRecord
+from tether.spec.principal import Principal
+from tether.store.server import KeyStore
+from tether.surfaces.server.problems import ApiProblem
+
+__all__ = ["LOCAL", "Caller", "Gatekeeper", "bearer", "visible"]
+
+#: the principal of open local mode
+LOCAL = Principal(user="local", roles=frozenset({"user", "approver", "admin"}))
+
+bearer = HTTPBearer(auto_error=False, description="an API key from `tether keys create`")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated caller: who, and under which key (idempotency records are per key)."""
+
+    principal: Principal
+    key_id: str
+
+    @property
+    def admin(self) -> bool:
+        return "admin" in self.principal.roles
+
+    @property
+    def approver(self) -> bool:
+        return "approver" in self.principal.roles or self.admin
+
+
+def visible(caller: Caller, record: SessionRecord, *, deciding: bool = False) -> bool:
+    """Whether ``caller`` may see (``deciding``: decide on) the session ``record``."""
+    p = caller.principal
+    if caller.admin:
+        return True
+    if record.tenant_id != p.tenant:
+        return False
+    if record.user_id is not None and record.user_id == p.user:
+        return True
+    return caller.approver
+
+
+class Gatekeeper:
+    """Authenticates requests against the key store (open local mode while it is empty)."""
+
+    def __init__(self, keys: KeyStore, *, open_local: bool, recheck: float = 5.0) -> None:
+        self.keys = keys
+        self.open_local = open_local
+        self.recheck = recheck
+        self._open: bool | None = None
+        self._checked = 0.0
+
+    async def is_open(self) -> bool:
+        if not self.open_local:
+            return False
+        now = time.monotonic()
+        if self._open is None or now - self._checked > self.recheck:
+            self._open = await self.keys.count() == 0
+            self._checked = now
+        return self._open
+
+    async def caller(self, token: str | None) -> Caller:
+        if token:
+            key = await self.keys.authenticate(token)
+            if key is None:
+                raise ApiProblem(
+                    401,
+                    "unauthenticated",
+                    "this API key is not valid (unknown, malformed or revoked); "
+                    "create one with `tether keys create`",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            return Caller(key.principal, key.id)
+        if await self.is_open():
+            return Caller(LOCAL, "local")
+        raise ApiProblem(
+            401,
+            "unauthenticated",
+            "send an API key as 'Authorization: Bearer <key>' (tether keys create makes one)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+async def authenticate(request: Request, creds: HTTPAuthorizationCredentials | None) -> Caller:
+    gate: Gatekeeper = request.app.state.tether.gate
+    return await gate.caller(creds.credentials if creds is not None else None)

@@ -1,0 +1,171 @@
+"""Every error the server answers is a problem document (RFC 9457), never a stack trace.
+
+:class:`ApiProblem` is raised by handlers; :func:`problem_of` maps Tether's
+own exceptions (a session in the wrong state, a rate limit, a conflict) to
+the status a client can act on; :func:`install` registers the handlers,
+including the last-resort one that logs the traceback and answers a plain
+500 whose detail names nothing internal.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tether.exceptions import (
+    AccessDenied,
+    ApprovalError,
+    ConfigError,
+    InputRejected,
+    InvalidSessionState,
+    ModelUnavailable,
+    RateLimited,
+    SessionConflict,
+    SessionNotFound,
+    ShuttingDown,
+    TetherError,
+)
+
+__all__ = ["PROBLEM_JSON", "ApiProblem", "install", "problem_body", "problem_of", "respond"]
+
+log = logging.getLogger("tether.server")
+
+PROBLEM_JSON = "application/problem+json"
+_BASE = "https://tether.dev/problems/"
+
+_TITLES = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    413: "Request too large",
+    415: "Unsupported media type",
+    422: "Invalid request",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Unavailable",
+}
+
+
+class ApiProblem(Exception):
+    """An error to answer as a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.title = title or _TITLES.get(status, "Error")
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def problem_body(p: ApiProblem) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": _BASE + p.slug,
+        "title": p.title,
+        "status": p.status,
+        "detail": p.detail,
+    }
+    if p.extra:
+        body["extra"] = p.extra
+    return body
+
+
+def respond(p: ApiProblem) -> JSONResponse:
+    return JSONResponse(
+        problem_body(p), status_code=p.status, headers=p.headers, media_type=PROBLEM_JSON
+    )
+
+
+def problem_of(exc: BaseException) -> ApiProblem:
+    """The problem a client is told for ``exc``, raised by the runtime or the store."""
+    if isinstance(exc, ApiProblem):
+        return exc
+    text = str(exc)
+    if isinstance(exc, SessionNotFound):
+        return ApiProblem(404, "not-found", "no such session (or not yours)")
+    if isinstance(exc, RateLimited):
+        wait = max(1, math.ceil(exc.retry_after)) if exc.retry_after is not None else 1
+        return ApiProblem(
+            429,
+            "rate-limited",
+            text,
+            headers={"Retry-After": str(wait)},
+            extra={"limit": exc.limit, "scope": exc.scope, "retry_after": wait},
+        )
+    if isinstance(exc, SessionConflict):
+        return ApiProblem(409, "session-busy", text, headers={"Retry-After": "1"})
+    if isinstance(exc, (InvalidSessionState, ApprovalError)):
+        return ApiProblem(409, "invalid-state", text)
+    if isinstance(exc, AccessDenied):
+        return ApiProblem(403, "forbidden", text)
+    if isinstance(exc, InputRejected):
+        return ApiProblem(422, "input-rejected", text)
+    if isinstance(exc, ShuttingDown):
+        return ApiProblem(503, "shutting-down", text, headers={"Retry-After": "1"})
+    if isinstance(exc, ModelUnavailable):
+        return ApiProblem(503, "model-unavailable", text, headers={"Retry-After": "5"})
+    if isinstance(exc, ConfigError):
+        return ApiProblem(422, "invalid-request", text)
+    if isinstance(exc, (TimeoutError, ConnectionError)) and isinstance(exc, TetherError):
+        return ApiProblem(503, "store-unavailable", text, headers={"Retry-After": "1"})
+    if isinstance(exc, TetherError):
+        return ApiProblem(500, "run-failed", text)
+    log.error("unhandled error answering a request", exc_info=exc)
+    return ApiProblem(
+        500, "internal", "the server failed on this request; it was logged. Retry, or report it"
+    )
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "the request does not match the schema"
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error as a problem document."""
+
+    async def on_problem(_req: Request, exc: Exception) -> JSONResponse:
+        return respond(problem_of(exc))
+
+    async def on_validation(_req: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return respond(ApiProblem(422, "invalid-request", _validation_detail(exc)))
+
+    async def on_http(_req: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
+        if exc.status_code == 413:
+            detail = "the request body is larger than this server accepts"
+        slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
+            exc.status_code, "http-error"
+        )
+        return respond(ApiProblem(exc.status_code, slug, detail, headers=dict(exc.headers or {})))
+
+    app.add_exception_handler(ApiProblem, on_problem)
+    app.add_exception_handler(TetherError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_problem)

@@ -1,0 +1,718 @@
+"""The ``/v1`` resources: sessions, messages, approvals, events; and the health probes.
+
+Every handler authenticates first (:mod:`~tether.surfaces.server.auth`),
+loads what it acts on and answers 404 for what the caller may not see.
+Turns run as the server's work (:mod:`~tether.surfaces.server.runs`); a
+request waits for the turn's answer (JSON) or streams its events (SSE,
+``Accept: text/event-stream``). Every POST honours ``Idempotency-Key``
+(:mod:`~tether.surfaces.server.idempotency`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.sse import format_sse_event
+
+from tether.exceptions import SessionNotFound
+from tether.runtime import TurnResult
+from tether.runtime.approvals import PendingApproval
+from tether.runtime.bus import Subscription
+from tether.runtime.journal import EventSink
+from tether.runtime.ports import SessionRecord
+from tether.runtime.state import SessionState
+from tether.spec.agent import Agent
+from tether.spec.events import Event, EventType, SessionStatus
+from tether.surfaces.server.app import ServerState
+from tether.surfaces.server.auth import Caller, authenticate, bearer, visible
+from tether.surfaces.server.idempotency import claim
+from tether.surfaces.server.models import (
+    AgentOut,
+    AgentsOut,
+    AnswerIn,
+    ApprovalOut,
+    ApprovalsOut,
+    DecisionIn,
+    EventOut,
+    EventsOut,
+    HealthOut,
+    MessageIn,
+    MessageOut,
+    Problem,
+    QuestionOut,
+    ReadyOut,
+    SessionIn,
+    SessionOut,
+    SessionsOut,
+    SessionSummary,
+    TurnOut,
+    UsageOut,
+)
+from tether.surfaces.server.problems import PROBLEM_JSON, ApiProblem, problem_body, problem_of
+from tether.surfaces.server.streaming import follow, subscribe_now
+
+__all__ = ["router"]
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {PROBLEM_JSON: {"schema": Problem.model_json_schema()}}}
+    for code in (401, 404, 409, 413, 422, 429, 503)
+}
+_SSE_DOC = {"text/event-stream": {"schema": {"type": "string"}}}
+router = APIRouter(responses=_PROBLEMS)
+
+Work = Callable[[EventSink], Coroutine[Any, Any, TurnResult]]
+
+
+def state_of(request: Request) -> ServerState:
+    st: ServerState = request.app.state.tether
+    return st
+
+
+async def caller_of(
+    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Caller:
+    return await authenticate(request, creds)
+
+
+CallerDep = Annotated[Caller, Depends(caller_of)]
+IdemHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="retrying with the same key returns the first outcome; nothing runs twice",
+    ),
+]
+
+
+# --- health -----------------------------------------------------------------
+
+
+@router.get("/healthz", response_model=HealthOut, tags=["health"])
+async def healthz() -> HealthOut:
+    """Liveness: the process answers."""
+    return HealthOut(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadyOut,
+    tags=["health"],
+    responses={503: {"model": ReadyOut, "description": "a part failed (which one is said)"}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the store answers and each agent's model chain answers as expected."""
+    st = state_of(request)
+    if st.closing.is_set():
+        body = ReadyOut(
+            status="not_ready", checks={"server": {"ok": False, "detail": "shutting down"}}
+        )
+        return JSONResponse(body.model_dump(), status_code=503)
+    ok, checks = await st.ready.check()
+    body = ReadyOut(status="ready" if ok else "not_ready", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+# --- agents -----------------------------------------------------------------
+
+
+@router.get("/v1/agents", response_model=AgentsOut, tags=["agents"])
+async def list_agents(request: Request, caller: CallerDep) -> AgentsOut:
+    """The agents this server serves."""
+    del caller
+    return AgentsOut(
+        items=[
+            AgentOut(
+                name=a.name,
+                version=a.version,
+                description=a.description,
+                tools=[t.name for t in a.tools],
+            )
+            for a in state_of(request).agents.values()
+        ]
+    )
+
+
+# --- sessions -----------------------------------------------------------------
+
+
+def _agent(st: ServerState, name: str) -> Agent:
+    agent = st.agents.get(name)
+    if agent is None:
+        raise ApiProblem(
+            404, "agent-not-served", f"this server does not serve an agent named {name!r}"
+        )
+    return agent
+
+
+async def _record(st: ServerState, caller: Caller, sid: str) -> SessionRecord:
+    try:
+        rec = await st.rt.store.get(sid)
+    except SessionNotFound:
+        raise ApiProblem(404, "not-found", "no such session (or not yours)") from None
+    if not visible(caller, rec):
+        raise ApiProblem(404, "not-found", "no such session (or not yours)")
+    return rec
+
+
+def _summary(rec: SessionRecord) -> SessionSummary:
+    return SessionSummary(
+        id=rec.id,
+        agent=rec.agent,
+        version=rec.agent_version,
+        status=rec.status,
+        user=rec.user_id,
+        tenant=rec.tenant_id,
+        created_at=rec.created_at,
+        updated_at=rec.updated_at,
+        step=rec.step,
+        cost=round(rec.cost, 6),
+        last_error=rec.last_error,
+    )
+
+
+def _approval(pa: PendingApproval, rec: SessionRecord | None = None) -> ApprovalOut:
+    return ApprovalOut(
+        id=pa.id,
+        session_id=pa.session_id,
+        tool=pa.tool,
+        call_id=pa.call_id,
+        summary=pa.summary,
+        question=pa.question(),
+        explanation=pa.explanation,
+        mode=pa.mode,
+        arguments=pa.arguments,
+        expires_at=pa.expires_at,
+        warning=pa.warning,
+        flagged=list(pa.flagged),
+        tainted=list(pa.tainted),
+        user=None if rec is None else rec.user_id,
+        tenant=None if rec is None else rec.tenant_id,
+        agent=None if rec is None else rec.agent,
+    )
+
+
+def _question(state: SessionState) -> QuestionOut | None:
+    if state.status != SessionStatus.AWAITING_USER:
+        return None
+    for call in state.unanswered_calls():
+        if call.name == "clarify":
+            return QuestionOut(call_id=call.id, question=str(call.arguments.get("question", "")))
+    return None
+
+
+def _pending(state: SessionState) -> PendingApproval | None:
+    if state.status != SessionStatus.AWAITING_APPROVAL or state.pending_approval is None:
+        return None
+    return PendingApproval.from_event(state.session_id, state.pending_approval)
+
+
+async def _session_out(st: ServerState, rec: SessionRecord) -> SessionOut:
+    state = await st.rt.load(rec.id)
+    messages = []
+    for m in state.messages:
+        if m.role not in ("user", "assistant", "tool"):
+            continue
+        messages.append(
+            MessageOut(
+                role=m.role,
+                text=m.text or "",
+                tool_calls=[
+                    {"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls
+                ],
+                tool=None,
+            )
+        )
+    pending = _pending(state)
+    return SessionOut(
+        **_summary(rec).model_dump() | {"status": state.status},
+        usage=UsageOut(**state.usage.to_dict()),
+        last_seq=state.event_count,
+        messages=messages,
+        context=dict(state.context),
+        pending_approval=None if pending is None else _approval(pending, rec),
+        question=_question(state),
+    )
+
+
+@router.post(
+    "/v1/sessions",
+    status_code=201,
+    response_model=SessionOut,
+    tags=["sessions"],
+)
+async def create_session(
+    request: Request, body: SessionIn, caller: CallerDep, idem_key: IdemHeader = None
+) -> Response:
+    """Start a session with an agent (as the caller; nothing runs until a message)."""
+    st = state_of(request)
+    agent = _agent(st, body.agent)
+    if body.version is not None and body.version != agent.version:
+        raise ApiProblem(
+            409,
+            "version-not-served",
+            f"agent {agent.name!r} is served at version {agent.version!r}, not {body.version!r}",
+        )
+    held = await claim(st, caller, request, idem_key)
+    if held is not None and held.replay is not None:
+        return held.replay
+    try:
+        handle = st.rt.session(agent, body.session_id, principal=caller.principal, new=True)
+        await handle.create(context=body.context, metadata={"via": "server"})
+        out = await _session_out(st, await st.rt.store.get(handle.id))
+    except BaseException as exc:
+        if held is not None:
+            await held.forget()
+        if isinstance(exc, Exception):
+            raise problem_of(exc) from None
+        raise
+    body_json = out.model_dump(mode="json")
+    if held is not None:
+        await held.finish(201, body_json)
+    return JSONResponse(body_json, status_code=201)
+
+
+@router.get("/v1/sessions", response_model=SessionsOut, tags=["sessions"])
+async def list_sessions(
+    request: Request,
+    caller: CallerDep,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    agent: Annotated[str | None, Query(max_length=255)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=300)] = None,
+) -> SessionsOut:
+    """The caller's sessions, newest first (admins: everyone's)."""
+    st = state_of(request)
+    user = None if caller.admin else caller.principal.user
+    before: tuple[float, str] | None = None
+    if cursor:
+        try:
+            at, _, sid = cursor.partition(":")
+            before = (float(at), sid)
+        except ValueError:
+            raise ApiProblem(422, "invalid-request", "cursor is not one this server gave") from None
+    records = await st.rt.store.list_sessions(
+        limit=None if before is not None else limit + 1, status=status, agent=agent, user_id=user
+    )
+    mine = [r for r in records if visible(caller, r)]
+    if before is not None:
+        mine = [r for r in mine if (r.created_at, r.id) < before]
+    page = mine[:limit]
+    more = len(mine) > limit
+    nxt = f"{page[-1].created_at!r}:{page[-1].id}" if more and page else None
+    return SessionsOut(items=[_summary(r) for r in page], next_cursor=nxt)
+
+
+@router.get("/v1/sessions/{session_id}", response_model=SessionOut, tags=["sessions"])
+async def get_session(request: Request, session_id: str, caller: CallerDep) -> SessionOut:
+    """A session: state, messages, usage, cost, and what it waits for."""
+    st = state_of(request)
+    return await _session_out(st, await _record(st, caller, session_id))
+
+
+# --- turns --------------------------------------------------------------------
+
+
+def _wants_sse(request: Request) -> bool:
+    return "text/event-stream" in request.headers.get("accept", "")
+
+
+def turn_out(result: TurnResult, first_seq: int) -> TurnOut:
+    calls = [
+        {"name": e.data.get("name"), "arguments": e.data.get("arguments")}
+        for e in result.events
+        if e.type == EventType.TOOL_STARTED
+    ]
+    stored = [e.seq for e in result.events if e.seq]
+    question = None
+    for e in result.events:
+        if e.type == EventType.CLARIFY_ASKED:
+            question = QuestionOut(call_id=e.data["call_id"], question=e.data["question"])
+    if result.status != SessionStatus.AWAITING_USER:
+        question = None
+    return TurnOut(
+        session_id=result.session_id,
+        status=result.status,
+        output=result.output,
+        error=result.error,
+        stop_reason=result.stop_reason,
+        usage=UsageOut(**result.usage.to_dict()),
+        cost=round(result.cost, 6),
+        approval=None if result.approval is None else _approval(result.approval),
+        question=question,
+        tool_calls=calls,
+        first_seq=min(stored, default=first_seq),
+        last_seq=max(stored, default=first_seq - 1),
+    )
+
+
+def event_out(ev: Event) -> dict[str, Any]:
+    return ev.to_dict()
+
+
+def frame(ev: Event) -> bytes:
+    data = json.dumps(event_out(ev), separators=(",", ":"), default=str)
+    return format_sse_event(data_str=data, event=ev.type, id=str(ev.seq) if ev.seq else None)
+
+
+def _json_frame(event: str, body: Any) -> bytes:
+    return format_sse_event(
+        data_str=json.dumps(body, separators=(",", ":"), default=str), event=event
+    )
+
+
+def sse(gen: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(
+        gen,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def run_turn(
+    request: Request,
+    st: ServerState,
+    caller: Caller,
+    rec: SessionRecord,
+    work: Work,
+    idem_key: str | None,
+) -> Response:
+    """Start ``work`` as a turn on ``rec``'s session and answer with its outcome or its stream."""
+    if st.closing.is_set():
+        raise ApiProblem(
+            503,
+            "shutting-down",
+            "this replica is shutting down; retry on another",
+            headers={"Retry-After": "1"},
+        )
+    held = await claim(st, caller, request, idem_key)
+    if held is not None and held.replay is not None:
+        return held.replay
+    if held is not None and held.stream_from is not None:
+        return held.stream_from
+    first_seq = rec.event_count + 1
+    if held is not None:
+        await held.started(rec.id, first_seq)
+
+    async def outcome(result: TurnResult | None, error: BaseException | None, last: int) -> None:
+        if held is None:
+            return
+        if result is not None:
+            await held.finish(200, turn_out(result, first_seq).model_dump(mode="json"))
+        elif last >= first_seq and error is not None:
+            p = problem_of(error)
+            await held.finish(p.status, problem_body(p))
+        else:
+            await held.forget()
+
+    streaming = _wants_sse(request)
+    # a turn's own stream listens before the turn starts: it hears the first deltas too
+    listening = await subscribe_now(st.bus, rec.id) if streaming else None
+    started = st.runs.start(work, outcome=outcome)
+    await started.begun()
+    task = started.task
+    if task.done() and not started.first.done():  # refused before it did anything
+        exc = task.exception()
+        if exc is not None:
+            if listening is not None:
+                async with listening:
+                    pass
+            raise problem_of(exc)
+    if listening is not None:
+        return sse(_turn_stream(st, rec.id, first_seq, task, listening))
+    try:
+        result = await asyncio.shield(task)
+    except Exception as exc:
+        raise problem_of(exc) from None
+    return JSONResponse(turn_out(result, first_seq).model_dump(mode="json"))
+
+
+async def _turn_stream(
+    st: ServerState,
+    sid: str,
+    first_seq: int,
+    task: asyncio.Task[TurnResult],
+    listening: contextlib.AbstractAsyncContextManager[Subscription],
+) -> AsyncIterator[bytes]:
+    cfg = st.config
+    async for item in follow(
+        st.rt.store,
+        st.bus,
+        sid,
+        first_seq - 1,
+        until_rest=False,
+        poll=cfg.stream_poll,
+        keepalive=cfg.keepalive,
+        closing=st.closing,
+        done=task,
+        subscription=listening,
+    ):
+        if item.kind == "event" and item.event is not None:
+            yield frame(item.event)
+        elif item.kind == "keepalive":
+            yield b": keepalive\n\n"
+        elif item.reason == "shutdown" and not task.done():
+            yield _json_frame("error", _shutdown_problem(sid))
+            return
+    try:
+        result = task.result()
+    except Exception as exc:
+        yield _json_frame("error", problem_body(problem_of(exc)))
+        return
+    yield _json_frame("turn.end", turn_out(result, first_seq).model_dump(mode="json"))
+
+
+def _shutdown_problem(sid: str) -> dict[str, Any]:
+    return problem_body(
+        ApiProblem(
+            503,
+            "shutting-down",
+            "this replica is shutting down; the turn stops at a step boundary and another "
+            f"replica continues it: reconnect to /v1/sessions/{sid}/events/stream with "
+            "Last-Event-ID",
+        )
+    )
+
+
+@router.post(
+    "/v1/sessions/{session_id}/messages",
+    response_model=TurnOut,
+    tags=["turns"],
+    responses={200: {"content": _SSE_DOC}},
+)
+async def post_message(
+    request: Request,
+    session_id: str,
+    body: MessageIn,
+    caller: CallerDep,
+    idem_key: IdemHeader = None,
+) -> Response:
+    """Send a user message and run the turn (JSON, or SSE for ``Accept: text/event-stream``)."""
+    st = state_of(request)
+    rec = await _record(st, caller, session_id)
+    agent = _agent(st, rec.agent)
+    handle = st.rt.session(agent, rec.id, principal=_narrowing(caller, rec))
+
+    async def work(sink: EventSink) -> TurnResult:
+        return await handle.send(body.message, context=body.context, on_event=sink)
+
+    return await run_turn(request, st, caller, rec, work, idem_key)
+
+
+@router.post(
+    "/v1/sessions/{session_id}/answer",
+    response_model=TurnOut,
+    tags=["turns"],
+    responses={200: {"content": _SSE_DOC}},
+)
+async def post_answer(
+    request: Request,
+    session_id: str,
+    body: AnswerIn,
+    caller: CallerDep,
+    idem_key: IdemHeader = None,
+) -> Response:
+    """Answer the question the agent asked, and continue the turn."""
+    st = state_of(request)
+    rec = await _record(st, caller, session_id)
+    agent = _agent(st, rec.agent)
+    handle = st.rt.session(agent, rec.id, principal=_narrowing(caller, rec))
+
+    async def work(sink: EventSink) -> TurnResult:
+        return await handle.answer(body.text, on_event=sink)
+
+    return await run_turn(request, st, caller, rec, work, idem_key)
+
+
+@router.post(
+    "/v1/sessions/{session_id}/resume",
+    response_model=TurnOut,
+    tags=["turns"],
+    responses={200: {"content": _SSE_DOC}},
+)
+async def post_resume(
+    request: Request, session_id: str, caller: CallerDep, idem_key: IdemHeader = None
+) -> Response:
+    """Continue a turn that was interrupted or failed."""
+    st = state_of(request)
+    rec = await _record(st, caller, session_id)
+    agent = _agent(st, rec.agent)
+    handle = st.rt.session(agent, rec.id, principal=_narrowing(caller, rec))
+
+    async def work(sink: EventSink) -> TurnResult:
+        return await handle.resume(on_event=sink)
+
+    return await run_turn(request, st, caller, rec, work, idem_key)
+
+
+def _narrowing(caller: Caller, rec: SessionRecord) -> Any:
+    """The caller's principal if it is the session's own user; else none (stored scopes act)."""
+    p = caller.principal
+    if p.user == rec.user_id and p.tenant == rec.tenant_id:
+        return p
+    return None
+
+
+# --- events -------------------------------------------------------------------
+
+
+@router.get("/v1/sessions/{session_id}/events", response_model=EventsOut, tags=["events"])
+async def list_events(
+    request: Request,
+    session_id: str,
+    caller: CallerDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> EventsOut:
+    """The session's stored events after ``after``, in order."""
+    st = state_of(request)
+    await _record(st, caller, session_id)
+    events = await st.rt.store.events(session_id, after_seq=after)
+    page = events[:limit]
+    nxt = page[-1].seq if page else None
+    return EventsOut(items=[EventOut.model_validate(event_out(e)) for e in page], next_after=nxt)
+
+
+@router.get(
+    "/v1/sessions/{session_id}/events/stream",
+    tags=["events"],
+    response_class=StreamingResponse,
+    responses={200: {"content": _SSE_DOC}},
+)
+async def stream_events(
+    request: Request,
+    session_id: str,
+    caller: CallerDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    until: Annotated[str, Query(pattern="^(rest|never)$")] = "rest",
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
+) -> StreamingResponse:
+    """Stored events after ``after`` (or ``Last-Event-ID``), then live ones as they happen."""
+    st = state_of(request)
+    await _record(st, caller, session_id)
+    if last_event_id:
+        try:
+            after = max(0, int(last_event_id))
+        except ValueError:
+            raise ApiProblem(422, "invalid-request", "Last-Event-ID must be a number") from None
+    return sse(_event_stream(st, session_id, after, until == "rest"))
+
+
+async def _event_stream(
+    st: ServerState, sid: str, after: int, until_rest: bool
+) -> AsyncIterator[bytes]:
+    cfg = st.config
+    async for item in follow(
+        st.rt.store,
+        st.bus,
+        sid,
+        after,
+        until_rest=until_rest,
+        poll=cfg.stream_poll,
+        keepalive=cfg.keepalive,
+        closing=st.closing,
+    ):
+        if item.kind == "event" and item.event is not None:
+            yield frame(item.event)
+        elif item.kind == "keepalive":
+            yield b": keepalive\n\n"
+        elif item.reason == "shutdown":
+            yield _json_frame("error", _shutdown_problem(sid))
+        else:
+            yield _json_frame("end", {"status": item.status, "last_seq": item.last_seq})
+
+
+# --- approvals -------------------------------------------------------------------
+
+
+def _session_of(approval_id: str) -> str:
+    sid, dot, _ = approval_id.rpartition(".")
+    if not dot or not sid:
+        raise ApiProblem(404, "not-found", "no such approval (or not yours)")
+    return sid
+
+
+async def _pending_for(
+    st: ServerState, caller: Caller, approval_id: str
+) -> tuple[SessionRecord, PendingApproval]:
+    try:
+        rec = await _record(st, caller, _session_of(approval_id))
+    except ApiProblem:
+        raise ApiProblem(404, "not-found", "no such approval (or not yours)") from None
+    pending = await st.rt.pending_approval(rec.id)
+    if pending is None or pending.id != approval_id:
+        raise ApiProblem(
+            404, "not-found", "no such approval pending (decided, expired, or never asked)"
+        )
+    return rec, pending
+
+
+@router.get("/v1/approvals", response_model=ApprovalsOut, tags=["approvals"])
+async def list_approvals(
+    request: Request, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> ApprovalsOut:
+    """Approvals waiting: on the caller's sessions, or their tenant's for approvers."""
+    st = state_of(request)
+    user = None if caller.approver else caller.principal.user
+    records = await st.rt.store.list_sessions(
+        limit=None, status=SessionStatus.AWAITING_APPROVAL, user_id=user
+    )
+    items = []
+    for rec in records:
+        if not visible(caller, rec):
+            continue
+        pending = await st.rt.pending_approval(rec.id)
+        if pending is not None:
+            items.append(_approval(pending, rec))
+        if len(items) >= limit:
+            break
+    return ApprovalsOut(items=items)
+
+
+@router.get("/v1/approvals/{approval_id}", response_model=ApprovalOut, tags=["approvals"])
+async def get_approval(request: Request, approval_id: str, caller: CallerDep) -> ApprovalOut:
+    """An approval: summary, every argument, and provenance warnings."""
+    st = state_of(request)
+    rec, pending = await _pending_for(st, caller, approval_id)
+    return _approval(pending, rec)
+
+
+@router.post(
+    "/v1/approvals/{approval_id}/decision",
+    response_model=TurnOut,
+    tags=["approvals"],
+    responses={200: {"content": _SSE_DOC}, 403: _PROBLEMS[401]},
+)
+async def decide(
+    request: Request,
+    approval_id: str,
+    body: DecisionIn,
+    caller: CallerDep,
+    idem_key: IdemHeader = None,
+) -> Response:
+    """Approve or deny; the session continues (on this replica) and the outcome is returned."""
+    st = state_of(request)
+    try:
+        rec = await _record(st, caller, _session_of(approval_id))
+    except ApiProblem:
+        raise ApiProblem(404, "not-found", "no such approval (or not yours)") from None
+    if not idem_key:  # with a key, a retry after the decision must reach its recorded outcome
+        rec, _pending = await _pending_for(st, caller, approval_id)
+    agent = _agent(st, rec.agent)
+    handle = st.rt.session(agent, rec.id)
+
+    async def work(sink: EventSink) -> TurnResult:
+        return await handle.decide(
+            approval_id, body.approve, by=caller.principal, reason=body.reason, on_event=sink
+        )
+
+    return await run_turn(request, st, caller, rec, work, idem_key)
