@@ -52,6 +52,8 @@ class Claim:
     key: str
     replay: Response | None = None
     stream_from: Response | None = None
+    #: the first request's record, when ``replay`` is set
+    record: IdempotencyRecord | None = None
     _done: bool = field(default=False)
 
     async def started(self, session_id: str, first_seq: int) -> None:
@@ -95,8 +97,14 @@ async def _outcome(st: ServerState, owner: str, key: str, wait: float) -> Idempo
         await asyncio.sleep(0.1)
 
 
-async def claim(st: ServerState, caller: Caller, request: Request, key: str | None) -> Claim | None:
-    """Claim ``key`` for this request, or answer with the first request's outcome."""
+async def claim(
+    st: ServerState, caller: Caller, request: Request, key: str | None, *, stream: bool = True
+) -> Claim | None:
+    """Claim ``key`` for this request, or answer with the first request's outcome.
+
+    ``stream=False``: a retry waits for the first outcome even when it asks
+    for a stream (the AG-UI route replays the outcome in its own protocol).
+    """
     if key is None:
         return None
     fp = await _fingerprint(request)
@@ -111,7 +119,7 @@ async def claim(st: ServerState, caller: Caller, request: Request, key: str | No
             "this Idempotency-Key was used for a different request; use a new key for a new "
             "request",
         )
-    streaming = "text/event-stream" in request.headers.get("accept", "")
+    streaming = stream and "text/event-stream" in request.headers.get("accept", "")
     if streaming and rec.session_id is not None and rec.first_seq is not None:
         held.stream_from = _replay_stream(st, caller.key_id, key, rec)
         return held
@@ -132,11 +140,13 @@ async def claim(st: ServerState, caller: Caller, request: Request, key: str | No
             headers={"Retry-After": "2"},
         )
     held.replay = _response(done)
+    held.record = done
     return held
 
 
 def _replay_stream(st: ServerState, owner: str, key: str, rec: IdempotencyRecord) -> Response:
-    from tether.surfaces.server.routes import frame, sse  # routes import this module
+    from tether.surfaces.server.common import sse
+    from tether.surfaces.server.routes import frame  # routes import this module
     from tether.surfaces.server.streaming import follow
 
     assert rec.session_id is not None

@@ -16,9 +16,8 @@ import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.sse import format_sse_event
 
 from tether.exceptions import SessionNotFound
@@ -28,10 +27,19 @@ from tether.runtime.bus import Subscription
 from tether.runtime.journal import EventSink
 from tether.runtime.ports import SessionRecord
 from tether.runtime.state import SessionState
-from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType, SessionStatus
+from tether.surfaces.server import agui_route
 from tether.surfaces.server.app import ServerState
-from tether.surfaces.server.auth import Caller, authenticate, bearer, visible
+from tether.surfaces.server.auth import Caller, visible
+from tether.surfaces.server.common import (
+    CallerDep,
+    IdemHeader,
+    agent_named,
+    narrowing,
+    question_of,
+    sse,
+    state_of,
+)
 from tether.surfaces.server.idempotency import claim
 from tether.surfaces.server.models import (
     AgentOut,
@@ -68,30 +76,6 @@ _SSE_DOC = {"text/event-stream": {"schema": {"type": "string"}}}
 router = APIRouter(responses=_PROBLEMS)
 
 Work = Callable[[EventSink], Coroutine[Any, Any, TurnResult]]
-
-
-def state_of(request: Request) -> ServerState:
-    st: ServerState = request.app.state.tether
-    return st
-
-
-async def caller_of(
-    request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> Caller:
-    return await authenticate(request, creds)
-
-
-CallerDep = Annotated[Caller, Depends(caller_of)]
-IdemHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
-        description="retrying with the same key returns the first outcome; nothing runs twice",
-    ),
-]
 
 
 # --- health -----------------------------------------------------------------
@@ -145,15 +129,6 @@ async def list_agents(request: Request, caller: CallerDep) -> AgentsOut:
 # --- sessions -----------------------------------------------------------------
 
 
-def _agent(st: ServerState, name: str) -> Agent:
-    agent = st.agents.get(name)
-    if agent is None:
-        raise ApiProblem(
-            404, "agent-not-served", f"this server does not serve an agent named {name!r}"
-        )
-    return agent
-
-
 async def _record(st: ServerState, caller: Caller, sid: str) -> SessionRecord:
     try:
         rec = await st.rt.store.get(sid)
@@ -201,15 +176,6 @@ def _approval(pa: PendingApproval, rec: SessionRecord | None = None) -> Approval
     )
 
 
-def _question(state: SessionState) -> QuestionOut | None:
-    if state.status != SessionStatus.AWAITING_USER:
-        return None
-    for call in state.unanswered_calls():
-        if call.name == "clarify":
-            return QuestionOut(call_id=call.id, question=str(call.arguments.get("question", "")))
-    return None
-
-
 def _pending(state: SessionState) -> PendingApproval | None:
     if state.status != SessionStatus.AWAITING_APPROVAL or state.pending_approval is None:
         return None
@@ -240,7 +206,7 @@ async def _session_out(st: ServerState, rec: SessionRecord) -> SessionOut:
         messages=messages,
         context=dict(state.context),
         pending_approval=None if pending is None else _approval(pending, rec),
-        question=_question(state),
+        question=question_of(state),
     )
 
 
@@ -255,7 +221,7 @@ async def create_session(
 ) -> Response:
     """Start a session with an agent (as the caller; nothing runs until a message)."""
     st = state_of(request)
-    agent = _agent(st, body.agent)
+    agent = agent_named(st, body.agent)
     if body.version is not None and body.version != agent.version:
         raise ApiProblem(
             409,
@@ -367,14 +333,6 @@ def frame(ev: Event) -> bytes:
 def _json_frame(event: str, body: Any) -> bytes:
     return format_sse_event(
         data_str=json.dumps(body, separators=(",", ":"), default=str), event=event
-    )
-
-
-def sse(gen: AsyncIterator[bytes]) -> StreamingResponse:
-    return StreamingResponse(
-        gen,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
@@ -499,8 +457,8 @@ async def post_message(
     """Send a user message and run the turn (JSON, or SSE for ``Accept: text/event-stream``)."""
     st = state_of(request)
     rec = await _record(st, caller, session_id)
-    agent = _agent(st, rec.agent)
-    handle = st.rt.session(agent, rec.id, principal=_narrowing(caller, rec))
+    agent = agent_named(st, rec.agent)
+    handle = st.rt.session(agent, rec.id, principal=narrowing(caller, rec))
 
     async def work(sink: EventSink) -> TurnResult:
         return await handle.send(body.message, context=body.context, on_event=sink)
@@ -524,8 +482,8 @@ async def post_answer(
     """Answer the question the agent asked, and continue the turn."""
     st = state_of(request)
     rec = await _record(st, caller, session_id)
-    agent = _agent(st, rec.agent)
-    handle = st.rt.session(agent, rec.id, principal=_narrowing(caller, rec))
+    agent = agent_named(st, rec.agent)
+    handle = st.rt.session(agent, rec.id, principal=narrowing(caller, rec))
 
     async def work(sink: EventSink) -> TurnResult:
         return await handle.answer(body.text, on_event=sink)
@@ -545,21 +503,13 @@ async def post_resume(
     """Continue a turn that was interrupted or failed."""
     st = state_of(request)
     rec = await _record(st, caller, session_id)
-    agent = _agent(st, rec.agent)
-    handle = st.rt.session(agent, rec.id, principal=_narrowing(caller, rec))
+    agent = agent_named(st, rec.agent)
+    handle = st.rt.session(agent, rec.id, principal=narrowing(caller, rec))
 
     async def work(sink: EventSink) -> TurnResult:
         return await handle.resume(on_event=sink)
 
     return await run_turn(request, st, caller, rec, work, idem_key)
-
-
-def _narrowing(caller: Caller, rec: SessionRecord) -> Any:
-    """The caller's principal if it is the session's own user; else none (stored scopes act)."""
-    p = caller.principal
-    if p.user == rec.user_id and p.tenant == rec.tenant_id:
-        return p
-    return None
 
 
 # --- events -------------------------------------------------------------------
@@ -707,7 +657,7 @@ async def decide(
         raise ApiProblem(404, "not-found", "no such approval (or not yours)") from None
     if not idem_key:  # with a key, a retry after the decision must reach its recorded outcome
         rec, _pending = await _pending_for(st, caller, approval_id)
-    agent = _agent(st, rec.agent)
+    agent = agent_named(st, rec.agent)
     handle = st.rt.session(agent, rec.id)
 
     async def work(sink: EventSink) -> TurnResult:
@@ -716,3 +666,6 @@ async def decide(
         )
 
     return await run_turn(request, st, caller, rec, work, idem_key)
+
+
+router.include_router(agui_route.router)

@@ -1,0 +1,824 @@
+"""AG-UI 1.0 for Tether: what a CopilotKit / AG-UI front end asks, and what it reads back.
+
+Pure translation, no I/O: the endpoint (``POST /v1/agents/{name}/agui``)
+reads a :class:`~ag_ui.core.RunAgentInput`, calls :func:`parse_input`,
+runs the turn, feeds every Tether :class:`~tether.spec.events.Event` of it
+to an :class:`AguiTranslator` and writes what comes back with
+:func:`encode` (server-sent events).
+
+The mapping:
+
+- ``threadId`` is the Tether session id; ``runId`` names one turn (a new
+  message, a decision, or an answer).
+- A new run's text is the last message of ``messages``, which must be the
+  user's (the rest of the history lives in the session). Client-side
+  ``tools``, ``state`` and ``forwardedProps`` are not used; ``context``
+  entries become the session's context (``description`` -> ``value``).
+- A turn that pauses ends with ``RUN_FINISHED`` carrying the interrupt
+  outcome: one :class:`~ag_ui.core.Interrupt` per pause, with id
+  ``approval:<approval id>`` (reason ``tool_call``, or
+  ``tether:operator_review`` when only an operator may decide) or
+  ``clarify:<call id>`` (reason ``input_required``). Its ``metadata.tether``
+  holds the whole request: tool, summary, question, every argument, the
+  warning, what was flagged. The next run resumes with ``resume``:
+  ``[{"interruptId": "approval:<id>", "status": "resolved", "payload":
+  {"approved": true, "reason": "..."}}]``, or for a question ``"payload":
+  {"answer": "..."}``; ``"status": "cancelled"`` denies the action (or
+  tells the agent the question went unanswered).
+- Text deltas stream as ``TEXT_MESSAGE_*``; each tool call of a model
+  response as ``TOOL_CALL_START``/``ARGS``/``END`` (ids are Tether's call
+  ids, so a result in a later run names the same call); each result as
+  ``TOOL_CALL_RESULT``. A final answer the runtime withheld or replaced
+  (system-prompt leak, unsupported claim) is shown as the runtime's
+  replacement, never as what the model wrote, unless it was already
+  streamed (then the replacement follows it).
+- Before the end, ``STATE_SNAPSHOT`` says ``{session_id, status,
+  pending_approval, question}``. A failed turn ends with ``RUN_ERROR`` and a
+  one-line message: never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from ag_ui.core import (
+    PROTOCOL_VERSION,
+    BaseEvent,
+    Interrupt,
+    ResumeEntry,
+    RunAgentInput,
+    RunErrorEvent,
+    RunFinishedEvent,
+    RunFinishedInterruptOutcome,
+    RunFinishedSuccessOutcome,
+    RunStartedEvent,
+    StateSnapshotEvent,
+    TextMessageContentEvent,
+    TextMessageEndEvent,
+    TextMessageStartEvent,
+    TextPart,
+    TokenUsage,
+    ToolCallArgsEvent,
+    ToolCallEndEvent,
+    ToolCallResultEvent,
+    ToolCallStartEvent,
+    UserMessage,
+)
+from ag_ui.encoder import EventEncoder
+
+from tether.runtime.approvals import PendingApproval
+from tether.spec.events import Event, EventType, SessionStatus
+from tether.spec.messages import Usage
+from tether.surfaces.server.models import MAX_MESSAGE_CHARS
+
+__all__ = [
+    "APPROVAL_PREFIX",
+    "CLARIFY_PREFIX",
+    "CONTENT_TYPE",
+    "AguiAnswer",
+    "AguiDecision",
+    "AguiInputError",
+    "AguiMessage",
+    "AguiRequest",
+    "AguiTranslator",
+    "check_pending",
+    "encode",
+    "parse_input",
+    "reject",
+]
+
+#: interrupt ids: ``approval:<approval id>`` and ``clarify:<call id>``
+APPROVAL_PREFIX: Final = "approval:"
+CLARIFY_PREFIX: Final = "clarify:"
+#: the media type of :func:`encode`'s output
+CONTENT_TYPE: Final = "text/event-stream"
+
+#: what a cancelled entry means, in the words the agent reads
+_DISMISSED_APPROVAL = "the user dismissed the request without approving it"
+_DISMISSED_QUESTION = "(no answer: the user dismissed the question)"
+_MAX_REASON = 2000  # as DecisionIn
+_MAX_ID = 255
+_MAX_CONTEXT = 100
+_MAX_ERROR = 1000
+_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")  # as SessionIn.session_id
+_SPACES = re.compile(r"\s+")
+_MAX_SAFE_INT = 9007199254740991
+
+#: statuses of a turn that answered (``budget_exhausted``: with what was said and a notice)
+_ANSWERED = frozenset({SessionStatus.IDLE, SessionStatus.COMPLETED, SessionStatus.BUDGET_EXHAUSTED})
+
+
+class AguiInputError(ValueError):
+    """The ``RunAgentInput`` cannot be run as sent; the message says what to send instead."""
+
+
+# --- what the client asks -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AguiMessage:
+    """A new user message: run a turn with ``text`` (``context``: the run's AG-UI context)."""
+
+    session_id: str
+    run_id: str
+    text: str
+    context: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AguiDecision:
+    """Approve or deny the call the session waits on (``Session.decide``).
+
+    ``cancelled``: the client abandoned the interrupt; ``approve`` is then
+    ``False`` (the action does not run). ``ignored``: resume entries naming
+    interrupts this server never raised (log a warning; they change nothing).
+    """
+
+    session_id: str
+    run_id: str
+    interrupt_id: str
+    approval_id: str
+    approve: bool
+    reason: str | None
+    cancelled: bool = False
+    ignored: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AguiAnswer:
+    """The user's answer to the question the agent asked (``Session.answer``).
+
+    ``call_id`` is the clarify call the interrupt was raised for;
+    ``cancelled``: the client abandoned it, and ``text`` says so to the agent.
+    """
+
+    session_id: str
+    run_id: str
+    interrupt_id: str
+    call_id: str
+    text: str
+    cancelled: bool = False
+    ignored: tuple[str, ...] = ()
+
+
+AguiRequest = AguiMessage | AguiDecision | AguiAnswer
+
+
+def parse_input(run: RunAgentInput) -> AguiRequest:
+    """What ``run`` asks: a new message, a decision on an approval, or an answer.
+
+    A run with ``resume`` entries continues an interrupted one (its
+    ``messages`` are the old history and are not read); otherwise the last
+    message must be the user's, in text. Raises :class:`AguiInputError`
+    for anything that cannot be run as sent.
+    """
+    session_id = _session_id(run.thread_id)
+    run_id = run.run_id.strip()
+    if not run_id or len(run_id) > _MAX_ID:
+        raise AguiInputError(f"runId must be 1 to {_MAX_ID} characters, not blank")
+    if run.resume:
+        return _parse_resume(session_id, run_id, run.resume)
+    return AguiMessage(session_id, run_id, _user_text(run), _context(run))
+
+
+def check_pending(
+    request: AguiRequest,
+    *,
+    status: str,
+    approval_id: str | None = None,
+    clarify_call_id: str | None = None,
+) -> None:
+    """Raise :class:`AguiInputError` unless ``request`` fits what the session waits for.
+
+    ``status`` is the session's status; ``approval_id`` the approval it
+    waits on, ``clarify_call_id`` the clarify call it waits on (when
+    known). A paused session takes only the resume of its open interrupt
+    (AG-UI: an omitted interrupt is never taken as answered, so a chat
+    "yes" does not approve), and a session that waits for nothing takes
+    only a new message.
+    """
+    if status == SessionStatus.AWAITING_APPROVAL:
+        wanted = f"{APPROVAL_PREFIX}{approval_id}" if approval_id else f"{APPROVAL_PREFIX}<id>"
+        if not isinstance(request, AguiDecision):
+            raise AguiInputError(
+                f"session {request.session_id} waits for a decision on an approval: resume "
+                f'the interrupt {wanted!r} with {{"approved": true}} or {{"approved": false}} '
+                "(or cancel it) before sending anything else"
+            )
+        if approval_id is not None and request.approval_id != approval_id:
+            raise AguiInputError(
+                f"interrupt {request.interrupt_id!r} is not open (already decided, expired, or "
+                f"unknown); session {request.session_id} waits on {wanted!r}"
+            )
+        return
+    if status == SessionStatus.AWAITING_USER:
+        if not isinstance(request, AguiAnswer):
+            raise AguiInputError(
+                f"session {request.session_id} waits for the answer to the agent's question: "
+                f"resume the interrupt '{CLARIFY_PREFIX}<call id>' with "
+                '{"answer": "..."} (or cancel it) before sending anything else'
+            )
+        if clarify_call_id is not None and request.call_id != clarify_call_id:
+            raise AguiInputError(
+                f"interrupt {request.interrupt_id!r} is not open (already answered or unknown); "
+                f"session {request.session_id} waits on '{CLARIFY_PREFIX}{clarify_call_id}'"
+            )
+        return
+    if not isinstance(request, AguiMessage):
+        raise AguiInputError(
+            f"session {request.session_id} waits for no decision or answer (status "
+            f"{status!r}): interrupt {request.interrupt_id!r} is no longer open. Send a new "
+            "message instead"
+        )
+
+
+def reject(message: str, *, code: str = "invalid_input") -> list[BaseEvent]:
+    """A stream that refuses its input: one ``RUN_ERROR`` (AG-UI allows it to open a stream)."""
+    return [RunErrorEvent(message=_safe_message(message), code=code)]
+
+
+def encode(events: Iterable[BaseEvent]) -> str:
+    """``events`` as server-sent events (``data: {...}\\n\\n`` each, camelCase JSON)."""
+    encoder = EventEncoder()
+    return "".join(encoder.encode(ev) for ev in events)
+
+
+def _session_id(thread_id: str) -> str:
+    if len(thread_id) > _MAX_ID or not _SESSION_ID.fullmatch(thread_id):
+        raise AguiInputError(
+            f"threadId {thread_id[:80]!r} cannot name a session: use 1 to {_MAX_ID} letters, "
+            "digits and . _ : - (starting with a letter or digit), e.g. a UUID"
+        )
+    return thread_id
+
+
+def _user_text(run: RunAgentInput) -> str:
+    if not run.messages:
+        raise AguiInputError(
+            "messages is empty and there is no resume: put the user's message last in messages"
+        )
+    last = run.messages[-1]
+    if not isinstance(last, UserMessage):
+        raise AguiInputError(
+            f"the last message is a {last.role!r} message, not the user's: a new run needs the "
+            "user's message last in messages; a run that answers an interrupt needs resume"
+        )
+    if isinstance(last.content, str):
+        text = last.content
+    else:
+        texts: list[str] = []
+        for part in last.content:
+            if not isinstance(part, TextPart):
+                raise AguiInputError(
+                    f"the user's message carries a {part.type!r} part: this agent takes text "
+                    "only. Send the message as text"
+                )
+            texts.append(part.text)
+        text = "\n".join(texts)
+    if not text.strip():
+        raise AguiInputError("the user's message is empty: send some text")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise AguiInputError(
+            f"the user's message is {len(text):,} characters; the limit is {MAX_MESSAGE_CHARS:,}"
+        )
+    return text
+
+
+def _context(run: RunAgentInput) -> dict[str, str]:
+    entries = run.context or []
+    if len(entries) > _MAX_CONTEXT:
+        raise AguiInputError(
+            f"context has {len(entries)} entries; at most {_MAX_CONTEXT} are accepted"
+        )
+    out: dict[str, str] = {}
+    for entry in entries:
+        if len(entry.value) > MAX_MESSAGE_CHARS:
+            raise AguiInputError(
+                f"context entry {entry.description[:80]!r} is {len(entry.value):,} characters; "
+                f"the limit is {MAX_MESSAGE_CHARS:,}"
+            )
+        key = entry.description.strip()[:_MAX_ID] or "context"
+        name, n = key, 1
+        while name in out:  # the same description twice: keep both
+            n += 1
+            name = f"{key} ({n})"
+        out[name] = entry.value
+    return out
+
+
+def _parse_resume(session_id: str, run_id: str, entries: list[ResumeEntry]) -> AguiRequest:
+    seen: set[str] = set()
+    ours: list[ResumeEntry] = []
+    ignored: list[str] = []
+    for entry in entries:
+        iid = entry.interrupt_id
+        if iid in seen:
+            raise AguiInputError(f"resume answers interrupt {iid!r} twice: answer it once")
+        seen.add(iid)
+        if _interrupt_kind(iid) is None:
+            ignored.append(iid)
+        else:
+            ours.append(entry)
+    if not ours:
+        raise AguiInputError(
+            f"no resume entry answers an interrupt this server raised (got "
+            f"{', '.join(repr(i[:80]) for i in ignored)}): its interrupt ids look like "
+            f"'{APPROVAL_PREFIX}<id>' or '{CLARIFY_PREFIX}<call id>'"
+        )
+    if len(ours) > 1:
+        raise AguiInputError(
+            "resume answers several of this server's interrupts, but a Tether session waits on "
+            "one at a time: answer the interrupt of the last run only"
+        )
+    entry = ours[0]
+    iid = entry.interrupt_id
+    kind = _interrupt_kind(iid)
+    if kind == "approval":
+        approval_id = iid[len(APPROVAL_PREFIX) :]
+        if entry.status == "cancelled":
+            return AguiDecision(
+                session_id,
+                run_id,
+                iid,
+                approval_id,
+                approve=False,
+                reason=_DISMISSED_APPROVAL,
+                cancelled=True,
+                ignored=tuple(ignored),
+            )
+        approve, reason = _decision(iid, entry.payload)
+        return AguiDecision(
+            session_id, run_id, iid, approval_id, approve, reason, ignored=tuple(ignored)
+        )
+    call_id = iid[len(CLARIFY_PREFIX) :]
+    if entry.status == "cancelled":
+        return AguiAnswer(
+            session_id,
+            run_id,
+            iid,
+            call_id,
+            _DISMISSED_QUESTION,
+            cancelled=True,
+            ignored=tuple(ignored),
+        )
+    return AguiAnswer(
+        session_id, run_id, iid, call_id, _answer(iid, entry.payload), ignored=tuple(ignored)
+    )
+
+
+def _interrupt_kind(interrupt_id: str) -> str | None:
+    for kind, prefix in (("approval", APPROVAL_PREFIX), ("clarify", CLARIFY_PREFIX)):
+        if interrupt_id.startswith(prefix) and len(interrupt_id) > len(prefix):
+            return kind
+    return None
+
+
+def _decision(iid: str, payload: Any) -> tuple[bool, str | None]:
+    shape = '{"approved": true|false, "reason": "..." (optional)}'
+    if not isinstance(payload, dict):
+        raise AguiInputError(f"the resume of {iid!r} needs the payload {shape}")
+    if "editedArgs" in payload:
+        raise AguiInputError(
+            f"the resume of {iid!r} carries editedArgs, but Tether approves the exact call it "
+            "showed: approve or deny it as it is, and ask the agent for a changed call"
+        )
+    extra = sorted(set(payload) - {"approved", "reason"})
+    if extra:
+        raise AguiInputError(
+            f"the resume of {iid!r} has unknown fields {', '.join(map(repr, extra))}: send {shape}"
+        )
+    approved = payload.get("approved")
+    if not isinstance(approved, bool):
+        raise AguiInputError(
+            f"the resume of {iid!r} needs 'approved' as true or false (got {approved!r}): "
+            f"send {shape}"
+        )
+    reason = payload.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise AguiInputError(f"the 'reason' of the resume of {iid!r} must be a string")
+    if reason is not None and len(reason) > _MAX_REASON:
+        raise AguiInputError(
+            f"the 'reason' of the resume of {iid!r} is {len(reason):,} characters; "
+            f"the limit is {_MAX_REASON:,}"
+        )
+    return approved, (reason.strip() or None) if reason is not None else None
+
+
+def _answer(iid: str, payload: Any) -> str:
+    shape = '{"answer": "..."}'
+    text: Any = payload
+    if isinstance(payload, dict):
+        extra = sorted(set(payload) - {"answer"})
+        if extra:
+            raise AguiInputError(
+                f"the resume of {iid!r} has unknown fields {', '.join(map(repr, extra))}: "
+                f"send {shape}"
+            )
+        text = payload.get("answer")
+    if not isinstance(text, str) or not text.strip():
+        raise AguiInputError(f"the resume of {iid!r} needs the user's answer: send {shape}")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise AguiInputError(
+            f"the answer is {len(text):,} characters; the limit is {MAX_MESSAGE_CHARS:,}"
+        )
+    return text
+
+
+# --- what the client reads ----------------------------------------------------
+
+
+class AguiTranslator:
+    """One run's Tether events as AG-UI events.
+
+    Call :meth:`start` once, :meth:`feed` with every event of the turn (text
+    deltas included, in order), then :meth:`finish` with how the turn
+    ended. Each returns the AG-UI events to send now. Message ids are
+    ``<run id>:m<n>``; tool call ids are Tether's call ids (a call id the
+    run already used gets ``#<n>`` appended), so ids are stable and unique
+    within the run, and a result in a later run names the call it answers.
+    """
+
+    def __init__(self, thread_id: str, run_id: str) -> None:
+        self.thread_id = thread_id
+        self.run_id = run_id
+        self._started = False
+        self._finished = False
+        self._messages = 0
+        #: the assistant message being streamed (``None``: none open)
+        self._open: str | None = None
+        self._streamed: list[str] = []
+        #: what the user has read of the current final answer (``None``: nothing yet)
+        self._answer_shown: str | None = None
+        self._answered = False
+        self._call_ids: dict[str, str] = {}
+        self._used_ids: set[str] = set()
+        self._approval: PendingApproval | None = None
+        self._clarify: tuple[str, str] | None = None  # (call id, question)
+        self._usage: dict[str, Usage] = {}
+
+    # the stream ---------------------------------------------------------------
+
+    def start(self) -> list[BaseEvent]:
+        """``RUN_STARTED`` (once)."""
+        if self._started:
+            return []
+        self._started = True
+        return [
+            RunStartedEvent(
+                thread_id=self.thread_id, run_id=self.run_id, protocol_version=PROTOCOL_VERSION
+            )
+        ]
+
+    def feed(self, ev: Event) -> list[BaseEvent]:
+        """The AG-UI events for one Tether event (none for most types)."""
+        if self._finished:
+            return []
+        out = self.start()
+        if ev.usage is not None:
+            model = ev.data.get("model")
+            key = model if isinstance(model, str) and model else "unknown"
+            self._usage[key] = self._usage.get(key, Usage()) + ev.usage
+        t = ev.type
+        ts = _millis(ev.time)
+        if t == EventType.MODEL_DELTA:
+            out += self._delta(str(ev.data.get("text") or ""), ts)
+        elif t == EventType.MODEL_RESPONSE:
+            out += self._response(ev.data, ts)
+        elif t == EventType.TOOL_FINISHED:
+            out += self._result(ev.data, ts)
+        elif t == EventType.TURN_COMPLETED:
+            output = ev.data.get("output")
+            self._answered = True
+            if isinstance(output, str):
+                out += self._show_answer(output, ts)
+        elif t == EventType.OUTPUT_REASK:
+            self._answer_shown = None  # the answer goes back to the model; the next one counts
+        elif t == EventType.APPROVAL_REQUESTED:
+            try:
+                self._approval = PendingApproval.from_event(ev.session_id, ev.data)
+            except (KeyError, TypeError, ValueError):
+                self._approval = None
+        elif t in (EventType.APPROVAL_DECIDED, EventType.APPROVAL_EXPIRED):
+            if self._approval is not None and self._approval.id == ev.data.get("approval_id"):
+                self._approval = None
+        elif t == EventType.CLARIFY_ASKED:
+            self._clarify = (str(ev.data.get("call_id", "")), str(ev.data.get("question", "")))
+        return out
+
+    def finish(
+        self,
+        status: str,
+        *,
+        output: str | None = None,
+        approval: PendingApproval | None = None,
+        question: str | None = None,
+        error: str | None = None,
+    ) -> list[BaseEvent]:
+        """The run's end: the state, then ``RUN_FINISHED`` (success or interrupt) or ``RUN_ERROR``.
+
+        ``status`` is the session's status after the turn (``TurnResult.status``),
+        ``output`` its answer, ``approval`` the approval it waits on,
+        ``question`` the question it asked, ``error`` why it failed (a sentence
+        for a person; it is cut to one line). An ``error``, ``failed``, or any
+        status that is neither answered nor paused ends with ``RUN_ERROR``.
+        """
+        if self._finished:
+            return []
+        out = self.start()
+        out += self._close()
+        approval = approval or self._approval
+        if status == SessionStatus.AWAITING_APPROVAL and approval is None:
+            error = error or "the run paused for an approval that could not be read"
+        clarify: tuple[str, str] | None = None
+        if status == SessionStatus.AWAITING_USER and error is None:
+            call_id = self._clarify[0] if self._clarify else ""
+            asked = question or (self._clarify[1] if self._clarify else "")
+            if not asked:
+                error = "the run paused for a question that could not be read"
+            clarify = (call_id, asked)
+        failed = error is not None or status not in (
+            _ANSWERED | {SessionStatus.AWAITING_APPROVAL, SessionStatus.AWAITING_USER}
+        )
+        if not failed and status in _ANSWERED and not self._answered and output:
+            out += self._show_answer(output, None)
+        waiting = approval if status == SessionStatus.AWAITING_APPROVAL and not failed else None
+        asked_now = clarify if not failed else None
+        out.append(
+            StateSnapshotEvent(
+                snapshot={
+                    "session_id": self.thread_id,
+                    "status": str(status),
+                    "pending_approval": _approval_info(waiting) if waiting else None,
+                    "question": (
+                        {"call_id": asked_now[0], "question": asked_now[1]} if asked_now else None
+                    ),
+                }
+            )
+        )
+        self._finished = True
+        usage = self._token_usage()
+        if failed:
+            out.append(
+                RunErrorEvent(
+                    message=_safe_message(error or _status_error(status)),
+                    code=_error_code(status),
+                    usage=usage,
+                )
+            )
+            return out
+        interrupt: Interrupt | None = None
+        if waiting is not None:
+            interrupt = self._approval_interrupt(waiting)
+        elif asked_now is not None:
+            interrupt = self._clarify_interrupt(*asked_now)
+        outcome: RunFinishedInterruptOutcome | RunFinishedSuccessOutcome
+        if interrupt is not None:
+            outcome = RunFinishedInterruptOutcome(interrupts=[interrupt])
+        else:
+            outcome = RunFinishedSuccessOutcome()
+        out.append(
+            RunFinishedEvent(
+                thread_id=self.thread_id, run_id=self.run_id, outcome=outcome, usage=usage
+            )
+        )
+        return out
+
+    # text ---------------------------------------------------------------------
+
+    def _new_message_id(self) -> str:
+        self._messages += 1
+        return f"{self.run_id}:m{self._messages}"
+
+    def _delta(self, text: str, ts: int | None) -> list[BaseEvent]:
+        if not text:
+            return []  # a keep-alive: it opens no message
+        out: list[BaseEvent] = []
+        if self._open is None:
+            self._open = self._new_message_id()
+            self._streamed = []
+            out.append(TextMessageStartEvent(message_id=self._open, role="assistant", timestamp=ts))
+        self._streamed.append(text)
+        out.append(TextMessageContentEvent(message_id=self._open, delta=text, timestamp=ts))
+        return out
+
+    def _close(self, ts: int | None = None) -> list[BaseEvent]:
+        if self._open is None:
+            return []
+        mid, self._open = self._open, None
+        return [TextMessageEndEvent(message_id=mid, timestamp=ts)]
+
+    def _whole(self, text: str, ts: int | None) -> tuple[str, list[BaseEvent]]:
+        mid = self._new_message_id()
+        return mid, [
+            TextMessageStartEvent(message_id=mid, role="assistant", timestamp=ts),
+            TextMessageContentEvent(message_id=mid, delta=text, timestamp=ts),
+            TextMessageEndEvent(message_id=mid, timestamp=ts),
+        ]
+
+    def _response(self, data: dict[str, Any], ts: int | None) -> list[BaseEvent]:
+        msg = data.get("message")
+        msg = msg if isinstance(msg, dict) else {}
+        text = msg.get("text") if isinstance(msg.get("text"), str) else ""
+        calls = [c for c in msg.get("tool_calls") or () if isinstance(c, dict)]
+        streamed = self._open is not None
+        shown = "".join(self._streamed) if streamed else None
+        parent = self._open
+        out = self._close(ts)
+        self._streamed = []
+        if not calls:
+            # A final answer: the runtime may still withhold or replace it, so
+            # unstreamed text waits for turn.completed (what the user reads).
+            self._answer_shown = shown
+            return out
+        self._answer_shown = None
+        if parent is None:
+            if text:
+                parent, whole = self._whole(text, ts)
+                out += whole
+            else:
+                parent = self._new_message_id()
+        for call in calls:
+            out += self._tool_call(call, parent, ts)
+        return out
+
+    def _show_answer(self, output: str, ts: int | None) -> list[BaseEvent]:
+        out = self._close(ts)
+        if not output or output == self._answer_shown:
+            return out
+        self._answer_shown = output
+        return out + self._whole(output, ts)[1]
+
+    # tools --------------------------------------------------------------------
+
+    def _tool_call(self, call: dict[str, Any], parent: str, ts: int | None) -> list[BaseEvent]:
+        call_id = str(call.get("id") or "")
+        tcid = call_id or f"{self.run_id}:call"
+        n = 1
+        while tcid in self._used_ids:
+            n += 1
+            tcid = f"{call_id or self.run_id + ':call'}#{n}"
+        self._used_ids.add(tcid)
+        self._call_ids[call_id] = tcid
+        args = call.get("arguments")
+        return [
+            ToolCallStartEvent(
+                tool_call_id=tcid,
+                tool_call_name=str(call.get("name") or ""),
+                parent_message_id=parent,
+                timestamp=ts,
+            ),
+            ToolCallArgsEvent(tool_call_id=tcid, delta=_json(args or {}), timestamp=ts),
+            ToolCallEndEvent(tool_call_id=tcid, timestamp=ts),
+        ]
+
+    def _tool_id(self, call_id: str) -> str:
+        return self._call_ids.get(call_id, call_id)
+
+    def _result(self, data: dict[str, Any], ts: int | None) -> list[BaseEvent]:
+        call_id = str(data.get("call_id") or "")
+        content = data.get("content", "")
+        out = self._close(ts)
+        return [
+            *out,
+            ToolCallResultEvent(
+                message_id=self._new_message_id(),
+                tool_call_id=self._tool_id(call_id),
+                # what the model read: never ``raw`` (what a guard withheld) nor ``original``
+                content=content if isinstance(content, str) else _json(content),
+                metadata={"tether": {"is_error": True}} if data.get("is_error") else None,
+                timestamp=ts,
+            ),
+        ]
+
+    # the end ------------------------------------------------------------------
+
+    def _approval_interrupt(self, a: PendingApproval) -> Interrupt:
+        operator = a.mode == "operator"
+        return Interrupt(
+            id=f"{APPROVAL_PREFIX}{a.id}",
+            reason="tether:operator_review" if operator else "tool_call",
+            message=a.question(),
+            tool_call_id=self._tool_id(a.call_id),
+            response_schema=_approval_schema(),
+            expires_at=_iso(a.expires_at),
+            metadata={"tether": {"kind": "approval", **_approval_info(a)}},
+        )
+
+    def _clarify_interrupt(self, call_id: str, question: str) -> Interrupt:
+        return Interrupt(
+            id=f"{CLARIFY_PREFIX}{call_id or self.run_id}",
+            reason="input_required",
+            message=question,
+            tool_call_id=self._tool_id(call_id) if call_id else None,
+            response_schema={
+                "type": "object",
+                "properties": {
+                    "answer": {"type": "string", "minLength": 1, "maxLength": MAX_MESSAGE_CHARS}
+                },
+                "required": ["answer"],
+                "additionalProperties": False,
+            },
+            metadata={
+                "tether": {
+                    "kind": "clarify",
+                    "session_id": self.thread_id,
+                    "call_id": call_id,
+                    "question": question,
+                }
+            },
+        )
+
+    def _token_usage(self) -> list[TokenUsage] | None:
+        if not self._usage:
+            return None
+        return [
+            TokenUsage(
+                model=model,
+                # AG-UI counts cache reads and writes inside inputTokens; Tether apart
+                input_tokens=u.input_tokens + u.cache_read_tokens + u.cache_write_tokens,
+                output_tokens=u.output_tokens,
+                total_tokens=u.total_tokens,
+                cached_input_tokens=u.cache_read_tokens or None,
+                cache_write_input_tokens=u.cache_write_tokens or None,
+            )
+            for model, u in self._usage.items()
+        ]
+
+
+def _approval_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "approved": {"type": "boolean"},
+            "reason": {"type": "string", "maxLength": _MAX_REASON},
+        },
+        "required": ["approved"],
+        "additionalProperties": False,
+    }
+
+
+def _approval_info(a: PendingApproval) -> dict[str, Any]:
+    """Everything a front end shows for an approval (as ``ApprovalOut``, JSON-safe)."""
+    return {
+        "id": a.id,
+        "session_id": a.session_id,
+        "tool": a.tool,
+        "call_id": a.call_id,
+        "summary": a.summary,
+        "question": a.question(),
+        "explanation": a.explanation,
+        "mode": a.mode,
+        "arguments": json.loads(_json(a.arguments)),
+        "expires_at": a.expires_at,
+        "warning": a.warning,
+        "flagged": json.loads(_json(list(a.flagged))),
+        "tainted": list(a.tainted),
+    }
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _millis(t: float) -> int | None:
+    try:
+        ms = int(t * 1000)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return ms if 0 <= ms <= _MAX_SAFE_INT else None
+
+
+def _iso(t: float) -> str | None:
+    try:
+        return datetime.fromtimestamp(t, tz=UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _status_error(status: str) -> str:
+    if status == SessionStatus.RUNNING:
+        return (
+            "The run was interrupted before it finished (the server may be restarting). "
+            "Try again in a moment."
+        )
+    return "The run failed."
+
+
+def _error_code(status: str) -> str:
+    if status == SessionStatus.RUNNING:
+        return "interrupted"
+    return "failed" if status == SessionStatus.FAILED else "error"
+
+
+def _safe_message(text: str) -> str:
+    """One line for a person: no traceback, no newlines, at most ``_MAX_ERROR`` characters."""
+    cut = text.split("Traceback (most recent call last)", 1)[0]
+    line = _SPACES.sub(" ", cut).strip()
+    if len(line) > _MAX_ERROR:
+        line = line[: _MAX_ERROR - 1].rstrip() + "…"
+    return line or "The run failed."
