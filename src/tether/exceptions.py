@@ -15,6 +15,7 @@ The tree has three families, so callers can tell *who* has to act::
         │   └── ModelTimeout       no answer within the configured timeout
         ├── CircuitOpen            a breaker is open: the dependency failed repeatedly
         ├── ApprovalError          a stale, unknown or unauthorised approval decision
+        │   └── NotApprover        the decider lacks the role the approval needs
         ├── AccessDenied           a principal acting on a session that is not theirs
         ├── ModelUnavailable       no model of the chain could answer (and why)
         ├── SessionConflict        another process holds this session's lease
@@ -50,6 +51,7 @@ __all__ = [
     "ModelSpecError",
     "ModelTimeout",
     "ModelUnavailable",
+    "NotApprover",
     "ProviderError",
     "RateLimited",
     "Retry",
@@ -151,6 +153,10 @@ class CircuitOpen(RunError):
 
 class ApprovalError(RunError):
     """An approval decision that cannot be taken: stale, for another call, or without the role."""
+
+
+class NotApprover(ApprovalError):
+    """The decider may not decide this approval (a server answers 403: they see the session)."""
 
 
 class ModelUnavailable(RunError):

@@ -6,8 +6,8 @@ order it calls ``cancel_order`` (irreversible: it waits for an approver),
 asked about an order it calls ``check_order``, and after tool results it
 answers with what the tool said. Asked the health check's question, it
 says OK. ``TETHER_TEST_MODEL_DELAY`` (seconds) slows every call, so a test
-can stop a server in the middle of a turn. ``TETHER_TEST_SHOP`` names the
-shop file (each test server gets its own).
+can stop a server in the middle of a turn. ``TETHER_RETAIL_DB`` names the
+shop file, read when a session first opens it (each test server gets its own).
 
 Served by reference: ``tether serve tests.server.agents:retail``.
 """
@@ -73,7 +73,8 @@ def _model() -> FunctionModel:
 
 
 def _agent() -> object:
-    base = build_agent(shop_path=os.environ.get("TETHER_TEST_SHOP") or None, models=[_model()])
+    # the shop path is read when a session first needs it (TETHER_RETAIL_DB), not now
+    base = build_agent(models=[_model()])
     return dataclasses.replace(
         base,
         approval=dataclasses.replace(base.approval, mode="operator"),

@@ -172,7 +172,7 @@ def spawn(
         {
             "TETHER_HOME": str(tmp_path / "home"),
             "TETHER_DATABASE_URL": db_url,
-            "TETHER_TEST_SHOP": str(shop),
+            "TETHER_RETAIL_DB": str(shop),
             "TETHER_TEST_MODEL_DELAY": str(model_delay),
             "TETHER_LEASE_TTL": "3",
             "TETHER_RECOVER_INTERVAL": "1",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from tether.exceptions import ApprovalError, InvalidSessionState
+from tether.exceptions import ApprovalError, InvalidSessionState, NotApprover
 from tether.runtime.approvals import NOT_DONE, PendingApproval, parse_reply, summarize
 from tether.runtime.execute import ToolRun
 from tether.runtime.result import TurnResult
@@ -140,7 +140,7 @@ async def decide(
     who = by_label or (by.user or "anonymous")
     refused = may_decide(turn, pending, by)
     if refused is not None:
-        raise ApprovalError(f"{who} cannot decide approval {approval_id}: {refused}")
+        raise NotApprover(f"{who} cannot decide approval {approval_id}: {refused}")
     call = st.open_calls.get(pending["call_id"])
     if call is None or arguments_hash(call.name, call.arguments) != pending["args_hash"]:
         raise ApprovalError(  # the log itself would have to be inconsistent

@@ -25,6 +25,7 @@ from tether.exceptions import (
     InputRejected,
     InvalidSessionState,
     ModelUnavailable,
+    NotApprover,
     RateLimited,
     SessionConflict,
     SessionNotFound,
@@ -114,6 +115,8 @@ def problem_of(exc: BaseException) -> ApiProblem:
         )
     if isinstance(exc, SessionConflict):
         return ApiProblem(409, "session-busy", text, headers={"Retry-After": "1"})
+    if isinstance(exc, NotApprover):
+        return ApiProblem(403, "forbidden", text)
     if isinstance(exc, (InvalidSessionState, ApprovalError)):
         return ApiProblem(409, "invalid-state", text)
     if isinstance(exc, AccessDenied):
