@@ -40,7 +40,7 @@ from tether.surfaces.server.common import (
     sse,
     state_of,
 )
-from tether.surfaces.server.idempotency import claim
+from tether.surfaces.server.idempotency import Claim, claim
 from tether.surfaces.server.models import (
     AgentOut,
     AgentsOut,
@@ -336,15 +336,7 @@ def _json_frame(event: str, body: Any) -> bytes:
     )
 
 
-async def run_turn(
-    request: Request,
-    st: ServerState,
-    caller: Caller,
-    rec: SessionRecord,
-    work: Work,
-    idem_key: str | None,
-) -> Response:
-    """Start ``work`` as a turn on ``rec``'s session and answer with its outcome or its stream."""
+def _refuse_when_closing(st: ServerState) -> None:
     if st.closing.is_set():
         raise ApiProblem(
             503,
@@ -352,7 +344,24 @@ async def run_turn(
             "this replica is shutting down; retry on another",
             headers={"Retry-After": "1"},
         )
-    held = await claim(st, caller, request, idem_key)
+
+
+async def run_turn(
+    request: Request,
+    st: ServerState,
+    caller: Caller,
+    rec: SessionRecord,
+    work: Work,
+    idem_key: str | None,
+    *,
+    claimed: Claim | None = None,
+) -> Response:
+    """Start ``work`` as a turn on ``rec``'s session and answer with its outcome or its stream.
+
+    ``claimed``: the request's idempotency key, already claimed by the caller.
+    """
+    _refuse_when_closing(st)
+    held = claimed if claimed is not None else await claim(st, caller, request, idem_key)
     if held is not None and held.replay is not None:
         return held.replay
     if held is not None and held.stream_from is not None:
@@ -464,6 +473,47 @@ async def post_message(
         return await handle.send(body.message, context=body.context, on_event=sink)
 
     return await run_turn(request, st, caller, rec, work, idem_key)
+
+
+@router.post(
+    "/v1/agents/{name}/messages",
+    response_model=TurnOut,
+    tags=["turns"],
+    responses={200: {"content": _SSE_DOC}},
+)
+async def start_conversation(
+    request: Request,
+    name: str,
+    body: MessageIn,
+    caller: CallerDep,
+    idem_key: IdemHeader = None,
+) -> Response:
+    """Start a session with agent ``name`` and run its first turn, in one request.
+
+    The same as ``POST /v1/sessions`` then ``POST /v1/sessions/{id}/messages``;
+    the answer's ``session_id`` (or the stream's first event) names the session.
+    """
+    st = state_of(request)
+    agent = agent_named(st, name)
+    _refuse_when_closing(st)
+    held = await claim(st, caller, request, idem_key)
+    if held is not None and (held.replay is not None or held.stream_from is not None):
+        return held.replay or held.stream_from  # type: ignore[return-value]
+    try:
+        handle = st.rt.session(agent, principal=caller.principal)
+        await handle.create(context=body.context, metadata={"via": "server"})
+        rec = await st.rt.store.get(handle.id)
+    except BaseException as exc:
+        if held is not None:
+            await held.forget()
+        if isinstance(exc, Exception):
+            raise problem_of(exc) from None
+        raise
+
+    async def work(sink: EventSink) -> TurnResult:
+        return await handle.send(body.message, on_event=sink)
+
+    return await run_turn(request, st, caller, rec, work, idem_key, claimed=held)
 
 
 @router.post(
