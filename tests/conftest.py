@@ -20,4 +20,7 @@ def _isolated_home(
     monkeypatch.setenv("TETHER_HOME", str(home))
     monkeypatch.delenv("TETHER_DATABASE_URL", raising=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    # a developer's own server must not receive the local CLI tests' requests
+    monkeypatch.delenv("TETHER_SERVER", raising=False)
+    monkeypatch.delenv("TETHER_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)

@@ -100,9 +100,16 @@ def test_all_matches_the_module_namespace() -> None:
 
 def test_what_the_docs_import_comes_from_tether() -> None:
     """The docs and examples import the library's API from ``tether`` itself; only the
-    public facades ``tether.testing``, ``tether.store`` and ``tether.surfaces.evals``
-    are imported by path."""
-    facades = {"tether", "tether.testing", "tether.store", "tether.surfaces.evals"}
+    public facades ``tether.testing``, ``tether.store``, ``tether.surfaces.evals``,
+    ``tether.client`` and ``tether.surfaces.server`` are imported by path."""
+    facades = {
+        "tether",
+        "tether.testing",
+        "tether.store",
+        "tether.surfaces.evals",
+        "tether.client",
+        "tether.surfaces.server",
+    }
     found: list[str] = []
     for root in ("docs", "examples", "README.md"):
         path = REPO / root
@@ -118,6 +125,17 @@ def test_submodule_facades_export_what_they_list() -> None:
     for module in (tether.runtime, tether.store, tether.testing):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_the_client_does_not_load_the_server() -> None:
+    """``tether.client`` (a service's dependency) loads neither FastAPI, uvicorn nor the store."""
+    import subprocess
+    import sys
+
+    heavy = "('fastapi', 'uvicorn', 'sqlalchemy', 'anthropic', 'openai')"
+    code = f"import sys, tether.client; print(','.join(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
 
 
 def test_import_does_not_load_provider_sdks() -> None:

@@ -28,11 +28,14 @@ The tree has three families, so callers can tell *who* has to act::
         ├── ModelIntegrityError    a local model file failed its hash check
         ├── ScriptExhausted        a scripted test model was called once too often
         ├── StoreTimeout           a store operation outlived op_timeout (also a TimeoutError)
-        └── StoreUnavailable       the database is unreachable or busy (also a ConnectionError)
+        ├── StoreUnavailable       the database is unreachable or busy (also a ConnectionError)
+        ├── ServerError            a Tether server answered a problem document (status, detail)
+        └── ServerUnreachable      no answer from a Tether server (also a ConnectionError)
 
 ``StoreTimeout`` and ``StoreUnavailable`` are defined in
 :mod:`tether.store.errors` (the store layer, imported only when a SQL store is
-used) and re-exported by :mod:`tether.store`.
+used) and re-exported by :mod:`tether.store`; ``ServerError`` and
+``ServerUnreachable`` in :mod:`tether.client`.
 
 Every message says the likely cause and what to do about it.
 """

@@ -20,7 +20,8 @@ import os
 import re
 
 from examples.retail.agent import build_agent
-from tether import ApprovalPolicy, HealthCheck
+
+from tether import HealthCheck
 from tether.spec.messages import Message, ToolCall
 from tether.spec.model import ModelRequest
 from tether.testing import FunctionModel
@@ -60,7 +61,9 @@ def reply(request: ModelRequest) -> str | ToolCall | Message:
                 arguments={**DEMO, "order_id": order, "reason": "no longer needed"},
             )
         if "status" in last.text.lower() or found:
-            return ToolCall(id=f"call_check_{n}", name="check_order", arguments={**DEMO, "order_id": order})
+            return ToolCall(
+                id=f"call_check_{n}", name="check_order", arguments={**DEMO, "order_id": order}
+            )
         return "I can look up or cancel your orders. What would you like?"
     return "Is there anything else?"
 

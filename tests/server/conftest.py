@@ -33,11 +33,11 @@ import uvicorn
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from tests.store.conftest import postgres_url, require_postgres
 from tether.spec.agent import Agent
 from tether.store import SQLStore, resolve_url
 from tether.store.server import KeyStore
 from tether.surfaces.server import ServerConfig, create_app
-from tests.store.conftest import postgres_url, require_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +71,9 @@ def inprocess(
 ) -> Iterator[InProcess]:
     """Serve ``agents`` with uvicorn in a thread on a free loopback port."""
     port = free_port()
-    db_url = settings.pop("database_url", None) or f"sqlite+aiosqlite:///{tmp_path / 'server.sqlite'}"
+    db_url = (
+        settings.pop("database_url", None) or f"sqlite+aiosqlite:///{tmp_path / 'server.sqlite'}"
+    )
     cfg = config or ServerConfig(database_url=db_url, port=port, **settings)
     app = create_app(list(agents), cfg, runtime_options=runtime_options)
     server = uvicorn.Server(
@@ -126,7 +128,9 @@ class Spawned:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"tether serve exited ({self.proc.returncode}):\n{self.output()}")
+                raise RuntimeError(
+                    f"tether serve exited ({self.proc.returncode}):\n{self.output()}"
+                )
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
@@ -163,11 +167,7 @@ def spawn(
     """Start ``tether serve`` on a free port (not yet ready: call ``wait_ready``)."""
     port = port or free_port()
     log = tmp_path / f"serve-{port}-{uuid.uuid4().hex[:6]}.log"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("TETHER_", "PYTEST_", "COV_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TETHER_", "PYTEST_", "COV_"))}
     env.update(
         {
             "TETHER_HOME": str(tmp_path / "home"),
@@ -219,7 +219,7 @@ def shop(tmp_path: Path) -> Path:
     return tmp_path / "shop.sqlite"
 
 
-async def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.1) -> Any:
+async def wait_for(predicate: Any, timeout: float = 20.0, interval: float = 0.1) -> Any:  # noqa: ASYNC109 - reason: a polling deadline, not an await timeout
     """Poll ``predicate()`` (sync or async) until truthy; its value, or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from ag_ui.core import EventType, RunAgentInput
 from ag_ui.core.events import Event as AguiEvent
+from examples.retail.agent import open_shop
 from pydantic import TypeAdapter
 
-from examples.retail.agent import open_shop
 from tests.server.agents import retail
 from tests.server.conftest import inprocess, make_key
 
@@ -96,7 +96,9 @@ async def test_retail_cancel_over_agui_pauses_with_an_interrupt_and_resumes_with
         assert info["arguments"]["zip"] == "94107"
         assert _order_status(tmp_path / "shop.sqlite", "#W1024001") == "pending"
 
-        resume = [{"interruptId": interrupt.id, "status": "resolved", "payload": {"approved": True}}]
+        resume = [
+            {"interruptId": interrupt.id, "status": "resolved", "payload": {"approved": True}}
+        ]
         # the user may not decide (the agent's approvals are for operators): refused, nothing runs
         denied = await c.post(
             "/v1/agents/retail/agui",
@@ -136,7 +138,9 @@ async def test_retail_cancel_over_agui_pauses_with_an_interrupt_and_resumes_with
                 "/v1/sessions/thread-ava-1/events", headers={"Authorization": f"Bearer {user}"}
             )
         ).json()["items"]
-        started = [e for e in events if e["type"] == "tool.started" and e["data"]["name"] == "cancel_order"]
+        started = [
+            e for e in events if e["type"] == "tool.started" and e["data"]["name"] == "cancel_order"
+        ]
         assert len(started) == 1
 
 
@@ -144,9 +148,13 @@ async def test_agui_rejects_a_resume_for_an_interrupt_that_is_not_open(served: A
     user = await make_key(served.db_url, user="bo", roles={"user", "approver"})
     async with httpx.AsyncClient(base_url=served.url, timeout=30) as c:
         h = {"Authorization": f"Bearer {user}"}
-        r = await c.post("/v1/agents/retail/agui", json=_run_input("t-bo", "r1", "hello"), headers=h)
+        r = await c.post(
+            "/v1/agents/retail/agui", json=_run_input("t-bo", "r1", "hello"), headers=h
+        )
         assert _events(r.text)[-1].outcome.type == "success"
-        stale = [{"interruptId": "approval:t-bo.9", "status": "resolved", "payload": {"approved": True}}]
+        stale = [
+            {"interruptId": "approval:t-bo.9", "status": "resolved", "payload": {"approved": True}}
+        ]
         r = await c.post(
             "/v1/agents/retail/agui", json=_run_input("t-bo", "r2", resume=stale), headers=h
         )

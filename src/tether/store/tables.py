@@ -28,11 +28,11 @@ from tether.spec.messages import Usage
 
 __all__ = [
     "EVENT_COLUMNS",
-    "api_keys",
-    "idempotency",
     "SESSION_COLUMNS",
+    "api_keys",
     "event_row",
     "events",
+    "idempotency",
     "metadata",
     "record_params",
     "row_event",

@@ -4,7 +4,9 @@ Commands: ``chat``, ``run``, ``resume``, ``sessions list``, ``sessions show``,
 ``approvals list``, ``approvals approve``, ``approvals deny``, and in their
 own modules ``cost``, ``eval``, ``redteam``, ``audit`` and ``guard``.
 Every command reads the store from ``--db`` or ``TETHER_DATABASE_URL``
-(default: SQLite under ``$TETHER_HOME``, ``~/.tether``). Errors print one
+(default: SQLite under ``$TETHER_HOME``, ``~/.tether``); given ``--server URL``
+(or ``TETHER_SERVER``), ``chat``, ``sessions`` and ``approvals`` work through
+that server's API instead (:mod:`tether.surfaces.cli.remote`). Errors print one
 actionable line and exit with status 2 (usage: a bad agent, file, option or
 setting) or 1 (the turn failed; or a bug, see :mod:`tether.surfaces.cli.errors`).
 """
@@ -66,6 +68,23 @@ T = TypeVar("T")
 DbOption = Annotated[
     str | None,
     typer.Option("--db", help="Store URL (default: $TETHER_DATABASE_URL or ~/.tether SQLite)."),
+]
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="TETHER_SERVER",
+        help="A Tether server's URL (http://HOST:PORT): work through its API, not a local store.",
+    ),
+]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="TETHER_API_KEY",
+        show_default=False,
+        help="API key for --server; prefer $TETHER_API_KEY (others can read a command line).",
+    ),
 ]
 ModelOption = Annotated[
     str | None,
@@ -383,15 +402,29 @@ def _settle(done: asyncio.Future[str], text: str | None, exc: BaseException | No
 
 @app.command()
 def chat(
-    agent_ref: Annotated[str, typer.Argument(metavar="AGENT", help="module:attr or a folder.")],
+    agent_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="AGENT", help="module:attr or a folder; with --server, a served agent's name."
+        ),
+    ],
     model: ModelOption = None,
     session: Annotated[str | None, typer.Option("--session", help="Continue this session.")] = None,
     user: Annotated[str | None, typer.Option("--user", help="The end user's id.")] = None,
     tenant: TenantOption = None,
     scope: ScopeOption = None,
     db: DbOption = None,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Talk to an agent interactively; tokens stream, tool calls show as they run."""
+    if server:
+        from tether.surfaces.cli import remote
+
+        local = {"--model": model, "--user": user, "--tenant": tenant, "--scope": scope}
+        remote.refuse_local(local | {"--db": db})
+        remote.chat(remote.connect(server, api_key), agent_ref, session, server)
+        return
     agent = _agent(agent_ref, model)
     printer = LiveTurnPrinter(out)
     principal = _principal(user, tenant, scope)
@@ -471,8 +504,17 @@ def sessions_list(
     agent: Annotated[str | None, typer.Option(help="Only this agent name.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     db: DbOption = None,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """List stored sessions, newest first."""
+    if server:
+        from tether.surfaces.cli import remote
+
+        remote.refuse_local({"--db": db})
+        client = remote.connect(server, api_key)
+        remote.sessions_list(client, limit=limit, status=status, agent=agent, as_json=as_json)
+        return
 
     async def go() -> list[Any]:
         store = await _open_store(db)
@@ -494,8 +536,16 @@ def sessions_show(
     session_id: Annotated[str, typer.Argument(metavar="ID")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
     db: DbOption = None,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Show a session's timeline: every event, with tokens and timing."""
+    if server:
+        from tether.surfaces.cli import remote
+
+        remote.refuse_local({"--db": db})
+        remote.sessions_show(remote.connect(server, api_key), session_id, as_json=as_json)
+        return
 
     async def go() -> tuple[Any, list[Any]]:
         store = await _open_store(db)
@@ -531,8 +581,16 @@ def _session_of(approval_id: str) -> str:
 def approvals_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     db: DbOption = None,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """List the actions waiting for approval, oldest session first."""
+    if server:
+        from tether.surfaces.cli import remote
+
+        remote.refuse_local({"--db": db})
+        remote.approvals_list(remote.connect(server, api_key), as_json=as_json)
+        return
 
     async def go() -> list[Any]:
         async with await _runtime(db) as rt:
@@ -580,8 +638,13 @@ def _decide(
     agent_ref: str | None,
     model: str | None,
     db: str | None,
+    server: str | None = None,
+    api_key: str | None = None,
 ) -> None:
     """Decide ``approval_id``, then continue its session on the models it ran on.
+
+    With ``server``, the server decides it (as the API key's user) and runs the
+    continuation on its own models: the local-only options are refused.
 
     The chain is ``model`` if given, else the one the session was created
     with (its ``session.created`` event's ``models``) when those are specs
@@ -589,6 +652,13 @@ def _decide(
     agent's own. A model that cannot be used (no API key, no model file) is
     refused before anything is recorded: the session still waits.
     """
+    if server:
+        from tether.surfaces.cli import remote
+
+        given = {"--by": by, "--role": roles, "--agent": agent_ref, "--model": model, "--db": db}
+        remote.refuse_local(given)
+        remote.decide(remote.connect(server, api_key), approval_id, approve, reason)
+        return
     session_id = _session_of(approval_id)
     try:
         override = model_chain(model)
@@ -657,9 +727,11 @@ def approvals_approve(
         ),
     ] = None,
     db: DbOption = None,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Approve a waiting action: it runs (once) and the session continues."""
-    _decide(approval_id, True, by, role, None, agent_ref, model, db)
+    _decide(approval_id, True, by, role, None, agent_ref, model, db, server, api_key)
 
 
 @approvals_app.command("deny")
@@ -677,6 +749,8 @@ def approvals_deny(
         ),
     ] = None,
     db: DbOption = None,
+    server: ServerOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
     """Deny a waiting action: it does not run, and the model is told why."""
-    _decide(approval_id, False, by, role, reason, agent_ref, model, db)
+    _decide(approval_id, False, by, role, reason, agent_ref, model, db, server, api_key)

@@ -44,7 +44,8 @@ class _In(BaseModel):
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # a client built against an older server ignores fields added later
+    model_config = ConfigDict(extra="ignore")
 
 
 class Problem(_Out):
