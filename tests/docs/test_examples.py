@@ -136,6 +136,17 @@ EXPECTED: dict[str, list[str]] = {
         "can help you with?",
         "withheld because: ['canary']",
     ],
+    "serving.py": [
+        "ava: approval requested for refund",
+        "ava: turn ended awaiting_approval: This action is waiting for review by an operator: "
+        "refund order '#W1'",
+        "bo: 404 no such session (or not yours)",
+        "ops: refund order '#W1' (arguments {'order_id': '#W1'})",
+        "ops: idle: Done: refunded #W1. / the retry: Done: refunded #W1.",
+        "refunds run: ['#W1']",
+        "ava: 11 stored events, seq 1..11",
+        "ready: ready",
+    ],
     "sessions.py": [
         "tools offered: order_status, cancel_order, clarify",
         "status: awaiting_approval",

@@ -8,6 +8,10 @@
   in this process.
 - :func:`open_rate_limiter`: per-user and per-tenant rate limits, shared the
   same way.
+- :func:`open_bus`: the server's event fan-out (:class:`RedisBus` across
+  replicas, else in this process).
+- :class:`KeyStore`, :class:`IdempotencyStore`: the server's API keys
+  (hashed) and idempotency records, in the store's database.
 
 The protocol itself lives in :mod:`tether.runtime.ports` (the layer that
 uses it) and is re-exported here.
@@ -19,11 +23,17 @@ from tether.runtime.memory import InMemoryStore
 from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
 from tether.store.errors import StoreTimeout, StoreUnavailable
 from tether.store.redis_breakers import RedisBreakerBackend, open_breakers
+from tether.store.redis_bus import RedisBus, open_bus
 from tether.store.redis_limits import RedisSlots, open_rate_limiter
+from tether.store.server import ApiKey, IdempotencyStore, KeyStore
 from tether.store.sql import SQLStore, resolve_url
 
 __all__ = [
+    "ApiKey",
+    "IdempotencyStore",
     "InMemoryStore",
+    "KeyStore",
+    "RedisBus",
     "RedisBreakerBackend",
     "RedisSlots",
     "SQLStore",
@@ -33,6 +43,7 @@ __all__ = [
     "StoreTimeout",
     "StoreUnavailable",
     "open_breakers",
+    "open_bus",
     "open_rate_limiter",
     "open_store",
     "resolve_url",

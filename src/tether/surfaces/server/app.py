@@ -62,7 +62,7 @@ class ServerState:
         """Stop taking turns and let the ones in flight reach a step boundary."""
         if self.closing.is_set():
             return
-        log.warning("shutting down: no new turns; draining those in flight")
+        log.info("shutting down: no new turns; draining those in flight")
         self.closing.set()
         task = asyncio.get_running_loop().create_task(self.rt.aclose(self.config.shutdown_grace))
         _background.add(task)
@@ -98,9 +98,16 @@ def create_app(
         app.state.tether = state
         restore = _on_signals(state)
         state.runs.start_sweeping()
+        chores = [
+            # load each agent's models now (a local model takes seconds), not on the first turn
+            asyncio.get_running_loop().create_task(_warm_up(state), name="tether-warm-up"),
+            asyncio.get_running_loop().create_task(_purge_forever(state), name="tether-purge"),
+        ]
         try:
             yield
         finally:
+            for chore in chores:
+                chore.cancel()
             restore()
             state.begin_shutdown()
             await state.runs.aclose(cfg.shutdown_grace)
@@ -170,6 +177,28 @@ async def _start(
         ready=Readiness(rt, agents),
         closing=asyncio.Event(),
     )
+
+
+async def _warm_up(state: ServerState) -> None:
+    """Run the readiness check once at start: models load before the first request needs them."""
+    try:
+        ok, checks = await state.ready.check()
+    except Exception:
+        log.exception("the start-up readiness check failed")
+        return
+    if not ok:
+        failed = {k: v.get("detail") for k, v in checks.items() if not v.get("ok")}
+        log.warning("not ready at start-up: %s", failed)
+
+
+async def _purge_forever(state: ServerState, every: float = 600.0) -> None:
+    """Forget idempotency records past their time to live."""
+    while True:
+        try:
+            await state.idem.purge()
+        except Exception as exc:  # the store is down: try again later
+            log.warning("could not purge idempotency records: %s", exc)
+        await asyncio.sleep(every)
 
 
 def _on_signals(state: ServerState) -> Any:

@@ -628,7 +628,9 @@ async def _event_stream(
         elif item.reason == "shutdown":
             yield _json_frame("error", _shutdown_problem(sid))
         else:
-            yield _json_frame("end", {"status": item.status, "last_seq": item.last_seq})
+            yield _json_frame(
+                "end", {"status": item.status, "last_seq": item.last_seq, "reason": item.reason}
+            )
 
 
 # --- approvals -------------------------------------------------------------------
