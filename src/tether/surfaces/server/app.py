@@ -36,6 +36,7 @@ from tether.surfaces.server import problems
 from tether.surfaces.server.auth import Gatekeeper
 from tether.surfaces.server.config import ServerConfig, is_loopback
 from tether.surfaces.server.health import Readiness
+from tether.surfaces.server.limits import BodyLimit
 from tether.surfaces.server.runs import Runs
 
 __all__ = ["ServerState", "create_app"]
@@ -118,7 +119,6 @@ def create_app(
         version="1",
         summary="Durable, supervised LLM agents: sessions, streaming turns, approvals.",
         lifespan=lifespan,
-        max_body_size=cfg.max_body_bytes,
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
@@ -130,6 +130,7 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
         )
+    app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
     problems.install(app)
     app.include_router(routes.router)
     return app

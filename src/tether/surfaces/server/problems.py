@@ -160,8 +160,6 @@ def install(app: FastAPI) -> None:
     async def on_http(_req: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
-        if exc.status_code == 413:
-            detail = "the request body is larger than this server accepts"
         slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
             exc.status_code, "http-error"
         )

@@ -184,9 +184,12 @@ def _pending(state: SessionState) -> PendingApproval | None:
 
 async def _session_out(st: ServerState, rec: SessionRecord) -> SessionOut:
     state = await st.rt.load(rec.id)
-    messages = []
+    messages: list[MessageOut] = []
     for m in state.messages:
-        if m.role not in ("user", "assistant", "tool"):
+        if m.role == "tool":  # one message per tool result, naming its tool
+            messages.extend(MessageOut(role="tool", text=r.content, tool=r.name) for r in m.results)
+            continue
+        if m.role not in ("user", "assistant"):
             continue
         messages.append(
             MessageOut(
@@ -195,7 +198,6 @@ async def _session_out(st: ServerState, rec: SessionRecord) -> SessionOut:
                 tool_calls=[
                     {"id": c.id, "name": c.name, "arguments": c.arguments} for c in m.tool_calls
                 ],
-                tool=None,
             )
         )
     pending = _pending(state)

@@ -103,11 +103,14 @@ async def follow(
             while True:
                 if check:
                     check = False
+                    # whether the turn had ended *before* this read: then the read has
+                    # everything it committed (one that ends during the read may not)
+                    finished = done is not None and done.done()
                     for stored in await store.events(session_id, after_seq=last):
                         last = stored.seq
                         sent_at = time.monotonic()
                         yield Item("event", stored)
-                    if done is not None and done.done():
+                    if finished:
                         # everything the turn committed is stored and now sent
                         yield Item("end", last_seq=last, reason="turn")
                         return
