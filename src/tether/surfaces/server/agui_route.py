@@ -41,6 +41,7 @@ from tether.surfaces.server.agui import (
 from tether.surfaces.server.app import ServerState
 from tether.surfaces.server.auth import Caller, visible
 from tether.surfaces.server.common import (
+    SSE_DOC,
     CallerDep,
     IdemHeader,
     agent_named,
@@ -66,7 +67,7 @@ def _problem_text(exc: BaseException) -> str:
     "/v1/agents/{name}/agui",
     tags=["agui"],
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+    responses={200: {"content": SSE_DOC}},
 )
 async def agui_run(
     request: Request,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import StreamingResponse
@@ -20,6 +20,7 @@ from tether.surfaces.server.models import QuestionOut
 from tether.surfaces.server.problems import ApiProblem
 
 __all__ = [
+    "SSE_DOC",
     "CallerDep",
     "IdemHeader",
     "agent_named",
@@ -29,6 +30,23 @@ __all__ = [
     "sse",
     "state_of",
 ]
+
+
+#: how a streamed answer is documented in OpenAPI: each event is an object whose ``data``
+#: is a JSON string (the shape OpenAPI 3.2 and FastAPI's own SSE responses publish)
+SSE_DOC: dict[str, Any] = {
+    "text/event-stream": {
+        "itemSchema": {
+            "type": "object",
+            "properties": {
+                "data": {"type": "string"},
+                "event": {"type": "string"},
+                "id": {"type": "string"},
+                "retry": {"type": "integer", "minimum": 0},
+            },
+        }
+    }
+}
 
 
 def state_of(request: Request) -> ServerState:

@@ -160,6 +160,9 @@ def install(app: FastAPI) -> None:
     async def on_http(_req: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            # FastAPI's answer to a body that is not UTF-8 JSON: invalid, like any bad JSON
+            return respond(ApiProblem(422, "invalid-request", "the body is not JSON (UTF-8 text)"))
         slug = {404: "not-found", 405: "method-not-allowed", 413: "too-large"}.get(
             exc.status_code, "http-error"
         )

@@ -32,6 +32,7 @@ from tether.surfaces.server import agui_route
 from tether.surfaces.server.app import ServerState
 from tether.surfaces.server.auth import Caller, visible
 from tether.surfaces.server.common import (
+    SSE_DOC,
     CallerDep,
     IdemHeader,
     agent_named,
@@ -66,13 +67,15 @@ from tether.surfaces.server.models import (
 from tether.surfaces.server.problems import PROBLEM_JSON, ApiProblem, problem_body, problem_of
 from tether.surfaces.server.streaming import follow, subscribe_now
 
-__all__ = ["router"]
+__all__ = ["MAX_SEQ", "router"]
+
+#: the largest event number a request may name (the store's integer column)
+MAX_SEQ = 2**31 - 1
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {PROBLEM_JSON: {"schema": Problem.model_json_schema()}}}
-    for code in (401, 404, 409, 413, 422, 429, 503)
+    for code in (400, 401, 404, 409, 413, 422, 429, 503)
 }
-_SSE_DOC = {"text/event-stream": {"schema": {"type": "string"}}}
 router = APIRouter(responses=_PROBLEMS)
 
 Work = Callable[[EventSink], Coroutine[Any, Any, TurnResult]]
@@ -456,7 +459,7 @@ def _shutdown_problem(sid: str) -> dict[str, Any]:
     "/v1/sessions/{session_id}/messages",
     response_model=TurnOut,
     tags=["turns"],
-    responses={200: {"content": _SSE_DOC}},
+    responses={200: {"content": SSE_DOC}},
 )
 async def post_message(
     request: Request,
@@ -481,7 +484,7 @@ async def post_message(
     "/v1/agents/{name}/messages",
     response_model=TurnOut,
     tags=["turns"],
-    responses={200: {"content": _SSE_DOC}},
+    responses={200: {"content": SSE_DOC}},
 )
 async def start_conversation(
     request: Request,
@@ -522,7 +525,7 @@ async def start_conversation(
     "/v1/sessions/{session_id}/answer",
     response_model=TurnOut,
     tags=["turns"],
-    responses={200: {"content": _SSE_DOC}},
+    responses={200: {"content": SSE_DOC}},
 )
 async def post_answer(
     request: Request,
@@ -547,7 +550,7 @@ async def post_answer(
     "/v1/sessions/{session_id}/resume",
     response_model=TurnOut,
     tags=["turns"],
-    responses={200: {"content": _SSE_DOC}},
+    responses={200: {"content": SSE_DOC}},
 )
 async def post_resume(
     request: Request, session_id: str, caller: CallerDep, idem_key: IdemHeader = None
@@ -572,7 +575,7 @@ async def list_events(
     request: Request,
     session_id: str,
     caller: CallerDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventsOut:
     """The session's stored events after ``after``, in order."""
@@ -588,13 +591,13 @@ async def list_events(
     "/v1/sessions/{session_id}/events/stream",
     tags=["events"],
     response_class=StreamingResponse,
-    responses={200: {"content": _SSE_DOC}},
+    responses={200: {"content": SSE_DOC}},
 )
 async def stream_events(
     request: Request,
     session_id: str,
     caller: CallerDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     until: Annotated[str, Query(pattern="^(rest|never)$")] = "rest",
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
 ) -> StreamingResponse:
@@ -603,9 +606,13 @@ async def stream_events(
     await _record(st, caller, session_id)
     if last_event_id:
         try:
-            after = max(0, int(last_event_id))
+            after = int(last_event_id)
         except ValueError:
-            raise ApiProblem(422, "invalid-request", "Last-Event-ID must be a number") from None
+            after = -1
+        if not 0 <= after <= MAX_SEQ:
+            raise ApiProblem(
+                422, "invalid-request", "Last-Event-ID must be an event id this server sent"
+            )
     return sse(_event_stream(st, session_id, after, until == "rest"))
 
 
@@ -694,7 +701,7 @@ async def get_approval(request: Request, approval_id: str, caller: CallerDep) ->
     "/v1/approvals/{approval_id}/decision",
     response_model=TurnOut,
     tags=["approvals"],
-    responses={200: {"content": _SSE_DOC}, 403: _PROBLEMS[401]},
+    responses={200: {"content": SSE_DOC}, 403: _PROBLEMS[401]},
 )
 async def decide(
     request: Request,

@@ -117,7 +117,12 @@ async def follow(
                     if until_rest:
                         rec = await store.get(session_id)
                         if rec.status in REST and rec.event_count <= last:
-                            yield Item("end", status=rec.status, last_seq=last, reason="rest")
+                            yield Item(
+                                "end",
+                                status=rec.status,
+                                last_seq=min(last, rec.event_count),
+                                reason="rest",
+                            )
                             return
                 if closing.is_set():
                     yield Item("end", last_seq=last, reason="shutdown")
