@@ -14,6 +14,10 @@ so a caller cannot probe for other users' sessions.
 *Open local mode*: while no key is stored and the server listens on
 loopback only, requests act as the user ``local`` with every role (a
 developer's machine). Creating the first key ends it at the next check.
+A request that came through a proxy (``Forwarded``, ``X-Forwarded-For``,
+``X-Real-IP``) or from an address that is not loopback is never let in this
+way: a reverse proxy on the same machine would otherwise open the server
+to everyone it serves.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from tether.runtime.ports import SessionRecord
 from tether.spec.principal import Principal
 from tether.store.server import KeyStore
+from tether.surfaces.server.config import is_loopback
 from tether.surfaces.server.problems import ApiProblem
 
 __all__ = ["LOCAL", "Caller", "Gatekeeper", "bearer", "visible"]
@@ -84,7 +89,9 @@ class Gatekeeper:
             self._checked = now
         return self._open
 
-    async def caller(self, token: str | None) -> Caller:
+    async def caller(self, token: str | None, *, local: bool = True) -> Caller:
+        """The caller ``token`` names; without one, the local user if the server is open
+        and the request is ``local`` (from loopback, not through a proxy)."""
         if token:
             key = await self.keys.authenticate(token)
             if key is None:
@@ -96,7 +103,7 @@ class Gatekeeper:
                     headers={"WWW-Authenticate": "Bearer"},
                 )
             return Caller(key.principal, key.id)
-        if await self.is_open():
+        if local and await self.is_open():
             return Caller(LOCAL, "local")
         raise ApiProblem(
             401,
@@ -106,6 +113,18 @@ class Gatekeeper:
         )
 
 
+_PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def _local(request: Request) -> bool:
+    """Whether the request came straight from this machine (not through a proxy)."""
+    if any(h in request.headers for h in _PROXY_HEADERS):
+        return False
+    client = request.client
+    return client is not None and is_loopback(client.host)
+
+
 async def authenticate(request: Request, creds: HTTPAuthorizationCredentials | None) -> Caller:
     gate: Gatekeeper = request.app.state.tether.gate
-    return await gate.caller(creds.credentials if creds is not None else None)
+    token = creds.credentials if creds is not None else None
+    return await gate.caller(token, local=_local(request))
