@@ -70,7 +70,7 @@ EXPECTED: dict[str, list[str]] = {
         "the user is told: This action is waiting for review by an operator: cancel order '#W3' "
         "(reason: 'damaged')",
         "the user replies 'yes': awaiting_approval, cancelled: []",
-        "without the role: ApprovalError: mallory cannot decide approval SESSION.4: it needs the "
+        "without the role: NotApprover: mallory cannot decide approval SESSION.4: it needs the "
         "'approver' role (operator approval)",
         "approved by olga: idle, cancelled: ['#W3']",
         "expires after: 900 s",
