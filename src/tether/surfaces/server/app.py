@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import threading
@@ -99,6 +100,9 @@ def create_app(
         app.state.tether = state
         restore = _on_signals(state)
         state.runs.start_sweeping()
+        if cfg.gc_freeze:
+            gc.collect()
+            gc.freeze()
         chores = [
             # load each agent's models now (a local model takes seconds), not on the first turn
             asyncio.get_running_loop().create_task(_warm_up(state), name="tether-warm-up"),

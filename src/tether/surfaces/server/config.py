@@ -56,6 +56,10 @@ class ServerConfig:
       (``TETHER_LIMIT_USER_SESSIONS_PER_HOUR``, ``..._TOKENS_PER_DAY``,
       ``..._CONCURRENT``, and the same with ``TENANT``); a refused request
       is answered 429 with ``Retry-After``.
+    - ``gc_freeze``: after start-up, move everything built so far out of
+      the garbage collector's reach (``gc.freeze()``), so that the full
+      collections a busy server sets off skip it. For a process the server
+      owns (``tether serve`` sets it); leave it off inside your own app.
     """
 
     database_url: str | None = None
@@ -72,6 +76,7 @@ class ServerConfig:
     keepalive: float = 15.0
     stream_poll: float = 2.0
     rate_limits: RateLimits | None = None
+    gc_freeze: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:

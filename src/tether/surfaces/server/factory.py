@@ -37,4 +37,4 @@ def app_from_env() -> FastAPI:
     refs = [r for r in os.environ.get("TETHER_SERVE_AGENTS", "").splitlines() if r.strip()]
     agents = load_agents(refs, os.environ.get("TETHER_SERVE_MODEL") or None)
     host = os.environ.get("TETHER_SERVE_HOST") or "127.0.0.1"
-    return create_app(agents, ServerConfig.from_env(host=host))
+    return create_app(agents, ServerConfig.from_env(host=host, gc_freeze=True))
