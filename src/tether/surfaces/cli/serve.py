@@ -71,6 +71,16 @@ def serve(
         os.environ["TETHER_SERVE_MODEL"] = model
     if db:
         os.environ["TETHER_DATABASE_URL"] = db
+    if workers > 1 and not cfg.redis_url:
+        out.print(
+            Text(
+                f"{workers} workers without TETHER_REDIS_URL: a stream hears another worker's "
+                f"turn by polling the store (every {cfg.stream_poll:g} s), and breakers and "
+                "rate limits are per worker; set TETHER_REDIS_URL to share them",
+                style="yellow",
+            ),
+            soft_wrap=True,
+        )
     if not is_loopback(host):
         out.print(Text(f"serving on {host}:{port}: every request needs an API key", style="yellow"))
     uvicorn.run(
