@@ -69,6 +69,13 @@ class Subscription:
         except TimeoutError:
             return None
 
+    def drain(self) -> list[Event | None]:
+        """Everything queued now, without waiting (``None``: a wake-up)."""
+        out: list[Event | None] = []
+        while not self._queue.empty():
+            out.append(self._queue.get_nowait())
+        return out
+
     def take_overflow(self) -> bool:
         """Whether events were lost since the last call (and reset the flag)."""
         lost, self.overflowed = self.overflowed, False

@@ -146,7 +146,7 @@ async def claim(
 
 def _replay_stream(st: ServerState, owner: str, key: str, rec: IdempotencyRecord) -> Response:
     from tether.surfaces.server.common import sse
-    from tether.surfaces.server.routes import frame  # routes import this module
+    from tether.surfaces.server.routes import event_frames  # routes import this module
     from tether.surfaces.server.streaming import follow
 
     assert rec.session_id is not None
@@ -155,7 +155,7 @@ def _replay_stream(st: ServerState, owner: str, key: str, rec: IdempotencyRecord
 
     async def gen() -> AsyncIterator[bytes]:
         cfg = st.config
-        async for item in follow(
+        async for batch in follow(
             st.rt.store,
             st.bus,
             sid,
@@ -165,10 +165,7 @@ def _replay_stream(st: ServerState, owner: str, key: str, rec: IdempotencyRecord
             keepalive=cfg.keepalive,
             closing=st.closing,
         ):
-            if item.kind == "event" and item.event is not None:
-                yield frame(item.event)
-            elif item.kind == "keepalive":
-                yield b": keepalive\n\n"
+            yield b"".join(event_frames(item) for item in batch)
         done = await _outcome(st, owner, key, 5.0)
         if done is not None and done.body is not None:
             name = "turn.end" if (done.status_code or 200) < 400 else "error"

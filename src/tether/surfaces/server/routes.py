@@ -65,7 +65,7 @@ from tether.surfaces.server.models import (
     UsageOut,
 )
 from tether.surfaces.server.problems import PROBLEM_JSON, ApiProblem, problem_body, problem_of
-from tether.surfaces.server.streaming import follow, subscribe_now
+from tether.surfaces.server.streaming import Item, follow, subscribe_now
 
 __all__ = ["MAX_SEQ", "router"]
 
@@ -330,6 +330,13 @@ def event_out(ev: Event) -> dict[str, Any]:
     return ev.to_dict()
 
 
+def event_frames(item: Item) -> bytes:
+    """An event's frame, a keep-alive comment, or nothing (an end: the caller frames it)."""
+    if item.event is not None:
+        return frame(item.event)
+    return b": keepalive\n\n" if item.kind == "keepalive" else b""
+
+
 def frame(ev: Event) -> bytes:
     data = json.dumps(event_out(ev), separators=(",", ":"), default=str)
     return format_sse_event(data_str=data, event=ev.type, id=str(ev.seq) if ev.seq else None)
@@ -416,7 +423,7 @@ async def _turn_stream(
     listening: contextlib.AbstractAsyncContextManager[Subscription],
 ) -> AsyncIterator[bytes]:
     cfg = st.config
-    async for item in follow(
+    async for batch in follow(
         st.rt.store,
         st.bus,
         sid,
@@ -428,19 +435,21 @@ async def _turn_stream(
         done=task,
         subscription=listening,
     ):
-        if item.kind == "event" and item.event is not None:
-            yield frame(item.event)
-        elif item.kind == "keepalive":
-            yield b": keepalive\n\n"
-        elif item.reason == "shutdown" and not task.done():
-            yield _json_frame("error", _shutdown_problem(sid))
+        out = [event_frames(item) for item in batch]
+        if batch[-1].reason == "shutdown" and not task.done():
+            yield b"".join([*out, _json_frame("error", _shutdown_problem(sid))])
             return
-    try:
-        result = task.result()
-    except Exception as exc:
-        yield _json_frame("error", problem_body(problem_of(exc)))
+        if batch[-1].kind != "end":
+            yield b"".join(out)
+            continue
+        try:
+            result = task.result()
+        except Exception as exc:
+            out.append(_json_frame("error", problem_body(problem_of(exc))))
+        else:
+            out.append(_json_frame("turn.end", turn_out(result, first_seq).model_dump(mode="json")))
+        yield b"".join(out)
         return
-    yield _json_frame("turn.end", turn_out(result, first_seq).model_dump(mode="json"))
 
 
 def _shutdown_problem(sid: str) -> dict[str, Any]:
@@ -620,7 +629,7 @@ async def _event_stream(
     st: ServerState, sid: str, after: int, until_rest: bool
 ) -> AsyncIterator[bytes]:
     cfg = st.config
-    async for item in follow(
+    async for batch in follow(
         st.rt.store,
         st.bus,
         sid,
@@ -630,16 +639,16 @@ async def _event_stream(
         keepalive=cfg.keepalive,
         closing=st.closing,
     ):
-        if item.kind == "event" and item.event is not None:
-            yield frame(item.event)
-        elif item.kind == "keepalive":
-            yield b": keepalive\n\n"
-        elif item.reason == "shutdown":
-            yield _json_frame("error", _shutdown_problem(sid))
-        else:
-            yield _json_frame(
-                "end", {"status": item.status, "last_seq": item.last_seq, "reason": item.reason}
-            )
+        out = []
+        for item in batch:
+            if item.reason == "shutdown":
+                out.append(_json_frame("error", _shutdown_problem(sid)))
+            elif item.kind == "end":
+                end = {"status": item.status, "last_seq": item.last_seq, "reason": item.reason}
+                out.append(_json_frame("end", end))
+            else:
+                out.append(event_frames(item))
+        yield b"".join(out)
 
 
 # --- approvals -------------------------------------------------------------------

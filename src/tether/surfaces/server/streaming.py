@@ -88,10 +88,16 @@ async def follow(
     closing: asyncio.Event,
     done: asyncio.Future[Any] | None = None,
     subscription: contextlib.AbstractAsyncContextManager[Subscription] | None = None,
-) -> AsyncIterator[Item]:
-    """See the module's docstring. ``subscription``: one already entered (a turn's own
-    stream subscribes before the turn starts, so that it hears its first deltas)."""
+) -> AsyncIterator[list[Item]]:
+    """See the module's docstring; yields what is ready to send, a batch at a time.
+
+    ``subscription``: one entered before ``done`` (a turn of this process)
+    started. Everything that turn commits is then published to it before
+    the turn ends, so the store is read only for a gap or an overflow: a
+    turn's own stream costs no store reads, and hears its first deltas.
+    """
     last = after
+    primed = subscription is not None and done is not None
     async with subscription or bus.subscribe(session_id) as sub:
         if done is not None:
             done.add_done_callback(lambda _f: sub.put_wake())
@@ -99,8 +105,9 @@ async def follow(
         closer.add_done_callback(lambda _f: sub.put_wake())
         try:
             sent_at = time.monotonic()
-            check = True  # read the store first: what was committed before we listened
+            check = not primed  # else read the store first: what was committed before we listened
             while True:
+                batch: list[Item] = []
                 if check:
                     check = False
                     # whether the turn had ended *before* this read: then the read has
@@ -108,49 +115,53 @@ async def follow(
                     finished = done is not None and done.done()
                     for stored in await store.events(session_id, after_seq=last):
                         last = stored.seq
-                        sent_at = time.monotonic()
-                        yield Item("event", stored)
-                    if finished:
-                        # everything the turn committed is stored and now sent
-                        yield Item("end", last_seq=last, reason="turn")
+                        batch.append(Item("event", stored))
+                    if finished:  # everything the turn committed is stored and now sent
+                        yield [*batch, Item("end", last_seq=last, reason="turn")]
                         return
                     if until_rest:
                         rec = await store.get(session_id)
                         if rec.status in REST and rec.event_count <= last:
-                            yield Item(
-                                "end",
-                                status=rec.status,
-                                last_seq=min(last, rec.event_count),
-                                reason="rest",
-                            )
+                            end = min(last, rec.event_count)
+                            yield [
+                                *batch,
+                                Item("end", status=rec.status, last_seq=end, reason="rest"),
+                            ]
                             return
                 if closing.is_set():
-                    yield Item("end", last_seq=last, reason="shutdown")
+                    yield [*batch, Item("end", last_seq=last, reason="shutdown")]
                     return
-                wait = min(poll, max(0.05, keepalive - (time.monotonic() - sent_at)))
-                ev = await sub.get(wait)
-                if ev is None:  # quiet, woken, or the bus dropped something: ask the store
-                    check = True
-                    sub.take_overflow()
-                    if time.monotonic() - sent_at >= keepalive:
-                        sent_at = time.monotonic()
-                        yield Item("keepalive")
-                    continue
-                if sub.take_overflow():
-                    check = True
-                if ev.seq == 0:  # a text delta: live only
+                if batch:
                     sent_at = time.monotonic()
-                    yield Item("event", ev)
-                    continue
-                if ev.seq <= last:
-                    continue
-                if ev.seq > last + 1:  # the bus lost something: the store has it
-                    check = True
-                    continue
-                last = ev.seq
-                sent_at = time.monotonic()
-                yield Item("event", ev)
-                if at_rest(ev) and until_rest:
-                    check = True
+                    yield batch
+                    batch = []
+                wait = min(poll, max(0.05, keepalive - (time.monotonic() - sent_at)))
+                first = await sub.get(wait)
+                ready = [first, *sub.drain()]
+                missed = sub.take_overflow()
+                for ev in ready:
+                    if ev is None:
+                        continue
+                    if ev.seq == 0:  # a text delta: live only
+                        batch.append(Item("event", ev))
+                    elif ev.seq == last + 1:
+                        last = ev.seq
+                        batch.append(Item("event", ev))
+                        if until_rest and at_rest(ev):
+                            check = True
+                    elif ev.seq > last + 1:  # the bus lost something: the store has it
+                        missed = True
+                if missed or first is None:
+                    if primed and not missed and done is not None and done.done():
+                        # the turn is over and all it published is here: nothing to read
+                        yield [*batch, Item("end", last_seq=last, reason="turn")]
+                        return
+                    check = True  # quiet, woken, or the bus dropped something: ask the store
+                if batch:
+                    sent_at = time.monotonic()
+                    yield batch
+                elif time.monotonic() - sent_at >= keepalive:
+                    sent_at = time.monotonic()
+                    yield [Item("keepalive")]
         finally:
             closer.cancel()
