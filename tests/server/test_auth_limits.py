@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.server.conftest import inprocess, make_key
+from tests.server.conftest import inprocess, make_key, wait_for
 from tests.server.helpers import (
     CANCEL,
     SSE,
@@ -267,6 +267,7 @@ async def test_keys_are_required_once_one_exists(tmp_path: Path) -> None:
     token = await make_key(db, user="alice", tenant="t1")
     agent, _model = retail_agent(tmp_path / "shop.sqlite")
     with inprocess([agent], tmp_path) as srv:
+        srv.state.gate.recheck = 0.2  # a key is remembered this long (5 s by default)
         async with httpx.AsyncClient(base_url=srv.url, timeout=30) as c:
             for headers in (
                 {},
@@ -291,6 +292,12 @@ async def test_keys_are_required_once_one_exists(tmp_path: Path) -> None:
                 assert await KeyStore(store).revoke(token)
             finally:
                 await store.aclose()
+
+            async def refused() -> bool:
+                r = await c.get("/v1/sessions", headers=bearer(token))
+                return r.status_code == 401
+
+            await wait_for(refused, timeout=5)  # within the time a key is remembered
             r = await c.get("/v1/sessions", headers=bearer(token))
             assert_problem(r, 401, "unauthenticated")
 

@@ -30,7 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tether.runtime.ports import SessionRecord
 from tether.spec.principal import Principal
-from tether.store.server import KeyStore
+from tether.store.server import ApiKey, KeyStore
 from tether.surfaces.server.config import is_loopback
 from tether.surfaces.server.problems import ApiProblem
 
@@ -71,14 +71,23 @@ def visible(caller: Caller, record: SessionRecord, *, deciding: bool = False) ->
 
 
 class Gatekeeper:
-    """Authenticates requests against the key store (open local mode while it is empty)."""
+    """Authenticates requests against the key store (open local mode while it is empty).
 
-    def __init__(self, keys: KeyStore, *, open_local: bool, recheck: float = 5.0) -> None:
+    What a key is, is remembered for ``recheck`` seconds (a store read per
+    request would cost more than the rest of a small request): a revoked key
+    is refused within that long, on every replica.
+    """
+
+    def __init__(
+        self, keys: KeyStore, *, open_local: bool, recheck: float = 5.0, remember: int = 10_000
+    ) -> None:
         self.keys = keys
         self.open_local = open_local
         self.recheck = recheck
+        self.remember = remember
         self._open: bool | None = None
         self._checked = 0.0
+        self._known: dict[str, tuple[float, ApiKey | None]] = {}
 
     async def is_open(self) -> bool:
         if not self.open_local:
@@ -89,11 +98,23 @@ class Gatekeeper:
             self._checked = now
         return self._open
 
+    async def _key(self, token: str) -> ApiKey | None:
+        now = time.monotonic()
+        hit = self._known.get(token)
+        if hit is not None and now < hit[0]:
+            return hit[1]
+        key = await self.keys.authenticate(token)
+        if len(self._known) >= self.remember:  # forget the oldest half, not one at a time
+            for old in list(self._known)[: self.remember // 2]:
+                del self._known[old]
+        self._known[token] = (now + self.recheck, key)
+        return key
+
     async def caller(self, token: str | None, *, local: bool = True) -> Caller:
         """The caller ``token`` names; without one, the local user if the server is open
         and the request is ``local`` (from loopback, not through a proxy)."""
         if token:
-            key = await self.keys.authenticate(token)
+            key = await self._key(token)
             if key is None:
                 raise ApiProblem(
                     401,
