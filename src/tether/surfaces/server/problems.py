@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tether.exceptions import (
@@ -133,6 +134,15 @@ def problem_of(exc: BaseException) -> ApiProblem:
         return ApiProblem(503, "store-unavailable", text, headers={"Retry-After": "1"})
     if isinstance(exc, TetherError):
         return ApiProblem(500, "run-failed", text)
+    if isinstance(exc, (sa_exc.TimeoutError, sa_exc.OperationalError, sa_exc.InterfaceError)):
+        # the database is overloaded or unreachable (a pool timeout, a lost connection)
+        log.warning("the store failed a request: %s", str(exc)[:300])
+        return ApiProblem(
+            503,
+            "store-unavailable",
+            "the session store is busy or unreachable; retry in a moment",
+            headers={"Retry-After": "1"},
+        )
     log.error("unhandled error answering a request", exc_info=exc)
     return ApiProblem(
         500, "internal", "the server failed on this request; it was logged. Retry, or report it"
