@@ -40,6 +40,14 @@ ROLES = ("user", "approver", "admin")
 _PREFIX = "tk_"
 
 
+def well_formed(token: str) -> bool:
+    """Whether ``token`` has a key's shape (``tk_<id>_<secret>``, at most 200 characters)."""
+    if not token.startswith(_PREFIX) or len(token) > 200:
+        return False
+    key_id, sep, secret = token[len(_PREFIX) :].partition("_")
+    return bool(sep and key_id and secret)
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -160,11 +168,9 @@ class KeyStore:
 
     async def authenticate(self, token: str) -> ApiKey | None:
         """The live key ``token`` is, or ``None`` (unknown, malformed or revoked)."""
-        if not token.startswith(_PREFIX) or len(token) > 200:
+        if not well_formed(token):
             return None
-        key_id, sep, secret = token[len(_PREFIX) :].partition("_")
-        if not sep or not key_id or not secret:
-            return None
+        key_id, _sep, secret = token[len(_PREFIX) :].partition("_")
         q = sa.select(api_keys).where(api_keys.c.id == key_id)
         async with self._engine.connect() as conn:
             row = (await conn.execute(q)).first()

@@ -22,10 +22,11 @@ from fastapi.responses import Response, StreamingResponse
 
 from tether.exceptions import SessionNotFound
 from tether.runtime import TurnResult
+from tether.runtime.approvals import PendingApproval
 from tether.runtime.journal import EventSink
 from tether.runtime.session import Session
 from tether.spec.agent import Agent
-from tether.spec.events import Event
+from tether.spec.events import Event, EventType, SessionStatus
 from tether.store.server import IdempotencyRecord
 from tether.surfaces.server.agui import (
     AguiAnswer,
@@ -39,7 +40,7 @@ from tether.surfaces.server.agui import (
     parse_input,
 )
 from tether.surfaces.server.app import ServerState
-from tether.surfaces.server.auth import Caller, visible
+from tether.surfaces.server.auth import Caller, own, visible
 from tether.surfaces.server.common import (
     SSE_DOC,
     CallerDep,
@@ -56,6 +57,9 @@ from tether.surfaces.server.problems import ApiProblem, problem_of
 __all__ = ["router"]
 
 router = APIRouter()
+
+#: one answer for a thread that does not exist and one that is not yours
+_NOT_FOUND = "no such thread (or not yours)"
 
 
 def _problem_text(exc: BaseException) -> str:
@@ -89,7 +93,7 @@ async def agui_run(
         raise ApiProblem(422, "invalid-request", str(exc)) from None
     held = await claim(st, caller, request, idem_key, stream=False)
     if held is not None and held.record is not None:
-        return sse(_replay(st, held.record))
+        return sse(_replay(st, held.record, ask.run_id))
     try:
         return await _start(st, agent, ask, caller, held)
     except BaseException:
@@ -108,7 +112,7 @@ async def _start(
         rec = None
     if rec is None:
         if not isinstance(ask, AguiMessage):
-            raise ApiProblem(404, "not-found", "no such thread (or not yours) to resume")
+            raise ApiProblem(404, "not-found", _NOT_FOUND)
         handle = st.rt.session(agent, sid, principal=caller.principal, new=True)
         try:
             await handle.create(metadata={"via": "agui"})
@@ -116,7 +120,14 @@ async def _start(
             raise problem_of(exc) from None
         rec = await st.rt.store.get(sid)
     elif not visible(caller, rec):
-        raise ApiProblem(404, "not-found", "no such thread (or not yours)")
+        raise ApiProblem(404, "not-found", _NOT_FOUND)
+    elif not isinstance(ask, AguiDecision) and not own(caller, rec):
+        raise ApiProblem(
+            403,
+            "not-your-session",
+            "only the thread's own user sends messages and answers in it; an approver "
+            "resumes its approval interrupt",
+        )
     if rec.agent != agent.name:
         raise ApiProblem(409, "wrong-agent", f"thread {sid} belongs to agent {rec.agent!r}")
     state = await st.rt.load(sid)
@@ -153,8 +164,21 @@ async def _start(
         if held is None:
             return
         if last >= first_seq:
-            status = result.status if result is not None else "failed"
-            await held.finish(200, {"agui": True, "status": status})
+            if error is not None:
+                why: str | None = _problem_text(error)
+            else:
+                why = None if result is None else result.error
+            # enough to end a replay exactly as this run ended, whatever happened since
+            await held.finish(
+                200,
+                {
+                    "agui": True,
+                    "status": result.status if result is not None else "failed",
+                    "output": None if result is None else result.output,
+                    "error": why,
+                    "last_seq": last,
+                },
+            )
         else:
             await held.forget()
 
@@ -168,27 +192,36 @@ async def _start(
     return sse(_stream(ask.session_id, ask.run_id, started.task, queue))
 
 
-async def _replay(st: ServerState, rec: IdempotencyRecord) -> AsyncIterator[bytes]:
-    """A finished run again, from the store (the first request's events, then its end)."""
+async def _replay(st: ServerState, rec: IdempotencyRecord, run_id: str) -> AsyncIterator[bytes]:
+    """A finished run again: the first request's events (and no later ones), then its end."""
     sid = rec.session_id or ""
-    tr = AguiTranslator(sid, f"replay-{rec.key}")
+    tr = AguiTranslator(sid, run_id)
     yield encode(tr.start()).encode()
-    if rec.session_id is None or rec.first_seq is None or (rec.status_code or 200) >= 400:
+    body = rec.body if isinstance(rec.body, dict) else {}
+    last = body.get("last_seq")
+    if rec.first_seq is None or not isinstance(last, int) or (rec.status_code or 200) >= 400:
         yield encode(tr.finish("failed", error="the first run with this key was refused")).encode()
         return
+    approval = None
+    question = None
     for ev in await st.rt.store.events(sid, after_seq=rec.first_seq - 1):
+        if ev.seq > last:
+            break
+        if ev.type == EventType.APPROVAL_REQUESTED:
+            approval = PendingApproval.from_event(sid, ev.data)
+        elif ev.type == EventType.CLARIFY_ASKED:
+            question = str(ev.data.get("question", ""))
         out = tr.feed(ev)
         if out:
             yield encode(out).encode()
-    state = await st.rt.load(sid)
-    q = question_of(state)
+    status = str(body.get("status") or "failed")
     yield encode(
         tr.finish(
-            state.status,
-            output=state.last_output,
-            approval=await st.rt.pending_approval(sid),
-            question=None if q is None else q.question,
-            error=state.last_error,
+            status,
+            output=body.get("output"),
+            approval=approval if status == SessionStatus.AWAITING_APPROVAL else None,
+            question=question if status == SessionStatus.AWAITING_USER else None,
+            error=body.get("error"),
         )
     ).encode()
 

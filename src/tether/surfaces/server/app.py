@@ -38,6 +38,7 @@ from tether.surfaces.server.auth import Gatekeeper
 from tether.surfaces.server.config import ServerConfig, is_loopback
 from tether.surfaces.server.health import Readiness
 from tether.surfaces.server.limits import BodyLimit
+from tether.surfaces.server.problems import AsciiJSON
 from tether.surfaces.server.runs import Runs
 
 __all__ = ["ServerState", "create_app"]
@@ -123,6 +124,7 @@ def create_app(
         version="1",
         summary="Durable, supervised LLM agents: sessions, streaming turns, approvals.",
         lifespan=lifespan,
+        default_response_class=AsciiJSON,
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,

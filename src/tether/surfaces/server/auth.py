@@ -4,9 +4,10 @@ A request carries ``Authorization: Bearer tk_...``; the key maps to a
 :class:`~tether.spec.principal.Principal` (user, tenant, roles, scopes).
 Visibility is one rule, used by every route:
 
-- a user sees their own sessions (same user id and tenant);
+- a user sees their own sessions (same user id and tenant), and only they
+  send messages, answers and resumes to them (:func:`own`);
 - an ``approver`` also sees every session of their tenant (to decide);
-- an ``admin`` sees everything.
+- an ``admin`` sees everything (and may resume a session).
 
 Anything else is answered 404, exactly as for an id that does not exist,
 so a caller cannot probe for other users' sessions.
@@ -22,6 +23,7 @@ to everyone it serves.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 
@@ -30,11 +32,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tether.runtime.ports import SessionRecord
 from tether.spec.principal import Principal
-from tether.store.server import ApiKey, KeyStore
+from tether.store.server import ApiKey, KeyStore, well_formed
 from tether.surfaces.server.config import is_loopback
 from tether.surfaces.server.problems import ApiProblem
 
-__all__ = ["LOCAL", "Caller", "Gatekeeper", "bearer", "visible"]
+__all__ = ["LOCAL", "Caller", "Gatekeeper", "bearer", "own", "visible"]
 
 #: the principal of open local mode
 LOCAL = Principal(user="local", roles=frozenset({"user", "approver", "admin"}))
@@ -58,16 +60,27 @@ class Caller:
         return "approver" in self.principal.roles or self.admin
 
 
-def visible(caller: Caller, record: SessionRecord, *, deciding: bool = False) -> bool:
-    """Whether ``caller`` may see (``deciding``: decide on) the session ``record``."""
+def visible(caller: Caller, record: SessionRecord) -> bool:
+    """Whether ``caller`` may see the session ``record`` (and decide its approvals)."""
     p = caller.principal
     if caller.admin:
         return True
     if record.tenant_id != p.tenant:
         return False
-    if record.user_id is not None and record.user_id == p.user:
+    if own(caller, record):
         return True
     return caller.approver
+
+
+def own(caller: Caller, record: SessionRecord) -> bool:
+    """Whether ``record`` is ``caller``'s own session: only its user talks in it.
+
+    An approver sees the tenant's sessions and decides their approvals, but a
+    message, an answer or a resume is the user's: sent by anyone else it
+    would put words in the user's mouth and act with the user's scopes.
+    """
+    p = caller.principal
+    return record.user_id is not None and record.user_id == p.user and record.tenant_id == p.tenant
 
 
 class Gatekeeper:
@@ -87,7 +100,7 @@ class Gatekeeper:
         self.remember = remember
         self._open: bool | None = None
         self._checked = 0.0
-        self._known: dict[str, tuple[float, ApiKey | None]] = {}
+        self._known: dict[bytes, tuple[float, ApiKey | None]] = {}
 
     async def is_open(self) -> bool:
         if not self.open_local:
@@ -99,15 +112,18 @@ class Gatekeeper:
         return self._open
 
     async def _key(self, token: str) -> ApiKey | None:
+        if not well_formed(token):  # refused on sight: nothing to read, nothing to remember
+            return None
         now = time.monotonic()
-        hit = self._known.get(token)
+        digest = hashlib.sha256(token.encode()).digest()  # a fixed size, whatever was sent
+        hit = self._known.get(digest)
         if hit is not None and now < hit[0]:
             return hit[1]
         key = await self.keys.authenticate(token)
         if len(self._known) >= self.remember:  # forget the oldest half, not one at a time
             for old in list(self._known)[: self.remember // 2]:
                 del self._known[old]
-        self._known[token] = (now + self.recheck, key)
+        self._known[digest] = (now + self.recheck, key)
         return key
 
     async def caller(self, token: str | None, *, local: bool = True) -> Caller:

@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse
 from fastapi.sse import format_sse_event
 
 from tether.store.server import IdempotencyRecord
-from tether.surfaces.server.problems import PROBLEM_JSON, ApiProblem
+from tether.surfaces.server.problems import PROBLEM_JSON, ApiProblem, AsciiJSON
 
 if TYPE_CHECKING:
     from tether.surfaces.server.app import ServerState
@@ -81,7 +80,7 @@ async def _fingerprint(request: Request) -> str:
 def _response(rec: IdempotencyRecord) -> Response:
     code = rec.status_code or 200
     media = PROBLEM_JSON if code >= 400 else "application/json"
-    return JSONResponse(
+    return AsciiJSON(
         rec.body, status_code=code, media_type=media, headers={"Idempotent-Replayed": "true"}
     )
 
@@ -145,8 +144,14 @@ async def claim(
 
 
 def _replay_stream(st: ServerState, owner: str, key: str, rec: IdempotencyRecord) -> Response:
+    """The first request's turn again: its stored events, then its outcome.
+
+    A finished turn replays exactly its own events (``first_seq`` to the
+    outcome's ``last_seq``), never those of later turns; a running one is
+    followed until the session rests, then its recorded outcome is sent.
+    """
     from tether.surfaces.server.common import sse
-    from tether.surfaces.server.routes import event_frames  # routes import this module
+    from tether.surfaces.server.routes import event_frames, frame  # routes import this module
     from tether.surfaces.server.streaming import follow
 
     assert rec.session_id is not None
@@ -154,19 +159,25 @@ def _replay_stream(st: ServerState, owner: str, key: str, rec: IdempotencyRecord
     sid, first = rec.session_id, rec.first_seq
 
     async def gen() -> AsyncIterator[bytes]:
-        cfg = st.config
-        async for batch in follow(
-            st.rt.store,
-            st.bus,
-            sid,
-            first - 1,
-            until_rest=True,
-            poll=cfg.stream_poll,
-            keepalive=cfg.keepalive,
-            closing=st.closing,
-        ):
-            yield b"".join(event_frames(item) for item in batch)
-        done = await _outcome(st, owner, key, 5.0)
+        done = rec if rec.done else None
+        last = _last_seq(done)
+        if done is not None and last is not None:
+            events = await st.rt.store.events(sid, after_seq=first - 1)
+            yield b"".join(frame(ev) for ev in events if ev.seq <= last)
+        else:
+            cfg = st.config
+            async for batch in follow(
+                st.rt.store,
+                st.bus,
+                sid,
+                first - 1,
+                until_rest=True,
+                poll=cfg.stream_poll,
+                keepalive=cfg.keepalive,
+                closing=st.closing,
+            ):
+                yield b"".join(event_frames(item) for item in batch)
+            done = await _outcome(st, owner, key, 5.0)
         if done is not None and done.body is not None:
             name = "turn.end" if (done.status_code or 200) < 400 else "error"
             yield format_sse_event(
@@ -174,3 +185,9 @@ def _replay_stream(st: ServerState, owner: str, key: str, rec: IdempotencyRecord
             )
 
     return sse(gen())
+
+
+def _last_seq(rec: IdempotencyRecord | None) -> int | None:
+    body = None if rec is None else rec.body
+    value = body.get("last_seq") if isinstance(body, dict) else None
+    return value if isinstance(value, int) else None

@@ -9,6 +9,7 @@ including the last-resort one that logs the traceback and answers a plain
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from typing import Any
@@ -18,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tether.exceptions import (
     AccessDenied,
@@ -34,7 +36,16 @@ from tether.exceptions import (
     TetherError,
 )
 
-__all__ = ["PROBLEM_JSON", "ApiProblem", "install", "problem_body", "problem_of", "respond"]
+__all__ = [
+    "PROBLEM_JSON",
+    "ApiProblem",
+    "AsciiJSON",
+    "Shield",
+    "install",
+    "problem_body",
+    "problem_of",
+    "respond",
+]
 
 log = logging.getLogger("tether.server")
 
@@ -56,6 +67,22 @@ _TITLES = {
     500: "Internal error",
     503: "Unavailable",
 }
+
+
+class AsciiJSON(JSONResponse):
+    """JSON with every non-ASCII character escaped.
+
+    Text a model, tool or user wrote may hold a lone surrogate (Python
+    strings can; UTF-8 cannot encode one): Starlette's ``JSONResponse``
+    would fail to encode such a body, a 500 for a session whose log is
+    fine. Escaped (``\\ud800``), every body encodes, and what the text
+    says reaches the client unchanged.
+    """
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(
+            content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
+        ).encode("ascii")
 
 
 class ApiProblem(Exception):
@@ -93,7 +120,7 @@ def problem_body(p: ApiProblem) -> dict[str, Any]:
 
 
 def respond(p: ApiProblem) -> JSONResponse:
-    return JSONResponse(
+    return AsciiJSON(
         problem_body(p), status_code=p.status, headers=p.headers, media_type=PROBLEM_JSON
     )
 
@@ -182,4 +209,35 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(TetherError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(Exception, on_problem)
+    # Not add_exception_handler(Exception, ...): Starlette runs that one in its outermost
+    # middleware, which sends the answer and then re-raises, so uvicorn logs a traceback
+    # and drops the keep-alive connection. Shield answers and stops there.
+    app.add_middleware(Shield)
+
+
+class Shield:
+    """The last resort: an unexpected error is a 500 problem document, logged once."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            problem = problem_of(exc)  # logs what it does not expect
+            if started:  # a stream broke after its first byte: nothing more can be said
+                log.warning("a response failed after it started: %s", type(exc).__name__)
+                return
+            await respond(problem)(scope, receive, send)

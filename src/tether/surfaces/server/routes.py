@@ -30,7 +30,7 @@ from tether.runtime.state import SessionState
 from tether.spec.events import Event, EventType, SessionStatus
 from tether.surfaces.server import agui_route
 from tether.surfaces.server.app import ServerState
-from tether.surfaces.server.auth import Caller, visible
+from tether.surfaces.server.auth import Caller, own, visible
 from tether.surfaces.server.common import (
     SSE_DOC,
     CallerDep,
@@ -64,7 +64,13 @@ from tether.surfaces.server.models import (
     TurnOut,
     UsageOut,
 )
-from tether.surfaces.server.problems import PROBLEM_JSON, ApiProblem, problem_body, problem_of
+from tether.surfaces.server.problems import (
+    PROBLEM_JSON,
+    ApiProblem,
+    AsciiJSON,
+    problem_body,
+    problem_of,
+)
 from tether.surfaces.server.streaming import Item, follow, subscribe_now
 
 __all__ = ["MAX_SEQ", "router"]
@@ -74,7 +80,7 @@ MAX_SEQ = 2**31 - 1
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {PROBLEM_JSON: {"schema": Problem.model_json_schema()}}}
-    for code in (400, 401, 404, 409, 413, 422, 429, 503)
+    for code in (400, 401, 403, 404, 409, 413, 422, 429, 503)
 }
 router = APIRouter(responses=_PROBLEMS)
 
@@ -103,10 +109,10 @@ async def readyz(request: Request) -> JSONResponse:
         body = ReadyOut(
             status="not_ready", checks={"server": {"ok": False, "detail": "shutting down"}}
         )
-        return JSONResponse(body.model_dump(), status_code=503)
+        return AsciiJSON(body.model_dump(), status_code=503)
     ok, checks = await st.ready.check()
     body = ReadyOut(status="ready" if ok else "not_ready", checks=checks)
-    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+    return AsciiJSON(body.model_dump(), status_code=200 if ok else 503)
 
 
 # --- agents -----------------------------------------------------------------
@@ -130,6 +136,21 @@ async def list_agents(request: Request, caller: CallerDep) -> AgentsOut:
 
 
 # --- sessions -----------------------------------------------------------------
+
+
+async def _own_record(
+    st: ServerState, caller: Caller, sid: str, *, admin_too: bool = False
+) -> SessionRecord:
+    """The session ``caller`` is about to talk in: theirs (404 if unseen, 403 if not theirs)."""
+    rec = await _record(st, caller, sid)
+    if not own(caller, rec) and not (admin_too and caller.admin):
+        raise ApiProblem(
+            403,
+            "not-your-session",
+            "only the session's own user sends messages, answers and resumes to it; an "
+            "approver decides its approvals (POST /v1/approvals/{id}/decision)",
+        )
+    return rec
 
 
 async def _record(st: ServerState, caller: Caller, sid: str) -> SessionRecord:
@@ -249,7 +270,7 @@ async def create_session(
     body_json = out.model_dump(mode="json")
     if held is not None:
         await held.finish(201, body_json)
-    return JSONResponse(body_json, status_code=201)
+    return AsciiJSON(body_json, status_code=201)
 
 
 @router.get("/v1/sessions", response_model=SessionsOut, tags=["sessions"])
@@ -271,8 +292,11 @@ async def list_sessions(
             before = (float(at), sid)
         except ValueError:
             raise ApiProblem(422, "invalid-request", "cursor is not one this server gave") from None
+    # The store filters by user id, not tenant: the same user id in another tenant is
+    # another person, so read all of this user id's sessions and keep the caller's.
+    page_only = before is None and caller.admin
     records = await st.rt.store.list_sessions(
-        limit=None if before is not None else limit + 1, status=status, agent=agent, user_id=user
+        limit=limit + 1 if page_only else None, status=status, agent=agent, user_id=user
     )
     mine = [r for r in records if visible(caller, r)]
     if before is not None:
@@ -412,7 +436,7 @@ async def run_turn(
         result = await asyncio.shield(task)
     except Exception as exc:
         raise problem_of(exc) from None
-    return JSONResponse(turn_out(result, first_seq).model_dump(mode="json"))
+    return AsciiJSON(turn_out(result, first_seq).model_dump(mode="json"))
 
 
 async def _turn_stream(
@@ -479,7 +503,7 @@ async def post_message(
 ) -> Response:
     """Send a user message and run the turn (JSON, or SSE for ``Accept: text/event-stream``)."""
     st = state_of(request)
-    rec = await _record(st, caller, session_id)
+    rec = await _own_record(st, caller, session_id)
     agent = agent_named(st, rec.agent)
     handle = st.rt.session(agent, rec.id, principal=narrowing(caller, rec))
 
@@ -545,7 +569,7 @@ async def post_answer(
 ) -> Response:
     """Answer the question the agent asked, and continue the turn."""
     st = state_of(request)
-    rec = await _record(st, caller, session_id)
+    rec = await _own_record(st, caller, session_id)
     agent = agent_named(st, rec.agent)
     handle = st.rt.session(agent, rec.id, principal=narrowing(caller, rec))
 
@@ -566,7 +590,7 @@ async def post_resume(
 ) -> Response:
     """Continue a turn that was interrupted or failed."""
     st = state_of(request)
-    rec = await _record(st, caller, session_id)
+    rec = await _own_record(st, caller, session_id, admin_too=True)
     agent = agent_named(st, rec.agent)
     handle = st.rt.session(agent, rec.id, principal=narrowing(caller, rec))
 
@@ -710,7 +734,7 @@ async def get_approval(request: Request, approval_id: str, caller: CallerDep) ->
     "/v1/approvals/{approval_id}/decision",
     response_model=TurnOut,
     tags=["approvals"],
-    responses={200: {"content": SSE_DOC}, 403: _PROBLEMS[401]},
+    responses={200: {"content": SSE_DOC}},
 )
 async def decide(
     request: Request,
