@@ -69,7 +69,6 @@ from ag_ui.core import (
     ToolCallStartEvent,
     UserMessage,
 )
-from ag_ui.encoder import EventEncoder
 
 from tether.runtime.approvals import PendingApproval
 from tether.spec.events import Event, EventType, SessionStatus
@@ -243,9 +242,20 @@ def reject(message: str, *, code: str = "invalid_input") -> list[BaseEvent]:
 
 
 def encode(events: Iterable[BaseEvent]) -> str:
-    """``events`` as server-sent events (``data: {...}\\n\\n`` each, camelCase JSON)."""
-    encoder = EventEncoder()
-    return "".join(encoder.encode(ev) for ev in events)
+    """``events`` as server-sent events (``data: {...}\\n\\n`` each, camelCase JSON).
+
+    The frames are the package's ``EventEncoder``'s (the same JSON), with
+    every non-ASCII character escaped: text a model or tool wrote may hold a
+    lone surrogate, which UTF-8 cannot carry, and a frame that cannot be
+    encoded would cut the run off with no end.
+    """
+    return "".join(f"data: {_ascii(ev)}\n\n" for ev in events)
+
+
+def _ascii(ev: BaseEvent) -> str:
+    return json.dumps(
+        ev.model_dump(mode="json", by_alias=True), ensure_ascii=True, separators=(",", ":")
+    )
 
 
 def _session_id(thread_id: str) -> str:

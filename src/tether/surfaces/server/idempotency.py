@@ -77,11 +77,24 @@ async def _fingerprint(request: Request) -> str:
     return h.hexdigest()
 
 
+def _public(body: Any) -> Any:
+    """The recorded body as the first request was answered (without the replay's bookmark)."""
+    extra = body.get("extra") if isinstance(body, dict) else None
+    if not isinstance(extra, dict) or "last_seq" not in extra:
+        return body
+    rest = {k: v for k, v in extra.items() if k != "last_seq"}
+    out = {k: v for k, v in body.items() if k != "extra"}
+    return {**out, "extra": rest} if rest else out
+
+
 def _response(rec: IdempotencyRecord) -> Response:
     code = rec.status_code or 200
     media = PROBLEM_JSON if code >= 400 else "application/json"
     return AsciiJSON(
-        rec.body, status_code=code, media_type=media, headers={"Idempotent-Replayed": "true"}
+        _public(rec.body),
+        status_code=code,
+        media_type=media,
+        headers={"Idempotent-Replayed": "true"},
     )
 
 
@@ -181,13 +194,19 @@ def _replay_stream(st: ServerState, owner: str, key: str, rec: IdempotencyRecord
         if done is not None and done.body is not None:
             name = "turn.end" if (done.status_code or 200) < 400 else "error"
             yield format_sse_event(
-                data_str=json.dumps(done.body, separators=(",", ":")), event=name
+                data_str=json.dumps(_public(done.body), separators=(",", ":")), event=name
             )
 
     return sse(gen())
 
 
 def _last_seq(rec: IdempotencyRecord | None) -> int | None:
+    """The last event of the recorded turn: in a ``TurnOut``, or a problem's ``extra``."""
     body = None if rec is None else rec.body
-    value = body.get("last_seq") if isinstance(body, dict) else None
+    if not isinstance(body, dict):
+        return None
+    value = body.get("last_seq")
+    extra = body.get("extra")
+    if value is None and isinstance(extra, dict):
+        value = extra.get("last_seq")
     return value if isinstance(value, int) else None

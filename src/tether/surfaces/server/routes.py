@@ -20,7 +20,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.sse import format_sse_event
 
-from tether.exceptions import SessionNotFound
+from tether.exceptions import SessionConflict, SessionNotFound
 from tether.runtime import TurnResult
 from tether.runtime.approvals import PendingApproval
 from tether.runtime.bus import Subscription
@@ -264,6 +264,10 @@ async def create_session(
     except BaseException as exc:
         if held is not None:
             await held.forget()
+        if isinstance(exc, SessionConflict):  # the id is taken: retrying will not help
+            raise ApiProblem(
+                409, "session-exists", "a session with this id exists; choose another id"
+            ) from None
         if isinstance(exc, Exception):
             raise problem_of(exc) from None
         raise
@@ -413,6 +417,8 @@ async def run_turn(
             await held.finish(200, turn_out(result, first_seq).model_dump(mode="json"))
         elif last >= first_seq and error is not None:
             p = problem_of(error)
+            # the turn's last event: a streamed retry replays this turn, not later ones
+            p.extra = {**(p.extra or {}), "last_seq": last}
             await held.finish(p.status, problem_body(p))
         else:
             await held.forget()
