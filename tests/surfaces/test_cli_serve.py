@@ -107,3 +107,13 @@ def _make_down() -> object:
 
 
 down = _make_down()
+
+
+def test_serve_refuses_in_one_line_when_the_store_is_unreachable() -> None:
+    code, _out, err = invoke(
+        "serve", "tests.server.agents:retail", "--db", "postgresql+asyncpg://x@127.0.0.1:1/x"
+    )
+    assert code == 1
+    assert err.startswith("error: store open failed")
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 3  # one message (wrapped), not a stack

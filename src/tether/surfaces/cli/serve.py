@@ -18,6 +18,7 @@ from rich.text import Text
 
 from tether.exceptions import ConfigError
 from tether.runtime import Runtime
+from tether.store import open_bus
 from tether.store.server import ROLES, KeyStore
 from tether.surfaces.cli.app import (
     DbOption,
@@ -65,12 +66,13 @@ def serve(
         cfg = ServerConfig.from_env(host=host, port=port)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    if db:
+        os.environ["TETHER_DATABASE_URL"] = db
+    _run_async(lambda: _check_services(db, cfg.redis_url))  # one line, not a worker's traceback
     os.environ["TETHER_SERVE_AGENTS"] = "\n".join(agents)
     os.environ["TETHER_SERVE_HOST"] = host
     if model:
         os.environ["TETHER_SERVE_MODEL"] = model
-    if db:
-        os.environ["TETHER_DATABASE_URL"] = db
     if workers > 1 and not cfg.redis_url:
         out.print(
             Text(
@@ -93,6 +95,18 @@ def serve(
         log_level=os.environ.get("TETHER_LOG_LEVEL", "info").lower(),
         proxy_headers=False,
     )
+
+
+async def _check_services(db: str | None, redis_url: str | None) -> None:
+    """The store opens (and is migrated) and Redis answers, before any worker starts."""
+    store = await _open_store(db)
+    await store.aclose()
+    if redis_url:
+        try:
+            bus = await open_bus(redis_url)
+        except ConfigError as exc:
+            raise ConfigError(f"TETHER_REDIS_URL: {exc}") from None
+        await bus.aclose()
 
 
 @keys_app.command("create")
