@@ -37,21 +37,19 @@ from tether.exceptions import (
     SessionConflict,
     ShuttingDown,
 )
-from tether.providers.registry import model_from_spec
 from tether.runtime import lease
-from tether.runtime.approvals import CLARIFY, CLARIFY_SPEC, PendingApproval
+from tether.runtime.approvals import PendingApproval
 from tether.runtime.bus import EventBus
 from tether.runtime.caller import AgentServices, ModelCaller
 from tether.runtime.calls import CallEnv, ChainAnswer, call_model_chain
-from tether.runtime.context import system_prompt
 from tether.runtime.deps import DepsCache
 from tether.runtime.execute import ToolEnv
 from tether.runtime.executor import ToolExecutor
 from tether.runtime.ids import new_session_id
 from tether.runtime.journal import EventSink, Journal, LeaseKeeper
-from tether.runtime.leak import canary_for, canary_line
 from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
 from tether.runtime.result import TurnResult
+from tether.runtime.services import ServiceCache
 from tether.runtime.session import Session, SessionInfo
 from tether.runtime.state import SessionState
 from tether.runtime.turn import Turn, TurnKit
@@ -59,7 +57,7 @@ from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType
 from tether.spec.guard import GuardPolicy
 from tether.spec.messages import Message
-from tether.spec.model import Model, ModelRequest, ToolSpec
+from tether.spec.model import Model, ModelRequest
 from tether.spec.pricing import Price, PriceTable, load_prices
 from tether.spec.principal import ANYONE, Principal
 
@@ -168,13 +166,7 @@ class Runtime:
         self.executor = ToolExecutor(max_workers=tool_workers)
         #: the key of the boundary markers around untrusted content (see runtime.taint)
         self.spotlight_secret = secrets.token_bytes(16)
-        self._models: dict[str, Model] = dict(models or {})
-        self._prepared: set[int] = set()
-        self._checked: set[int] = set()
-        # Keyed by id() of the Agent / deps factory, with the object itself
-        # kept in the entry: while an entry exists its object is alive, so its
-        # id cannot be reused by a new object.
-        self._services: dict[int, tuple[Agent, AgentServices]] = {}
+        self._svc = ServiceCache(models, self.spotlight_secret)
         #: sessions with a turn in progress in this runtime, and the tasks running them
         self._active: dict[str, asyncio.Task[Any] | None] = {}
         self._deps = DepsCache(max_sessions=max_session_deps, busy=self._active)
@@ -229,10 +221,7 @@ class Runtime:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._idle.wait(), max(1.0, grace / 10))
         await self._deps.aclose()
-        for model in self._models.values():
-            aclose = getattr(model, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        await self._svc.aclose()
         self.executor.close()
         await self.lease.aclose()
         if self._close_store:
@@ -378,8 +367,7 @@ class Runtime:
         """
         if self._closing:
             raise ShuttingDown("the runtime is shutting down")
-        svc = self._services_for(agent)
-        self._check_models(svc)
+        svc = self._svc.for_agent(agent)
         quick = dataclasses.replace(agent, retry=dataclasses.replace(agent.retry, max_retries=0))
         env = CallEnv(
             breakers=self.breakers,
@@ -390,8 +378,8 @@ class Runtime:
             session_id=f"health:{agent.name}",
             step=0,
             clock=self.clock,
-            prepare=self._prepare_model,
-            prepared=self._prepared,
+            prepare=self._svc.prepare,
+            prepared=self._svc.prepared,
         )
         request = ModelRequest(
             system=svc.system,
@@ -437,8 +425,7 @@ class Runtime:
         self._idle.clear()
         try:
             agent = handle.agent
-            svc = self._services_for(agent)
-            self._check_models(svc)
+            svc = self._svc.for_agent(agent)
             self._turns += 1
             owner = f"{self.owner}:{self._turns}"
             journal = await self._journal(handle, need, owner, on_event, metadata)
@@ -566,8 +553,8 @@ class Runtime:
             session_id=st.session_id,
             step=st.step,
             clock=self.clock,
-            prepare=self._prepare_model,
-            prepared=self._prepared,
+            prepare=self._svc.prepare,
+            prepared=self._svc.prepared,
         )
         caller = ModelCaller(agent, svc, journal, env, self.limiter, self.prices, self.price_of)
         tool_env = ToolEnv(
@@ -708,47 +695,6 @@ class Runtime:
 
     # --- internals --------------------------------------------------------
 
-    def _model(self, ref: str | Model, timeout: float) -> Model:
-        if not isinstance(ref, str):
-            return ref
-        model = self._models.get(ref)
-        if model is None:
-            model = model_from_spec(ref, timeout=timeout)
-            self._models[ref] = model
-        return model
-
-    def _check_models(self, svc: AgentServices) -> None:
-        """Each model's own set-up check (a key, a model file), once, before anything is stored."""
-        for model in svc.models:
-            if id(model) in self._checked:
-                continue
-            check = getattr(model, "check", None)
-            if check is not None:
-                check()
-            self._checked.add(id(model))
-
-    async def _prepare_model(self, model: Model) -> None:
-        """One-time set-up of ``model`` before its first call (:func:`_prepare_once`)."""
-        if id(model) not in self._prepared:
-            await _prepare_once(model)
-            self._prepared.add(id(model))
-
-    def _services_for(self, agent: Agent) -> AgentServices:
-        entry = self._services.get(id(agent))
-        if entry is not None and entry[0] is agent:
-            return entry[1]
-        canary = canary_for(self.spotlight_secret, agent.name, agent.version)
-        svc = AgentServices(
-            models=tuple(self._model(m, agent.limits.model_timeout) for m in agent.models),
-            tools={t.name: t for t in agent.tools},
-            specs=tuple(t.spec for t in agent.tools) + _clarify_spec(agent),
-            system=f"{system_prompt(agent)}{canary_line(canary)}\n",
-            canary=canary,
-            untrusted_tools=frozenset(t.name for t in agent.tools if t.untrusted_output),
-        )
-        self._services[id(agent)] = (agent, svc)
-        return svc
-
     async def _acquire(
         self, session_id: str, owner: str, now: float
     ) -> tuple[SessionRecord, list[Event]]:
@@ -812,22 +758,3 @@ def _principal(
     return Principal(
         user=user_id, tenant=tenant_id, scopes=None if scopes is None else frozenset(scopes)
     )
-
-
-async def _prepare_once(model: Model) -> None:
-    """Let a model do its one-time set-up (a local model loads its weights).
-
-    This runs before the first call and outside the per-call timeout, so a
-    model that takes a minute to load is not reported as unavailable; the
-    model bounds its own set-up (``LocalModel.load_timeout``).
-    """
-    prepare = getattr(model, "prepare", None)
-    if prepare is not None:
-        await prepare()
-
-
-def _clarify_spec(agent: Agent) -> tuple[ToolSpec, ...]:
-    """The built-in clarify tool, unless turned off or the agent has its own."""
-    if not agent.clarify or agent.tool(CLARIFY) is not None:
-        return ()
-    return (CLARIFY_SPEC,)
