@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -26,7 +26,9 @@ from tether.runtime.approvals import PendingApproval
 from tether.runtime.bus import Subscription
 from tether.runtime.journal import EventSink
 from tether.runtime.ports import SessionRecord
+from tether.runtime.session import Session
 from tether.runtime.state import SessionState
+from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType, SessionStatus
 from tether.surfaces.server import agui_route
 from tether.surfaces.server.app import ServerState
@@ -257,10 +259,26 @@ async def create_session(
     held = await claim(st, caller, request, idem_key)
     if held is not None and held.replay is not None:
         return held.replay
+    _handle, rec = await _create(st, agent, caller, held, body.context, body.session_id)
+    body_json = (await _session_out(st, rec)).model_dump(mode="json")
+    if held is not None:
+        await held.finish(201, body_json)
+    return AsciiJSON(body_json, status_code=201)
+
+
+async def _create(
+    st: ServerState,
+    agent: Agent,
+    caller: Caller,
+    held: Claim | None,
+    context: dict[str, Any] | None,
+    session_id: str | None = None,
+) -> tuple[Session, SessionRecord]:
+    """A new session owned by ``caller``; a failure gives the idempotency key back."""
     try:
-        handle = st.rt.session(agent, body.session_id, principal=caller.principal, new=True)
-        await handle.create(context=body.context, metadata={"via": "server"})
-        out = await _session_out(st, await st.rt.store.get(handle.id))
+        handle = st.rt.session(agent, session_id, principal=caller.principal, new=True)
+        await handle.create(context=context, metadata={"via": "server"})
+        return handle, await st.rt.store.get(handle.id)
     except BaseException as exc:
         if held is not None:
             await held.forget()
@@ -271,10 +289,6 @@ async def create_session(
         if isinstance(exc, Exception):
             raise problem_of(exc) from None
         raise
-    body_json = out.model_dump(mode="json")
-    if held is not None:
-        await held.finish(201, body_json)
-    return AsciiJSON(body_json, status_code=201)
 
 
 @router.get("/v1/sessions", response_model=SessionsOut, tags=["sessions"])
@@ -508,15 +522,11 @@ async def post_message(
     idem_key: IdemHeader = None,
 ) -> Response:
     """Send a user message and run the turn (JSON, or SSE for ``Accept: text/event-stream``)."""
-    st = state_of(request)
-    rec = await _own_record(st, caller, session_id)
-    agent = agent_named(st, rec.agent)
-    handle = st.rt.session(agent, rec.id, principal=narrowing(caller, rec))
 
-    async def work(sink: EventSink) -> TurnResult:
-        return await handle.send(body.message, context=body.context, on_event=sink)
+    def act(handle: Session, sink: EventSink) -> Awaitable[TurnResult]:
+        return handle.send(body.message, context=body.context, on_event=sink)
 
-    return await run_turn(request, st, caller, rec, work, idem_key)
+    return await _own_turn(request, session_id, caller, idem_key, act)
 
 
 @router.post(
@@ -543,16 +553,7 @@ async def start_conversation(
     held = await claim(st, caller, request, idem_key)
     if held is not None and (held.replay is not None or held.stream_from is not None):
         return held.replay or held.stream_from  # type: ignore[return-value]
-    try:
-        handle = st.rt.session(agent, principal=caller.principal)
-        await handle.create(context=body.context, metadata={"via": "server"})
-        rec = await st.rt.store.get(handle.id)
-    except BaseException as exc:
-        if held is not None:
-            await held.forget()
-        if isinstance(exc, Exception):
-            raise problem_of(exc) from None
-        raise
+    handle, rec = await _create(st, agent, caller, held, body.context)
 
     async def work(sink: EventSink) -> TurnResult:
         return await handle.send(body.message, on_event=sink)
@@ -574,15 +575,11 @@ async def post_answer(
     idem_key: IdemHeader = None,
 ) -> Response:
     """Answer the question the agent asked, and continue the turn."""
-    st = state_of(request)
-    rec = await _own_record(st, caller, session_id)
-    agent = agent_named(st, rec.agent)
-    handle = st.rt.session(agent, rec.id, principal=narrowing(caller, rec))
 
-    async def work(sink: EventSink) -> TurnResult:
-        return await handle.answer(body.text, on_event=sink)
+    def act(handle: Session, sink: EventSink) -> Awaitable[TurnResult]:
+        return handle.answer(body.text, on_event=sink)
 
-    return await run_turn(request, st, caller, rec, work, idem_key)
+    return await _own_turn(request, session_id, caller, idem_key, act)
 
 
 @router.post(
@@ -595,13 +592,29 @@ async def post_resume(
     request: Request, session_id: str, caller: CallerDep, idem_key: IdemHeader = None
 ) -> Response:
     """Continue a turn that was interrupted or failed."""
+
+    def act(handle: Session, sink: EventSink) -> Awaitable[TurnResult]:
+        return handle.resume(on_event=sink)
+
+    return await _own_turn(request, session_id, caller, idem_key, act, admin_too=True)
+
+
+async def _own_turn(
+    request: Request,
+    session_id: str,
+    caller: Caller,
+    idem_key: str | None,
+    act: Callable[[Session, EventSink], Awaitable[TurnResult]],
+    *,
+    admin_too: bool = False,
+) -> Response:
+    """Run ``act`` as a turn in the caller's own session (see :func:`_own_record`)."""
     st = state_of(request)
-    rec = await _own_record(st, caller, session_id, admin_too=True)
-    agent = agent_named(st, rec.agent)
-    handle = st.rt.session(agent, rec.id, principal=narrowing(caller, rec))
+    rec = await _own_record(st, caller, session_id, admin_too=admin_too)
+    handle = st.rt.session(agent_named(st, rec.agent), rec.id, principal=narrowing(caller, rec))
 
     async def work(sink: EventSink) -> TurnResult:
-        return await handle.resume(on_event=sink)
+        return await act(handle, sink)
 
     return await run_turn(request, st, caller, rec, work, idem_key)
 
