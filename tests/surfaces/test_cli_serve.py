@@ -93,10 +93,20 @@ def test_health_fails_when_the_model_chain_is_down() -> None:
     assert result["detail"]
 
 
+def test_health_shows_a_providers_words_escaped() -> None:
+    code, out, _err = invoke("health", "tests.surfaces.test_cli_serve:down")
+    assert code == 1
+    assert "NOT READY" in out
+    assert "\x1b" not in out
+    assert "\u202e" not in out
+    assert "\\x1b" in out  # shown, as an escape
+
+
 def _down(_request: object) -> str:
     from tether import ProviderError
 
-    raise ProviderError("the provider is down (503)", status=503, retryable=True)
+    # a provider's error may quote anything, terminal escapes included
+    raise ProviderError("the provider is down (503) \x1b[2J\u202e", status=503, retryable=True)
 
 
 def _make_down() -> object:
