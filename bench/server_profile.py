@@ -49,15 +49,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.server import (  # noqa: E402
+from bench.server_common import (  # noqa: E402
     QUESTION,
     Clients,
-    InProcess,
-    _create_http,
-    _runner,
+    create_session,
+    loop_runner,
     serving,
     stream_turn,
 )
+from bench.server_latency import InProcess  # noqa: E402
 
 LAYERS = (
     "http",
@@ -200,7 +200,7 @@ async def ladder(n: int, tmp: Path) -> dict[str, dict[str, float]]:
     ) as server:
         url = server.url
         async with Clients(width) as clients:
-            one = await _create_http(clients.all[0], url, "plain")
+            one = await create_session(clients.all[0], url, "plain")
             await stream_turn(clients.all[0], url, one, QUESTION, None)
 
             async def get(c: Any, path: str) -> None:
@@ -214,7 +214,7 @@ async def ladder(n: int, tmp: Path) -> dict[str, dict[str, float]]:
                     raise RuntimeError(f"POST messages: {r.status_code}")
 
             async def create(c: Any, _i: object) -> str:
-                return await _create_http(c, url, "plain")
+                return await create_session(c, url, "plain")
 
             async def sse_turn(c: Any, sid: str) -> None:
                 await stream_turn(c, url, sid, QUESTION, None)
@@ -274,7 +274,7 @@ async def profile_server(n: int, rounds: int, tmp: Path) -> tuple[pstats.Stats, 
                 return out
 
             # warm-up, not profiled
-            sids = await asyncio.gather(*(_create_http(c, url, "plain") for c in clients.all))
+            sids = await asyncio.gather(*(create_session(c, url, "plain") for c in clients.all))
             await asyncio.gather(
                 *(
                     stream_turn(c, url, s, QUESTION, None)
@@ -285,7 +285,7 @@ async def profile_server(n: int, rounds: int, tmp: Path) -> tuple[pstats.Stats, 
                 sids = await phase(
                     "create",
                     k,
-                    asyncio.gather(*(_create_http(c, url, "plain") for c in clients.all)),
+                    asyncio.gather(*(create_session(c, url, "plain") for c in clients.all)),
                 )
                 await phase(
                     "turn",
@@ -305,9 +305,9 @@ async def profile_inproc(n: int, rounds: int, tmp: Path) -> pstats.Stats:
     async with InProcess(tmp / "inproc", first=0.2, gap=0.025, deltas=4) as inproc:
         await inproc.round(n)  # warm-up
         for _ in range(rounds):
-            sids = await asyncio.gather(*(inproc._create() for _ in range(n)))
+            sids = await asyncio.gather(*(inproc.create() for _ in range(n)))
             prof.enable()
-            await asyncio.gather(*(inproc._turn(sid) for sid in sids))
+            await asyncio.gather(*(inproc.turn(sid) for sid in sids))
             prof.disable()
     return pstats.Stats(prof)
 
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "inproc_turn": summarise(inproc, n * rounds),
         }
 
-    report = _runner()(go())
+    report = loop_runner()(go())
     print(
         f"\nserver CPU per request, no profiler ({args.ladder} requests each, 10 users at once, "
         "a zero-latency model; 10 ms clock ticks)"
