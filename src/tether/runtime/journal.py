@@ -123,6 +123,7 @@ class Journal:
         "lease",
         "lease_lost",
         "limiter",
+        "observe",
         "owner",
         "pending",
         "record",
@@ -160,6 +161,8 @@ class Journal:
         #: every event of the turn, streamed ones included (the TurnResult's ``events``)
         self.events: list[Event] = []
         self.sink = on_event
+        #: the runtime's observers, bound to this session (metrics, traces, logs)
+        self.observe: Callable[[Event], None] | None = None
         self.pending: list[Event] = []
         #: whether the session row exists in the store yet
         self.stored = stored
@@ -195,6 +198,8 @@ class Journal:
         self.events.append(ev)
         if self.sink is not None:
             self.sink(ev)
+        if self.observe is not None:
+            self.observe(ev)
         return ev
 
     def publish(self, ev: Event) -> None:
@@ -202,6 +207,8 @@ class Journal:
         self.events.append(ev)
         if self.sink is not None:
             self.sink(ev)
+        if self.observe is not None:
+            self.observe(ev)
         if self.bus is not None:
             self.bus.publish(ev.session_id, (ev,))
 

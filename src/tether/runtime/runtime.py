@@ -24,7 +24,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from tether.controls.breaker import Breakers
@@ -47,6 +47,7 @@ from tether.runtime.execute import ToolEnv
 from tether.runtime.executor import ToolExecutor
 from tether.runtime.ids import new_session_id
 from tether.runtime.journal import EventSink, Journal, LeaseKeeper
+from tether.runtime.observe import Observer, Observers, end_turn, watch_turn
 from tether.runtime.ports import SessionRecord, SessionStatus, SessionStore
 from tether.runtime.result import TurnResult
 from tether.runtime.services import ServiceCache
@@ -141,6 +142,7 @@ class Runtime:
         tool_workers: int = 32,
         max_session_deps: int = 1024,
         bus: EventBus | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
         if lease_ttl <= 0:
             raise ConfigError(f"lease_ttl must be positive, got {lease_ttl}")
@@ -162,6 +164,8 @@ class Runtime:
         self.limiter = limiter
         #: where each committed batch of events (and each text delta) is published
         self.bus = bus
+        #: who watches every turn (metrics, traces, logs, alerts): see runtime.observe
+        self.observers = Observers(observers)
         self._detector = detector
         self.executor = ToolExecutor(max_workers=tool_workers)
         #: the key of the boundary markers around untrusted content (see runtime.taint)
@@ -431,6 +435,7 @@ class Runtime:
             journal = await self._journal(handle, need, owner, on_event, metadata)
             started = False
             error: BaseException | None = None
+            watch = watch_turn(self.observers, journal, need, self.clock())
             try:
                 principal = journal.state.principal.narrow(handle.principal)
                 handle.principal = principal
@@ -453,8 +458,11 @@ class Runtime:
                 error = exc if started else None
                 raise
             finally:
-                await journal.close(error)
-                handle.created = journal.stored
+                try:
+                    await journal.close(error)
+                    handle.created = journal.stored
+                finally:
+                    end_turn(self.observers, journal, watch, error, self.clock())
         finally:
             del self._active[sid]
             if not self._active:
