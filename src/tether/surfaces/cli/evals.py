@@ -3,9 +3,12 @@
 - ``tether eval SUITE [options]``: run the suite's cases (see ``docs/evals.md``),
   print the four questions, pass rate, cost and latency and every failed
   check's message; write reports (``--report x.html``/``x.json``,
-  ``--junit x.xml``); compare with an earlier JSON report (``--baseline``).
+  ``--junit x.xml``); compare with an earlier JSON report (``--baseline``);
+  with ``--coverage``, a table of the cases that call, fail and expect approval
+  of each of the agent's tools (:mod:`tether.surfaces.evals.coverage`).
   Exit status: 0 all passed, 1 a case failed or something regressed, 2 a
-  usage error (a bad case file: which file, case and key).
+  usage error (a bad case file: which file, case and key), 3 every case passed
+  but a tool no case covers (``--require-coverage``).
 - ``tether eval capture SESSION_ID --suite FILE``: a stored session becomes a
   scripted case appended to FILE (:mod:`tether.surfaces.evals.capture`).
 - ``tether eval schema``: the JSON Schema of a case.
@@ -42,8 +45,10 @@ from tether.surfaces.cli.app import (
     model_chain,
     out,
 )
+from tether.surfaces.cli.render import visible
 from tether.surfaces.evals.capture import append_case, case_from_events
 from tether.surfaces.evals.cases import Case, case_schema
+from tether.surfaces.evals.coverage import Coverage, agent_tools, coverage_of
 from tether.surfaces.evals.report import EvalReport, Regression, failed_checks, pct
 from tether.surfaces.evals.runner import (
     AgentSource,
@@ -57,7 +62,7 @@ from tether.surfaces.evals.suite import Suite, load_suite
 from tether.surfaces.loader import guard_factory, load_agent, load_object
 from tether.surfaces.logs import quiet_logs
 
-__all__ = ["capture", "eval_app", "run_suite", "schema", "schema_text"]
+__all__ = ["EXIT_UNCOVERED", "capture", "eval_app", "run_suite", "schema", "schema_text"]
 
 
 class _DefaultCommandGroup(TyperGroup):
@@ -88,13 +93,17 @@ eval_app = typer.Typer(
     help=(
         "Run a golden set of eval cases: tether eval SUITE [OPTIONS] "
         "(the options: tether eval run --help). Exit status 0: all passed; 1: a case "
-        "failed or regressed; 2: usage error."
+        "failed or regressed; 2: usage error; 3: a tool no case covers (--require-coverage)."
     ),
     no_args_is_help=True,
 )
 app.add_typer(eval_app, name="eval")
 
 _EDGE_NOTE = "edge cases: tags edge, mutation, failing-tool, out-of-scope, malformed, adversarial"
+#: the exit status of ``--require-coverage`` when every case passed but a tool is uncovered
+EXIT_UNCOVERED = 3
+#: case ids shown in a coverage cell before ``+N more``
+_IDS_SHOWN = 3
 
 
 # -- building the target -----------------------------------------------------------
@@ -252,6 +261,50 @@ def _print_regressions(console: Console, regressions: list[Regression], baseline
         console.print(Text(f"  regression: {reg.message}"), soft_wrap=True, highlight=False)
 
 
+def _ids(ids: Sequence[str]) -> Text:
+    """A coverage cell: how many cases, and the first few ids (``+N more``)."""
+    if not ids:
+        return Text("-", style="dim")
+    shown = ", ".join(visible(i, one_line=True) for i in ids[:_IDS_SHOWN])
+    more = f", +{len(ids) - _IDS_SHOWN} more" if len(ids) > _IDS_SHOWN else ""
+    return Text(f"{len(ids)}: {shown}{more}")
+
+
+def _print_coverage(console: Console, coverage: Coverage) -> None:
+    """The coverage table and the uncovered tools' names; names and ids are shown with their
+    hidden characters escaped (:func:`visible`) before the table is laid out."""
+    covered = sum(r.covered for r in coverage.tools)
+    table = Table(title=f"Tool coverage: {covered}/{len(coverage.tools)} tools covered")
+    table.add_column("tool", overflow="fold")
+    for title in ("cases calling it", "failed in", "approval in"):
+        table.add_column(title, overflow="fold")
+    table.add_column("covered")
+    for r in coverage.tools:
+        table.add_row(
+            Text(visible(r.tool, one_line=True)),
+            _ids(r.calls),
+            _ids(r.failures),
+            _ids(r.approvals),
+            Text("yes", style="green") if r.covered else Text("no", style="bold red"),
+        )
+    console.print(table)
+    if coverage.uncovered:
+        names = ", ".join(visible(t, one_line=True) for t in coverage.uncovered)
+        line = f"uncovered tools: {names}"
+        console.print(Text(line, style="bold red"), soft_wrap=True, highlight=False)
+    else:
+        console.print(Text("every tool is covered by a case", style="green"))
+
+
+def _coverage(target: Target, cases: list[Case], report: EvalReport) -> Coverage:
+    """The coverage of the tested agent's tools (every agent a factory builds for the cases)."""
+    try:
+        tools = agent_tools(target.agent, cases, models=target.models)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    return coverage_of(tools, report)
+
+
 def _write(what: str, path: Path, write: Callable[[Path], Path]) -> None:
     try:
         written = write(path)
@@ -341,6 +394,22 @@ def run_suite(
             help="Show the runtime's log records (hidden: injected faults log errors).",
         ),
     ] = False,
+    show_coverage: Annotated[
+        bool,
+        typer.Option(
+            "--coverage",
+            help="Show, per tool of the agent, the cases that call it, make it fail and "
+            "expect its approval, and name the tools no case covers.",
+        ),
+    ] = False,
+    require_coverage: Annotated[
+        bool,
+        typer.Option(
+            "--require-coverage",
+            help="As --coverage, and exit 3 when a tool is covered by no case (and every "
+            "case passed).",
+        ),
+    ] = False,
 ) -> None:
     """Run a suite of eval cases and report; exit 1 if a case failed or regressed."""
     started = time.time()
@@ -393,12 +462,20 @@ def run_suite(
     _print_failures(console, report)
     if baseline is not None:
         _print_regressions(console, regressions, baseline)
+    coverage = None
+    if show_coverage or require_coverage:
+        coverage = _coverage(target, cases, report)
+        _print_coverage(console, coverage)
     if as_json:
         summary = report.summary()
         summary["regressions"] = [r.to_dict() for r in regressions]
+        if coverage is not None:
+            summary["coverage"] = coverage.to_dict()
         sys.stdout.write(json.dumps(summary, ensure_ascii=True) + "\n")
     if report.failed or regressions:
         raise typer.Exit(1)
+    if require_coverage and coverage is not None and coverage.uncovered:
+        raise typer.Exit(EXIT_UNCOVERED)
 
 
 @eval_app.command("capture")

@@ -4,7 +4,8 @@
   Schema in ``schemas/eval-case.schema.json``);
 - :mod:`~tether.surfaces.evals.suite`: loading case files and folders;
 - :mod:`~tether.surfaces.evals.runner`: running cases (scripted or live, pass^k);
-- :mod:`~tether.surfaces.evals.expect`: the expectations and their checks.
+- :mod:`~tether.surfaces.evals.expect`: the expectations and their checks;
+- :mod:`~tether.surfaces.evals.coverage`: which cases exercise each of the agent's tools.
 
 The ``tether eval`` command drives them; see ``docs/evals.md``.
 """
@@ -12,6 +13,13 @@ The ``tether eval`` command drives them; see ``docs/evals.md``.
 from __future__ import annotations
 
 from tether.surfaces.evals.cases import Case, Expectation, SuiteConfig, Turn, case_schema
+from tether.surfaces.evals.coverage import (
+    Coverage,
+    ToolCoverage,
+    agent_tools,
+    coverage_of,
+    coverage_of_cases,
+)
 from tether.surfaces.evals.expect import QUESTIONS, Check, Trajectory
 from tether.surfaces.evals.report import EvalReport
 from tether.surfaces.evals.runner import CaseResult, Environment, Target, run_case, run_cases
@@ -22,15 +30,20 @@ __all__ = [
     "Case",
     "CaseResult",
     "Check",
+    "Coverage",
     "Environment",
     "EvalReport",
     "Expectation",
     "Suite",
     "SuiteConfig",
     "Target",
+    "ToolCoverage",
     "Trajectory",
     "Turn",
+    "agent_tools",
     "case_schema",
+    "coverage_of",
+    "coverage_of_cases",
     "load_suite",
     "parse_cases",
     "run_case",
