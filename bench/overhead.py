@@ -15,6 +15,17 @@ by a zero-latency scripted model, so what is measured is the runtime itself.
   taint are as shipped. The email tool carries no risk flag, so neither
   approval nor taint holds it and each session still ends ``idle`` after 3
   steps (checked), as the bare figures' sessions do.
+- ``step_metrics_us``, ``step_tracing_us``, ``step_observed_us``: the
+  guarded in-memory step (as ``step_guarded_us``) with observers installed:
+  Prometheus metrics (``tether.surfaces.ops.metrics.Metrics``), OpenTelemetry
+  traces (``tether.surfaces.ops.traces.Tracing`` on an SDK tracer provider
+  whose batch processor hands spans to an exporter that counts and drops
+  them: what is measured is making the spans, not sending them), and both.
+  Asking for any of them also measures ``step_unobserved_us``, the same step
+  with no observer, in alternating rounds (the order rotated each round, a
+  fresh runtime each time) so that the four share the machine's state; the
+  ratios to ``step_unobserved_us`` are printed. Each run checks that spans
+  were exported and model calls counted.
 - ``concurrent_1000_s``: wall time for 1,000 sessions at once whose model
   takes 50 ms per step (the ideal is 3 x 50 ms = 0.15 s).
 - ``import_ms``: wall time of ``import tether`` in a fresh interpreter.
@@ -24,6 +35,7 @@ Each figure is the median of several rounds. Run::
     .venv/bin/python bench/overhead.py            # a table
     .venv/bin/python bench/overhead.py --json     # last line: one JSON object
     .venv/bin/python bench/overhead.py --only step_guarded_us,step_us
+    .venv/bin/python bench/overhead.py --only step_metrics_us,step_tracing_us,step_observed_us
 """
 
 from __future__ import annotations
@@ -37,12 +49,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import tether
 from tether import Agent, ToolContext
 from tether.runtime import Runtime, SessionStore, TurnResult
+from tether.runtime.observe import Observer
 from tether.spec.approval import ApprovalPolicy
 from tether.spec.events import EventType
 from tether.spec.guard import GuardPolicy
@@ -163,6 +177,108 @@ async def _cpu_per_step_sqlite(agent: Agent, sessions: int, rounds: int) -> floa
         return await _cpu_per_step(agent, store, sessions, rounds)
 
 
+#: the observed figures, and the observers each installs
+OBSERVED = {
+    "step_unobserved_us": (),
+    "step_metrics_us": ("metrics",),
+    "step_tracing_us": ("tracing",),
+    "step_observed_us": ("metrics", "tracing"),
+}
+
+
+class _Observability:
+    """The observers the observed figures install, and proof that they observed."""
+
+    def __init__(self) -> None:
+        from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+
+        from tether.surfaces.ops.metrics import Metrics
+        from tether.surfaces.ops.traces import Tracing
+
+        class Discard(SpanExporter):
+            """Counts the spans it is given and drops them."""
+
+            def __init__(self) -> None:
+                self.spans = 0
+
+            def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+                self.spans += len(spans)
+                return SpanExportResult.SUCCESS
+
+        self.exporter = Discard()
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(BatchSpanProcessor(self.exporter))
+        self.metrics = Metrics()
+        self.tracing = Tracing(self.provider)
+
+    def observers(self, kinds: Sequence[str]) -> list[Observer]:
+        made: dict[str, Observer] = {"metrics": self.metrics, "tracing": self.tracing}
+        return [made[k] for k in kinds]
+
+    def model_calls(self) -> float:
+        """Model calls the metrics counted (``tether_model_calls_total``, all labels)."""
+        return sum(
+            sample.value
+            for family in self.metrics.registry.collect()
+            if family.name == "tether_model_calls"
+            for sample in family.samples
+            if sample.name == "tether_model_calls_total"
+        )
+
+    def close(self) -> int:
+        """Flush the spans, shut the provider down; how many spans were exported."""
+        self.provider.force_flush()
+        self.provider.shutdown()
+        return self.exporter.spans
+
+
+async def _observed(
+    sessions: int, rounds: int, want: frozenset[str]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """CPU per guarded step with each observer set, in alternating rounds; and proof.
+
+    Each round runs every set once, the order rotated, each on a fresh,
+    warmed-up runtime and in-memory store (as ``concurrent_1000_s`` does: a
+    store holding every earlier round's sessions in the heap would make each
+    garbage collection slower, and observers, which allocate, trigger more of
+    them). The observers themselves live across rounds, as in a process.
+    Returns the medians (``step_unobserved_us`` always included) and what the
+    observers produced (``spans_exported``, ``model_calls_counted``).
+    """
+    agent = _guarded_agent()
+    obs = _Observability()
+    names = [n for n in OBSERVED if n == "step_unobserved_us" or n in want]
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    for i in range(rounds):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            async with Runtime(
+                store=InMemoryStore(), observers=obs.observers(OBSERVED[name])
+            ) as rt:
+                for _ in range(max(20, sessions // 10)):
+                    _check(await rt.run(agent, "Where is my order #W1?"), untrusted=True)
+                obs.provider.force_flush()  # each round starts with no span queued
+                gc.collect()
+                t0 = time.process_time()
+                for _ in range(sessions):
+                    result = await rt.run(agent, "Where is my order #W1?")
+                cpu = time.process_time() - t0
+                _check(result, untrusted=True)
+                samples[name].append(cpu / (sessions * STEPS_PER_SESSION) * 1e6)
+    counted = obs.model_calls()
+    spans = obs.close()
+    if any("metrics" in OBSERVED[n] for n in names):
+        assert counted > 0, "the metrics observer counted no model call"
+    if any("tracing" in OBSERVED[n] for n in names):
+        assert spans > 0, "the tracing observer exported no span"
+    medians = {n: statistics.median(v) for n, v in samples.items()}
+    return medians, {"spans_exported": spans, "model_calls_counted": counted}
+
+
 async def _concurrent(n: int, rounds: int) -> float:
     """Median wall time of ``n`` sessions run at once, each round on a fresh runtime.
 
@@ -241,13 +357,33 @@ async def measure(
     if "step_guarded_store_us" in want:
         guarded_store = await _cpu_per_step_sqlite(_guarded_agent(), sessions, rounds)
         results["step_guarded_store_us"] = round(guarded_store, 1)
+    if want & set(OBSERVED):
+        medians, produced = await _observed(sessions, rounds, want)
+        results.update({name: round(us, 1) for name, us in medians.items()})
+        PRODUCED.update(produced)
     if "concurrent_1000_s" in want:
         results["concurrent_1000_s"] = round(await _concurrent(1000, rounds), 3)
     if want & {"import_ms", "import_cpu_ms"}:
         import_wall, import_cpu = _import_ms(rounds)
         results["import_ms"] = round(import_wall, 1)
         results["import_cpu_ms"] = round(import_cpu, 1)
-    return {name: results[name] for name in FIGURES if name in want}
+    return {name: results[name] for name in FIGURES if name in results}
+
+
+#: what the observers of the last observed measurement produced (spans, counted calls)
+PRODUCED: dict[str, float] = {}
+
+
+def ratios(results: dict[str, float]) -> dict[str, float]:
+    """Each observed figure divided by ``step_unobserved_us`` (measured alongside it)."""
+    base = results.get("step_unobserved_us")
+    if not base:
+        return {}
+    return {
+        name.removesuffix("_us") + "_ratio": round(results[name] / base, 3)
+        for name in OBSERVED
+        if name != "step_unobserved_us" and name in results
+    }
 
 
 FIGURES = (
@@ -255,6 +391,10 @@ FIGURES = (
     "step_store_us",
     "step_guarded_us",
     "step_guarded_store_us",
+    "step_unobserved_us",
+    "step_metrics_us",
+    "step_tracing_us",
+    "step_observed_us",
     "concurrent_1000_s",
     "import_ms",
     "import_cpu_ms",
@@ -304,12 +444,17 @@ def main() -> None:
             continue
         verdict = "ok" if value <= target else "OVER"
         print(f"{key:>{width}}: {value:>9}   target <= {target:<5} {verdict}")
+    observed = ratios(results)
+    for key, value in observed.items():
+        print(f"{key:>{width}}: {value:>9}   (x step_unobserved_us, alternating rounds)")
     if args.json:
-        extra = {
+        extra: dict[str, Any] = {
             "reference_loop_ms": round(reference, 1),
             "python": sys.version.split()[0],
             "rounds": args.rounds,
+            "sessions": args.sessions,
         }
+        extra |= observed | PRODUCED
         print(json.dumps({**results, **extra}))
 
 

@@ -1,63 +1,408 @@
-"""Logging set-up for the surfaces, with secrets redacted.
+"""Logging set-up for the surfaces: text or JSON lines, with secrets redacted.
 
-Any value of an environment variable whose name looks secret
-(``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``) and anything that
-looks like a provider key (``sk-...``) is replaced by ``[REDACTED]`` in
-every log record, whatever logger wrote it.
+**Formats.** ``configure_logging(level, fmt="text")`` writes today's
+``time LEVEL logger: message`` lines; ``fmt="json"`` (or env
+``TETHER_LOG_FORMAT=json``, which wins) writes one JSON object per line::
+
+    {"time": "2025-01-31T12:00:00.123Z", "level": "WARNING", "logger": "tether.x",
+     "message": "...", "session_id": "s_1", "step": 3, "agent": "shop",
+     "version": "7", "order": "#W1"}
+
+``session_id``, ``step``, ``agent`` and ``version`` come from
+:data:`~tether.runtime.observe.current_turn` when the record is made during a
+turn (:class:`TurnFilter`, installed on the handler, so every logger gets
+them); fields given with ``extra=`` follow (a value JSON cannot hold is
+written as its redacted ``str``); an exception is an ``exc`` field.
+
+**Redaction** (:class:`Redactor`) replaces with ``[REDACTED]``, in the
+message, its arguments, exception text, stack text and every ``extra`` field
+(nested dicts and lists too):
+
+- the value of any environment variable whose name looks secret
+  (``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``, ...), read at each
+  record, so a key set after start-up is covered too;
+- provider keys (``sk-...``, ``xai-...``) and Tether API keys (``tk_<id>_<secret>``,
+  the whole token);
+- ``Authorization:`` header values and ``Bearer`` tokens; the password in a
+  ``scheme://user:password@host`` URL; credential query parameters
+  (``?token=``, ``&api_key=``, ``&sig=``...);
+- in structured fields, any string under a key named like a secret
+  (``password``, ``token``, ``api_key``, ``authorization``, ``cookie``...);
+- the operator's own regular expressions, from env ``TETHER_REDACT_PATTERNS``,
+  separated by ``;;`` (whitespace around each is ignored, so they may also be
+  put one a line after the ``;;``). The whole match is replaced: use a
+  look-behind to keep context (``(?<=acct=)\\d+``). A pattern that does not
+  compile, or that matches the empty string, is a
+  :class:`~tether.exceptions.ConfigError` from :func:`configure_logging` (at
+  start-up), never a failure while logging.
+
+A log call whose arguments do not fit its format string logs a redacted
+note instead of raising into the caller or printing its raw arguments.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, Literal, TextIO
 
-__all__ = ["RedactingFilter", "configure_logging", "quiet_logs", "redact"]
+from tether.exceptions import ConfigError
+from tether.runtime.observe import current_turn
 
-_SECRET_NAME = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
+__all__ = [
+    "PATTERN_SEPARATOR",
+    "JsonFormatter",
+    "RedactingFilter",
+    "Redactor",
+    "TurnFilter",
+    "configure_logging",
+    "parse_patterns",
+    "quiet_logs",
+    "redact",
+    "redact_value",
+]
+
+#: what separates the regular expressions in ``TETHER_REDACT_PATTERNS``
+PATTERN_SEPARATOR = ";;"
+_MASK = "[REDACTED]"
+
+_SECRET_NAME = re.compile(
+    r"(API_KEY|ACCESS_KEY|PRIVATE_KEY|SECRET_KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS)$",
+    re.IGNORECASE,
+)
+#: a structured field whose string value is a secret whatever it looks like
+_SECRET_FIELD = re.compile(
+    r"(?:^|[_\-])(password|passwd|secret|token|api[_\-]?key|apikey|authorization|cookie|"
+    r"credentials?)$",
+    re.IGNORECASE,
+)
 _KEY_SHAPE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{12,}|xai-[A-Za-z0-9]{12,})")
+_TETHER_KEY = re.compile(r"\btk_[A-Za-z0-9]{1,64}_[A-Za-z0-9_\-]{4,}")
+_AUTH_HEADER = re.compile(
+    r"""\b((?:proxy-)?authorization["']?\s*[:=]\s*["']?)"""
+    r"""(?:(bearer|basic|token|digest)\s+)?(?!\[REDACTED\])[^\s"',;}\]]+""",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"\b(bearer\s+)[A-Za-z0-9._~+/\-]{6,}=*", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"\b([a-z][a-z0-9+.\-]*://[^/\s:@]*:)[^/\s@]+@", re.IGNORECASE)
+_QUERY_CREDENTIAL = re.compile(
+    r"([?&](?:access_token|api[_\-]?key|apikey|token|key|secret|password|sig|signature|auth)=)"
+    r"[^&\s#\"']+",
+    re.IGNORECASE,
+)
 
 
-def _secret_values() -> list[str]:
+def _auth_mask(m: re.Match[str]) -> str:
+    scheme = f"{m.group(2)} " if m.group(2) else ""
+    return f"{m.group(1)}{scheme}{_MASK}"
+
+
+def _built_in(text: str) -> str:
+    text = _URL_PASSWORD.sub(rf"\1{_MASK}@", text)
+    text = _QUERY_CREDENTIAL.sub(rf"\1{_MASK}", text)
+    text = _AUTH_HEADER.sub(_auth_mask, text)
+    text = _BEARER.sub(rf"\1{_MASK}", text)
+    text = _TETHER_KEY.sub(_MASK, text)
+    return _KEY_SHAPE.sub(_MASK, text)
+
+
+def _secret_values(environ: Mapping[str, str]) -> list[str]:
     return sorted(
-        (v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8),
+        (v for k, v in environ.items() if _SECRET_NAME.search(k) and len(v) >= 8),
         key=len,
         reverse=True,
     )
 
 
+def parse_patterns(spec: str, *, strict: bool = True) -> tuple[re.Pattern[str], ...]:
+    """The regular expressions in ``spec`` (``TETHER_REDACT_PATTERNS``), ``;;``-separated.
+
+    ``strict``: a bad pattern raises :class:`~tether.exceptions.ConfigError`;
+    otherwise it is matched as literal text (the lenient form, for
+    :func:`redact` called outside a configured process).
+    """
+    out: list[re.Pattern[str]] = []
+    for n, raw in enumerate(spec.split(PATTERN_SEPARATOR), start=1):
+        source = raw.strip()
+        if not source:
+            continue
+        try:
+            pattern = re.compile(source)
+        except re.error as exc:
+            if strict:
+                raise ConfigError(
+                    f"TETHER_REDACT_PATTERNS: pattern {n} ({source!r}) is not a valid regular "
+                    f"expression ({exc}); fix it, or separate patterns with {PATTERN_SEPARATOR!r}"
+                ) from None
+            pattern = re.compile(re.escape(source))
+        if pattern.fullmatch(""):
+            if strict:
+                raise ConfigError(
+                    f"TETHER_REDACT_PATTERNS: pattern {n} ({source!r}) matches the empty "
+                    "string, so it would redact everything; make it match at least one "
+                    "character (use + rather than *)"
+                )
+            continue
+        out.append(pattern)
+    return tuple(out)
+
+
+@lru_cache(maxsize=8)
+def _lenient_patterns(spec: str) -> tuple[re.Pattern[str], ...]:
+    return parse_patterns(spec, strict=False)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Redactor:
+    """Replaces secrets in text and in structured values with ``[REDACTED]``.
+
+    - ``patterns``: the operator's regular expressions (whole match replaced);
+    - ``secrets``: literal values to replace, besides the environment's;
+    - ``environ``: where secret-named variables are read, at each call
+      (``None``: ``os.environ``).
+    """
+
+    patterns: tuple[re.Pattern[str], ...] = ()
+    secrets: tuple[str, ...] = ()
+    environ: Mapping[str, str] | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Redactor:
+        """A redactor with ``TETHER_REDACT_PATTERNS``; a bad pattern is a ``ConfigError``."""
+        env = os.environ if environ is None else environ
+        return cls(patterns=parse_patterns(env.get("TETHER_REDACT_PATTERNS", "")), environ=environ)
+
+    def snapshot(self) -> Redactor:
+        """This redactor with the environment's secret values read now and kept (for
+        redacting the many fields of one record without reading the environment for each)."""
+        env = os.environ if self.environ is None else self.environ
+        values = tuple(v for v in (*self.secrets, *_secret_values(env)) if v)
+        return Redactor(patterns=self.patterns, secrets=values, environ={})
+
+    def __call__(self, text: str) -> str:
+        """``text`` with every secret this redactor knows replaced."""
+        env = os.environ if self.environ is None else self.environ
+        text = _built_in(text)  # first: a key-shaped token goes whole, not around a known value
+        for value in (*self.secrets, *_secret_values(env)):
+            if value:
+                text = text.replace(value, _MASK)
+        for pattern in self.patterns:
+            text = pattern.sub(_MASK, text)
+        return text
+
+    def value(self, obj: Any) -> Any:
+        """``obj`` with every string in it redacted (dict keys and values, lists, tuples).
+
+        A string under a key named like a secret (``password``, ``token``,
+        ``api_key``, ``authorization``...) is replaced whole.
+        """
+        return _walk(self.snapshot(), obj)
+
+
+def _walk(redactor: Redactor, obj: Any) -> Any:
+    if isinstance(obj, str):
+        return redactor(obj)
+    if isinstance(obj, Mapping):
+        out: dict[Any, Any] = {}
+        for k, v in obj.items():
+            key = k if isinstance(k, int | float | bool) or k is None else redactor(str(k))
+            if isinstance(k, str) and isinstance(v, str) and _SECRET_FIELD.search(k):
+                out[key] = _MASK
+            else:
+                out[key] = _walk(redactor, v)
+        return out
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [_walk(redactor, v) for v in obj]
+    return obj
+
+
+def _default() -> Redactor:
+    spec = os.environ.get("TETHER_REDACT_PATTERNS", "")
+    return Redactor(patterns=_lenient_patterns(spec) if spec else ())
+
+
 def redact(text: str, secrets: list[str] | None = None) -> str:
-    """``text`` with secret values and key-shaped strings replaced."""
-    for value in _secret_values() if secrets is None else secrets:
-        text = text.replace(value, "[REDACTED]")
-    return _KEY_SHAPE.sub("[REDACTED]", text)
+    """``text`` with secret values, key-shaped strings and configured patterns replaced.
+
+    ``secrets`` replaces the environment's secret values as the literal
+    values to look for. A bad ``TETHER_REDACT_PATTERNS`` entry is matched
+    as plain text here (:func:`configure_logging` refuses it at start-up).
+    """
+    base = _default()
+    if secrets is None:
+        return base(text)
+    return Redactor(patterns=base.patterns, secrets=tuple(secrets), environ={})(text)
+
+
+def redact_value(obj: Any) -> Any:
+    """:meth:`Redactor.value` with the environment's secrets and patterns."""
+    return _default().value(obj)
+
+
+def _message(record: logging.LogRecord, redactor: Redactor) -> str:
+    """The record's message, redacted; a format error gives a note, never the raw args."""
+    try:
+        return redactor(record.getMessage())
+    except Exception as exc:
+        return redactor(
+            f"[log call could not be formatted ({type(exc).__name__}); format: {record.msg!s}]"
+        )
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts secrets from the formatted message."""
+    """A handler filter that redacts the message, its args, exception and stack text.
+
+    ``redactor``: the one to use (``None``: the environment's, read at each record).
+    """
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self._redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, None
+        redactor = (self._redactor or _default()).snapshot()
+        clean = _message(record, redactor)
+        record.msg, record.args = clean, None
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = redactor(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redactor(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redactor(record.stack_info)
         return True
 
 
-def configure_logging(level: str | int = "WARNING") -> None:
-    """Log to stderr at ``level`` (env ``TETHER_LOG_LEVEL`` wins), redacting secrets."""
-    level = os.environ.get("TETHER_LOG_LEVEL", level)
-    handler = logging.StreamHandler()
-    handler.addFilter(RedactingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+#: what every JSON line has, before the turn ids and the extras
+_BASE_FIELDS = frozenset({"time", "level", "logger", "message"})
+#: the ids a record made during a turn carries
+_TURN_FIELDS = ("session_id", "step", "agent", "version")
+
+
+class TurnFilter(logging.Filter):
+    """Stamps ``session_id``, ``step``, ``agent`` and ``version`` of the current turn.
+
+    Installed on a handler, it applies to every logger's records; a field
+    the caller gave with ``extra=`` is kept.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        info = current_turn.get()
+        if info is None:
+            return True
+        values = (info.tag.session_id, info.step, info.tag.agent, info.tag.version)
+        for name, value in zip(_TURN_FIELDS, values, strict=True):
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
+#: attributes every LogRecord has: not ``extra`` fields
+_STANDARD = frozenset(
+    vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()
+    | {"message", "asctime", "taskName"}
+)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, turn ids, extras, ``exc``.
+
+    Everything written goes through ``redactor`` (``None``: the environment's).
+    """
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self._redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        redactor = (self._redactor or _default()).snapshot()
+        when = datetime.fromtimestamp(record.created, tz=UTC)
+        out: dict[str, Any] = {
+            "time": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": _message(record, redactor),
+        }
+        for name, value in vars(record).items():
+            if name in _STANDARD or name.startswith("_") or name in out:
+                continue
+            if isinstance(value, str) and _SECRET_FIELD.search(name):
+                out[name] = _MASK
+            else:
+                try:
+                    out[name] = _walk(redactor, value)
+                except RecursionError:  # a structure that holds itself
+                    out[name] = redactor(str(value))
+        exc = record.exc_text
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = self.formatException(record.exc_info)
+        if exc:
+            out["exc"] = redactor(exc)
+        if record.stack_info:
+            out["stack"] = redactor(record.stack_info)
+        try:
+            return json.dumps(out, ensure_ascii=False, default=lambda v: redactor(str(v)))
+        except (TypeError, ValueError, RecursionError):  # a key JSON refuses, a cycle
+            safe = {k: v if k in _BASE_FIELDS else redactor(str(v)) for k, v in out.items()}
+            return json.dumps(safe, ensure_ascii=False)
+
+
+def _level(level: str | int) -> int:
+    if isinstance(level, int):
+        return level
+    value = logging.getLevelNamesMapping().get(level.strip().upper())
+    if value is None:
+        raise ValueError(f"Unknown level: {level!r}")
+    return value
+
+
+def _format(fmt: str | None) -> Literal["text", "json"]:
+    chosen = os.environ.get("TETHER_LOG_FORMAT") or fmt or "text"
+    value = chosen.strip().lower()
+    if value == "text":
+        return "text"
+    if value == "json":
+        return "json"
+    raise ConfigError(
+        f"log format {chosen!r} is not known: set TETHER_LOG_FORMAT (or fmt=) to text or json"
+    )
+
+
+def configure_logging(
+    level: str | int = "WARNING",
+    *,
+    fmt: str | None = None,
+    stream: TextIO | None = None,
+) -> None:
+    """Log to ``stream`` (stderr) at ``level``, as text or JSON lines, redacting secrets.
+
+    Env ``TETHER_LOG_LEVEL`` wins over ``level`` and ``TETHER_LOG_FORMAT``
+    over ``fmt`` (``text``, the default, or ``json``). Raises ``ValueError``
+    for an unknown level and :class:`~tether.exceptions.ConfigError` for an
+    unknown format or a bad ``TETHER_REDACT_PATTERNS``, before changing
+    anything.
+    """
+    value = _level(os.environ.get("TETHER_LOG_LEVEL", level))
+    kind = _format(fmt)
+    redactor = Redactor.from_env()
+    handler = logging.StreamHandler(sys.stderr if stream is None else stream)
+    if kind == "json":
+        handler.addFilter(TurnFilter())
+        handler.setFormatter(JsonFormatter(redactor))
+    else:
+        handler.addFilter(RedactingFilter(redactor))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level if isinstance(level, int) else level.upper())
+    root.setLevel(value)
 
 
 @contextmanager
