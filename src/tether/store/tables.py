@@ -29,6 +29,8 @@ from tether.spec.messages import Usage
 __all__ = [
     "EVENT_COLUMNS",
     "SESSION_COLUMNS",
+    "agent_version_log",
+    "agent_versions",
     "api_keys",
     "event_row",
     "events",
@@ -69,6 +71,7 @@ sessions = sa.Table(
     sa.Index("ix_sessions_created_at", "created_at"),
     sa.Index("ix_sessions_status_created_at", "status", "created_at"),
     sa.Index("ix_sessions_user_id_created_at", "user_id", "created_at"),
+    sa.Index("ix_sessions_agent_version", "agent", "agent_version"),  # migration 0005
 )
 
 events = sa.Table(
@@ -222,4 +225,38 @@ idempotency = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("done_at", sa.Double, nullable=True),
     sa.Index("ix_idempotency_created", "created_at"),
+)
+
+#: deployed agent versions (``tether.store.versions``), one row per agent and version label
+agent_versions = sa.Table(
+    "agent_versions",
+    metadata,
+    sa.Column("agent", sa.String(255), primary_key=True),
+    sa.Column("version", sa.String(255), primary_key=True),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("definition", sa.Text, nullable=False),
+    sa.Column("ref", sa.Text, nullable=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("canary_percent", sa.Double, nullable=True),
+    sa.Column("evals", sa.Text, nullable=True),
+    sa.Column("deployed_by", sa.String(255), nullable=True),
+    sa.Column("forced_reason", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("activated_at", sa.Double, nullable=True),
+    sa.Column("deactivated_at", sa.Double, nullable=True),
+    sa.Column("retired_at", sa.Double, nullable=True),
+)
+
+#: what was done to versions: deploys, promotions, rollbacks, retirements
+agent_version_log = sa.Table(
+    "agent_version_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("agent", sa.String(255), nullable=False),
+    sa.Column("version", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("by", sa.String(255), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Index("ix_agent_version_log_agent_at", "agent", "at"),
 )

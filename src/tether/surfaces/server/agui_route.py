@@ -113,6 +113,7 @@ async def _start(
     if rec is None:
         if not isinstance(ask, AguiMessage):
             raise ApiProblem(404, "not-found", _NOT_FOUND)
+        agent = await st.versions.for_new(agent.name)
         handle = st.rt.session(agent, sid, principal=caller.principal, new=True)
         try:
             await handle.create(metadata={"via": "agui"})
@@ -130,6 +131,7 @@ async def _start(
         )
     if rec.agent != agent.name:
         raise ApiProblem(409, "wrong-agent", f"thread {sid} belongs to agent {rec.agent!r}")
+    agent = st.versions.for_session(rec)  # a thread stays on the version it started on
     state = await st.rt.load(sid)
     pending = await st.rt.pending_approval(sid)
     question = question_of(state)

@@ -33,13 +33,17 @@ from tether.spec.agent import Agent
 from tether.store import SQLStore, open_breakers, open_rate_limiter
 from tether.store.redis_bus import open_bus
 from tether.store.server import IdempotencyStore, KeyStore
+from tether.store.versions import VersionStore
 from tether.surfaces.server import problems
 from tether.surfaces.server.auth import Gatekeeper
 from tether.surfaces.server.config import ServerConfig, is_loopback
 from tether.surfaces.server.health import Readiness
 from tether.surfaces.server.limits import BodyLimit
+from tether.surfaces.server.metrics_route import metrics_router
+from tether.surfaces.server.operations import Operations
 from tether.surfaces.server.problems import AsciiJSON
 from tether.surfaces.server.runs import Runs
+from tether.surfaces.server.versions import VersionRouter
 
 __all__ = ["ServerState", "create_app"]
 
@@ -60,6 +64,10 @@ class ServerState:
     gate: Gatekeeper
     ready: Readiness
     closing: asyncio.Event
+    #: which agent version serves a session (the registry's choice among the loaded code)
+    versions: VersionRouter
+    #: metrics, traces, alerts and the background loops around them
+    ops: Operations
 
     def begin_shutdown(self) -> None:
         """Stop taking turns and let the ones in flight reach a step boundary."""
@@ -80,27 +88,30 @@ def create_app(
     config: ServerConfig | None = None,
     *,
     runtime_options: dict[str, Any] | None = None,
+    operations: Operations | None = None,
 ) -> FastAPI:
     """The FastAPI app serving ``agents`` (by name) with ``config`` (default: from the environment).
 
-    ``runtime_options`` go to :class:`~tether.runtime.Runtime` (``models``,
-    ``clock``, ``tool_workers``...).
+    Several versions of one agent may be given (same name, different
+    ``version``): the version registry picks which serves new sessions
+    (:mod:`tether.surfaces.server.versions`). ``runtime_options`` go to
+    :class:`~tether.runtime.Runtime` (``models``, ``clock``,
+    ``tool_workers``...); ``operations`` (default: from the environment)
+    gives metrics, traces, alerts and the canary policy.
     """
     from tether.surfaces.server import routes  # routes import this module's ServerState
 
     cfg = config if config is not None else ServerConfig.from_env()
-    served = {a.name: a for a in agents}
-    if len(served) != len(agents):
-        from tether.exceptions import ConfigError
-
-        raise ConfigError("two served agents have the same name")
+    ops = operations if operations is not None else Operations.from_env()
+    VersionRouter(agents)  # two objects of one name and version: refused now, not at start-up
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = await _start(cfg, served, runtime_options or {})
+        state = await _start(cfg, agents, runtime_options or {}, ops)
         app.state.tether = state
         restore = _on_signals(state)
         state.runs.start_sweeping()
+        ops.start(state.rt, state.versions, VersionStore(state.rt.store))  # type: ignore[arg-type]
         if cfg.gc_freeze:
             gc.collect()
             gc.freeze()
@@ -118,6 +129,7 @@ def create_app(
             state.begin_shutdown()
             await state.runs.aclose(cfg.shutdown_grace)
             await state.bus.aclose()
+            await ops.aclose()
 
     app = FastAPI(
         title="Tether",
@@ -139,13 +151,17 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=cfg.max_body_bytes)
     problems.install(app)
     app.include_router(routes.router)
+    if ops.metrics is not None:
+        app.include_router(metrics_router(ops.metrics))
     return app
 
 
 async def _start(
-    cfg: ServerConfig, agents: dict[str, Agent], options: dict[str, Any]
+    cfg: ServerConfig, loaded: Sequence[Agent], options: dict[str, Any], ops: Operations
 ) -> ServerState:
     store = await SQLStore.open(cfg.database_url, pool_size=10)
+    options = dict(options)
+    observers = [*ops.observers(), *options.pop("observers", ())]
     try:
         breakers = await open_breakers(cfg.redis_url)
         limiter = None
@@ -158,6 +174,7 @@ async def _start(
             limiter=limiter,
             bus=bus,
             lease_ttl=cfg.lease_ttl,
+            observers=observers,
             **options,
         )
     except BaseException:
@@ -172,17 +189,29 @@ async def _start(
         )
     elif cfg.open_local and not is_loopback(cfg.host) and await keys.count() == 0:
         log.warning("no API keys and not on loopback: every request is refused until one exists")
+    router = VersionRouter(
+        loaded,
+        registry=VersionStore(store),
+        poll=ops.versions_poll,
+        on_missing=ops.version_missing,
+    )
+    await router.refresh(force=True)
+    agents = router.primary
     return ServerState(
         config=cfg,
         rt=rt,
         agents=agents,
-        runs=Runs(rt, agents, recover_interval=cfg.recover_interval),
+        runs=Runs(rt, router, recover_interval=cfg.recover_interval),
         bus=bus,
         keys=keys,
         idem=IdempotencyStore(store, ttl=cfg.idempotency_ttl),
         gate=gate,
-        ready=Readiness(rt, agents),
+        ready=Readiness(
+            rt, router.serving_agents, problems=router.problems, on_failure=ops.readiness_failed
+        ),
         closing=asyncio.Event(),
+        versions=router,
+        ops=ops,
     )
 
 

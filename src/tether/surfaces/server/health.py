@@ -11,12 +11,16 @@ interval; failures are cached for a shorter time so recovery shows fast.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from tether.exceptions import TetherError
 from tether.runtime import Runtime
 from tether.spec.agent import Agent
+
+log = logging.getLogger("tether.server.health")
 
 __all__ = ["Readiness", "probe_agent"]
 
@@ -57,19 +61,47 @@ async def probe_agent(rt: Runtime, agent: Agent) -> dict[str, Any]:
 class Readiness:
     """``/readyz``: the store, then every served agent, each result cached."""
 
-    def __init__(self, rt: Runtime, agents: dict[str, Agent], *, fail_ttl: float = 2.0) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        agents: dict[str, Agent] | Callable[[], list[Agent]],
+        *,
+        fail_ttl: float = 2.0,
+        problems: Mapping[str, str] | None = None,
+        on_failure: Callable[[dict[str, dict[str, Any]]], Awaitable[None]] | None = None,
+    ) -> None:
         self.rt = rt
-        self.agents = agents
+        #: what to probe: the versions new sessions start on (each agent's active and canary)
+        self.agents: Callable[[], list[Agent]] = (
+            (lambda: list(agents.values())) if isinstance(agents, dict) else agents
+        )
         self.fail_ttl = fail_ttl
-        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        #: by agent: why this replica cannot serve the version the registry made active
+        self.problems = problems if problems is not None else {}
+        self.on_failure = on_failure
+        self._cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def check(self) -> tuple[bool, dict[str, dict[str, Any]]]:
         checks: dict[str, dict[str, Any]] = {"store": await self._store()}
-        results = await asyncio.gather(*(self._agent(a) for a in self.agents.values()))
-        for agent, result in zip(self.agents.values(), results, strict=True):
-            checks[f"agent:{agent.name}"] = result
-        return all(c["ok"] for c in checks.values()), checks
+        agents = self.agents()
+        names = [a.name for a in agents]
+        results = await asyncio.gather(*(self._agent(a) for a in agents))
+        for agent, result in zip(agents, results, strict=True):
+            key = f"agent:{agent.name}"
+            if names.count(agent.name) > 1:
+                key += f"@{agent.version}"
+            checks[key] = result | {"version": agent.version}
+            problem = self.problems.get(agent.name)
+            if problem is not None:
+                checks[key] = checks[key] | {"ok": False, "detail": problem}
+        ok = all(c["ok"] for c in checks.values())
+        if not ok and self.on_failure is not None:
+            try:
+                await self.on_failure(checks)
+            except Exception:  # an alert that cannot be sent must not fail the probe
+                log.exception("could not raise the readiness alert")
+        return ok, checks
 
     async def _store(self) -> dict[str, Any]:
         started = time.perf_counter()
@@ -82,17 +114,18 @@ class Readiness:
 
     async def _agent(self, agent: Agent) -> dict[str, Any]:
         now = time.monotonic()
-        hit = self._cache.get(agent.name)
+        key = (agent.name, agent.version)
+        hit = self._cache.get(key)
         if hit is not None and now < hit[0]:
             return hit[1] | {"cached": True}
-        lock = self._locks.setdefault(agent.name, asyncio.Lock())
+        lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:  # concurrent probes share one model call
-            hit = self._cache.get(agent.name)
+            hit = self._cache.get(key)
             if hit is not None and time.monotonic() < hit[0]:
                 return hit[1] | {"cached": True}
             result = await probe_agent(self.rt, agent)
             ttl = (
                 agent.health.interval if result["ok"] else min(agent.health.interval, self.fail_ttl)
             )
-            self._cache[agent.name] = (time.monotonic() + ttl, result)
+            self._cache[key] = (time.monotonic() + ttl, result)
             return result

@@ -37,7 +37,6 @@ from tether.surfaces.server.common import (
     SSE_DOC,
     CallerDep,
     IdemHeader,
-    agent_named,
     narrowing,
     question_of,
     sse,
@@ -132,9 +131,17 @@ async def list_agents(request: Request, caller: CallerDep) -> AgentsOut:
                 description=a.description,
                 tools=[t.name for t in a.tools],
             )
-            for a in state_of(request).agents.values()
+            for a in _newest_first(state_of(request).versions.serving_agents())
         ]
     )
+
+
+def _newest_first(agents: list[Agent]) -> list[Agent]:
+    """One per name: the version new sessions start on (the active one, not the canary)."""
+    seen: dict[str, Agent] = {}
+    for a in agents:
+        seen.setdefault(a.name, a)
+    return list(seen.values())
 
 
 # --- sessions -----------------------------------------------------------------
@@ -249,13 +256,7 @@ async def create_session(
 ) -> Response:
     """Start a session with an agent (as the caller; nothing runs until a message)."""
     st = state_of(request)
-    agent = agent_named(st, body.agent)
-    if body.version is not None and body.version != agent.version:
-        raise ApiProblem(
-            409,
-            "version-not-served",
-            f"agent {agent.name!r} is served at version {agent.version!r}, not {body.version!r}",
-        )
+    agent = await st.versions.for_new(body.agent, body.version)
     held = await claim(st, caller, request, idem_key)
     if held is not None and held.replay is not None:
         return held.replay
@@ -548,7 +549,7 @@ async def start_conversation(
     the answer's ``session_id`` (or the stream's first event) names the session.
     """
     st = state_of(request)
-    agent = agent_named(st, name)
+    agent = await st.versions.for_new(name)
     _refuse_when_closing(st)
     held = await claim(st, caller, request, idem_key)
     if held is not None and (held.replay is not None or held.stream_from is not None):
@@ -611,7 +612,7 @@ async def _own_turn(
     """Run ``act`` as a turn in the caller's own session (see :func:`_own_record`)."""
     st = state_of(request)
     rec = await _own_record(st, caller, session_id, admin_too=admin_too)
-    handle = st.rt.session(agent_named(st, rec.agent), rec.id, principal=narrowing(caller, rec))
+    handle = st.rt.session(st.versions.for_session(rec), rec.id, principal=narrowing(caller, rec))
 
     async def work(sink: EventSink) -> TurnResult:
         return await act(handle, sink)
@@ -770,8 +771,7 @@ async def decide(
         raise ApiProblem(404, "not-found", "no such approval (or not yours)") from None
     if not idem_key:  # with a key, a retry after the decision must reach its recorded outcome
         rec, _pending = await _pending_for(st, caller, approval_id)
-    agent = agent_named(st, rec.agent)
-    handle = st.rt.session(agent, rec.id)
+    handle = st.rt.session(st.versions.for_session(rec), rec.id)
 
     async def work(sink: EventSink) -> TurnResult:
         return await handle.decide(

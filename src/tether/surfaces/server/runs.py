@@ -24,8 +24,8 @@ from typing import Any
 from tether.exceptions import RunError, SessionConflict, ShuttingDown
 from tether.runtime import Runtime, TurnResult
 from tether.runtime.journal import EventSink
-from tether.spec.agent import Agent
 from tether.spec.events import Event, SessionStatus
+from tether.surfaces.server.versions import VersionRouter
 
 __all__ = ["Runs", "Started"]
 
@@ -52,7 +52,7 @@ class Started:
 class Runs:
     """The turns in flight in this server process."""
 
-    def __init__(self, rt: Runtime, agents: dict[str, Agent], *, recover_interval: float) -> None:
+    def __init__(self, rt: Runtime, agents: VersionRouter, *, recover_interval: float) -> None:
         self.rt = rt
         self.agents = agents
         self.recover_interval = recover_interval
@@ -133,8 +133,8 @@ class Runs:
         now = self.rt.clock()
         started = 0
         for rec in await self.rt.store.list_sessions(status=SessionStatus.RUNNING, limit=None):
-            agent = self.agents.get(rec.agent)
-            if agent is None:
+            agent = self.agents.loaded_for_session(rec)
+            if agent is None:  # not served here, or its version is not loaded here
                 continue
             if rec.lease_owner is not None and (rec.lease_expires or 0) > now:
                 continue  # someone is working on it
