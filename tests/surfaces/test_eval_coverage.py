@@ -44,8 +44,9 @@ REPO = Path(__file__).resolve().parents[2]
 RETAIL = REPO / "examples" / "retail" / "evals"
 AGENT_REF = "tests.surfaces.test_eval_coverage:AGENT"
 
-#: the retail tools no case of the golden set calls (see the last tests)
-RETAIL_GAPS = ("search_help_center", "modify_pending_order_payment", "send_email")
+#: the retail tools no case of the golden set calls (see the last tests): none, since the
+#: deploy gate refuses a version with an uncovered tool
+RETAIL_GAPS: tuple[str, ...] = ()
 
 
 @tether.tool(reads=True)
@@ -382,15 +383,21 @@ def test_the_table_shows_hidden_characters_instead_of_obeying_them() -> None:
 # -- the retail golden set -----------------------------------------------------------
 
 
-def test_the_retail_golden_set_covers_every_tool_but_three() -> None:
-    """Every retail tool has a case, except three no tau2 task and no hand-written case
-    calls: pinned, so that a case added for one (or a tool losing its cases) shows here."""
+def test_the_retail_golden_set_covers_every_tool() -> None:
+    """Every retail tool has a case (pinned: a tool losing its cases shows here); the
+    help center, the payment change and the email are covered by handwritten_tools.yaml."""
     suite = load_suite(RETAIL)
     tools = agent_tools(harness.agent, suite.cases)
     assert len(tools) == 18
     coverage = coverage_of_cases(tools, suite.cases)
     assert coverage.uncovered == RETAIL_GAPS
-    for name in ("cancel_pending_order", "return_delivered_order_items", "modify_user_address"):
+    for name in (
+        "cancel_pending_order",
+        "return_delivered_order_items",
+        "modify_user_address",
+        "modify_pending_order_payment",
+        "send_email",
+    ):
         assert coverage.row(name).approvals, name  # every write has a case expecting approval
     assert coverage.row("get_order_details").failures  # and the reads are broken on purpose
 
