@@ -268,8 +268,15 @@ _STOPWORDS = frozenset(
 )
 
 
+#: dollars per help-center query: what a hosted search API bills per request
+SEARCH_PRICE = 0.001
+#: dollars per email sent: what a transactional email API bills per message
+EMAIL_PRICE = 0.001
+
+
 # reads + untrusted_output: articles are authored content that may carry instructions.
-@tool(reads=True, untrusted_output=True)
+# cost: every query is billed (a hit or not), as a hosted search API would bill it.
+@tool(reads=True, untrusted_output=True, cost=SEARCH_PRICE)
 def search_help_center(ctx: ToolContext, query: str) -> list[JSON]:
     """Search the help center; return the best matching articles (title and body).
 
@@ -293,11 +300,18 @@ def search_help_center(ctx: ToolContext, query: str) -> list[JSON]:
 # --- communication and hand-off --------------------------------------------------
 
 
+def _email_cost(result: JSON) -> float:
+    """Only an email that went out is billed (a refused recipient never reaches the API)."""
+    return EMAIL_PRICE if result.get("status") == "sent" else 0.0
+
+
 # external_comms + irreversible: an email leaves the shop and cannot be recalled.
+# cost: from the result, so a call refused before sending (someone else's address) is free.
 @tool(
     external_comms=True,
     irreversible=True,
     summary='send the email "{subject}" to {to}',
+    cost=_email_cost,
 )
 def send_email(ctx: ToolContext, to: str, subject: str, body: str) -> JSON:
     """Send an email to the authenticated user (only to their own address on file).

@@ -11,13 +11,19 @@ What the model is shown is bounded: a result longer than the tool's
 :class:`ToolRun` for the store (itself cut at :data:`STORE_CAP_CHARS`);
 error messages, which quote exception text, are cut at
 :data:`ERROR_CAP_CHARS`.
+
+A tool with a ``cost`` is metered here: its function's runs are counted
+as they start, and :class:`ToolRun` carries what the call cost
+(:func:`call_cost`; the rules are in :class:`~tether.spec.tools.Tool`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +46,7 @@ __all__ = [
     "STORE_CAP_CHARS",
     "ToolEnv",
     "ToolRun",
+    "call_cost",
     "execute_tool",
     "outcome_unknown",
     "record_outcome",
@@ -157,6 +164,64 @@ class ToolRun:
     original_chars: int = 0
     #: the error quotes what the tool itself raised (text from wherever it read)
     raised: bool = False
+    #: dollars the call cost (a tool with a ``cost``; ``None``: not metered)
+    cost: float | None = None
+    #: why a cost function's answer was not used (the call is then recorded at 0)
+    cost_error: str | None = None
+
+
+class _Meter:
+    """Counts the runs of a priced tool's function and keeps what it returned."""
+
+    __slots__ = ("runs", "value")
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.value: Any = None
+
+    def started(self) -> None:  # called in the tool's worker thread for a plain function
+        self.runs += 1
+
+
+#: the longest ``cost_error`` recorded
+_COST_ERROR_CHARS = 200
+
+
+def call_cost(
+    tool: Tool, *, runs: int, value: Any = None, ok: bool = False
+) -> tuple[float, str | None]:
+    """What one call of ``tool`` cost, in dollars, and why a cost function failed (or ``None``).
+
+    ``runs``: how many times its function ran (attempts, counting retries);
+    ``value``: what it returned, when ``ok`` (the call succeeded). A fixed
+    price is charged per run; a function of the result is called only for a
+    successful call, and what it raises or returns that is not a finite
+    number >= 0 is recorded as 0 with the reason.
+    """
+    price = tool.cost
+    if price is None or runs <= 0:
+        return 0.0, None
+    if not callable(price):
+        return price * runs, None
+    if not ok:
+        return 0.0, None
+    try:
+        dollars = price(value)
+    except Exception as exc:  # the author's function: it must not fail the turn
+        why = f"its cost function raised {type(exc).__name__}: {exc}"
+        return 0.0, why[:_COST_ERROR_CHARS]
+    if inspect.iscoroutine(dollars):  # an async function the declaration could not tell
+        dollars.close()
+        return 0.0, "its cost function returned a coroutine, not dollars (it must not be async)"
+    if (
+        isinstance(dollars, bool)
+        or not isinstance(dollars, int | float)
+        or not math.isfinite(dollars)
+        or dollars < 0
+    ):
+        why = f"its cost function returned {dollars!r}, not a finite number of dollars >= 0"
+        return 0.0, why[:_COST_ERROR_CHARS]
+    return float(dollars), None
 
 
 async def execute_tool(
@@ -183,6 +248,10 @@ async def execute_tool(
     vars are checked again when it returns. A refused var, or a result that
     cannot be stored, becomes an error result (and the call's var changes
     are dropped for the former). This function does not raise.
+
+    For a tool with a ``cost``, the run carries what the call cost
+    (:func:`call_cost` of the times its function started, and of its value);
+    a cost function that fails is logged and recorded at 0 with the reason.
     """
     tool = tools.get(call.name)
     if tool is None:
@@ -190,8 +259,37 @@ async def execute_tool(
         return ToolRun(
             _error(call, f"error: there is no tool named {call.name!r}. Available tools: {names}.")
         )
+    if tool.cost is None:
+        return await _run(tool, call, session_id, step, user_id, vars, deps, env, None)
+    meter = _Meter()
+    run = await _run(tool, call, session_id, step, user_id, vars, deps, env, meter)
+    ok = not run.result.is_error
+    run.cost, run.cost_error = call_cost(tool, runs=meter.runs, value=meter.value, ok=ok)
+    if run.cost_error is not None:
+        log.warning(
+            "tool %s (session %s): %s; the call is recorded at $0",
+            tool.name,
+            session_id,
+            run.cost_error,
+        )
+    return run
+
+
+async def _run(
+    tool: Tool,
+    call: ToolCall,
+    session_id: str,
+    step: int,
+    user_id: str | None,
+    vars: dict[str, Any],
+    deps: Any,
+    env: ToolEnv | None,
+    meter: _Meter | None,
+) -> ToolRun:
+    """The call's run (see :func:`execute_tool`); ``meter`` counts the function's runs."""
     key = f"tool:{env.agent}:{tool.name}" if env is not None else ""
     executor = env.executor if env is not None else None
+    started = None if meter is None else meter.started
     changed_vars: list[dict[str, Any]] = [vars]
 
     async def attempt() -> Any:
@@ -216,7 +314,7 @@ async def execute_tool(
         )
         try:
             async with asyncio.timeout(tool.timeout):
-                value = await tool(ctx, call.arguments, executor=executor)
+                value = await tool(ctx, call.arguments, executor=executor, started=started)
         except (pydantic.ValidationError, ToolWorkersBusy):
             raise  # the model's mistake, or not run: says nothing about the tool's health
         except ToolFailed:
@@ -226,6 +324,8 @@ async def execute_tool(
             await _record(env, key, ok=False, trial=admission.trial)
             raise
         await _record(env, key, ok=True, trial=admission.trial)
+        if meter is not None:
+            meter.value = value
         return value
 
     def on_retry(info: RetryInfo) -> None:

@@ -47,6 +47,8 @@ class Refuse:
     hit: LimitHit | None = None
     #: for an operator: why a person must check (an ``operator.alert``)
     alert: str | None = None
+    #: the call started before a crash and may have run (a priced tool is charged for it)
+    started: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +105,9 @@ def unknown_outcome(c: CallCheck) -> Decision:
     if tool is None or tool.idempotent or c.call.id not in c.state.started:
         return RUN
     return Refuse(
-        outcome_unknown(c.call), alert="outcome unknown: it started but never reported a result"
+        outcome_unknown(c.call),
+        alert="outcome unknown: it started but never reported a result",
+        started=True,
     )
 
 

@@ -23,8 +23,9 @@ class TurnResult:
     turn that answered was cut short: ``max_tool_calls``,
     ``max_tool_calls_per_turn`` or ``loop`` (the answer is the summary the
     model gave without tools), or ``budget_exhausted`` (the session has
-    ended; the answer is what was said so far and a notice). ``cost`` is the
-    turn's model calls in dollars.
+    ended; the answer is what was said so far and a notice). ``cost`` is
+    what the turn spent in dollars: its model calls and its priced tool
+    calls (a tool's ``cost``).
     """
 
     session_id: str

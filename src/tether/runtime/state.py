@@ -73,8 +73,10 @@ class SessionState:
     approved: set[str] = field(default_factory=set)
     #: approval ids already settled, and how ("approved by ops", "expired")
     decided: dict[str, str] = field(default_factory=dict)
-    #: dollars spent by model calls (their ``cost``)
+    #: dollars spent: model calls (their ``cost``) and priced tool calls together
     cost: float = 0.0
+    #: the part of ``cost`` spent by tool calls (``cost - tool_cost``: the tokens')
+    tool_cost: float = 0.0
     #: tool calls run in the session, and in the current turn
     tool_calls: int = 0
     turn_tool_calls: int = 0
@@ -151,6 +153,10 @@ class SessionState:
             if done.get("untrusted"):
                 self.untrusted.append((done["name"], done.get("raw", done["content"]), position))
                 self.untrusted_calls.add(done["call_id"])
+            tool_cost = done.get("cost")
+            if tool_cost:
+                self.cost += tool_cost
+                self.tool_cost += tool_cost
         elif t == EventType.USER_MESSAGE:
             self.messages.append(Message(role="user", text=data["text"]))
             self.status = SessionStatus.RUNNING

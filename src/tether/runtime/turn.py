@@ -26,7 +26,7 @@ from tether.runtime.caller import AgentServices, ModelCaller
 from tether.runtime.claims import Done, honest_reply, unsupported_claims
 from tether.runtime.compress import cheapest
 from tether.runtime.context import build_request, context_block
-from tether.runtime.execute import ToolEnv, ToolRun, execute_tool
+from tether.runtime.execute import ToolEnv, ToolRun, call_cost, execute_tool
 from tether.runtime.gates import RUN, CallCheck, Pause, Refuse, check_call
 from tether.runtime.journal import Journal
 from tether.runtime.leak import WITHHELD, prompt_leak
@@ -251,7 +251,10 @@ class Turn:
                     self.alert(call, decision.alert)
                 if decision.hit is not None:
                     self.hit = self.hit or decision.hit
-                self.finish(ToolRun(decision.result))
+                run = ToolRun(decision.result)
+                if decision.started and tool is not None and tool.cost is not None:
+                    run.cost = call_cost(tool, runs=1)[0]  # it may have run: its fixed price
+                self.finish(run)
                 continue
             if isinstance(decision, Pause):
                 if decision.kind == "clarify":
@@ -393,7 +396,12 @@ class Turn:
     def finish(
         self, run: ToolRun, ms: float = 0.0, *, untrusted: bool = False, raw: str | None = None
     ) -> None:
-        """Record a call's result (``tool.finished``)."""
+        """Record a call's result (``tool.finished``).
+
+        A call of a tool with a ``cost`` carries ``cost`` (dollars; 0 when it
+        was not charged: it did not run) and, when its cost function failed,
+        ``cost_error``.
+        """
         result = run.result
         data: dict[str, Any] = {
             "call_id": result.call_id,
@@ -402,6 +410,14 @@ class Turn:
             "is_error": result.is_error,
             "duration_ms": round(ms, 3),
         }
+        if run.cost is not None:
+            data["cost"] = run.cost
+            if run.cost_error is not None:
+                data["cost_error"] = run.cost_error
+        else:
+            tool = self.svc.tools.get(result.name)
+            if tool is not None and tool.cost is not None:
+                data["cost"] = 0.0
         if run.vars:
             data["vars"] = run.vars
         if run.original is not None:

@@ -29,7 +29,10 @@ Event types (``Event.type``) and their ``data``:
                        ``untrusted: true`` for a result of an
                        ``untrusted_output`` tool, or an error quoting what
                        it raised (it taints the session); ``raw``: what the
-                       tool returned when the guard withheld or tagged it
+                       tool returned when the guard withheld or tagged it;
+                       ``cost`` (dollars) for a tool that declares one, 0
+                       when not charged (see ``Tool``), with ``cost_error``
+                       when its cost function failed (recorded at 0)
 ``turn.completed``     ``output`` (the final answer text)
 ``session.status``     ``status``, ``reason``
 ``session.resumed``    ``from_step``, ``owner``
@@ -204,6 +207,10 @@ class ToolFinishedData(TypedDict, total=False):
     #: the tool's full output when ``content`` was cut (kept up to the store cap)
     original: str
     original_chars: int
+    #: dollars the call cost (only for a tool that declares a ``cost``; 0: not charged)
+    cost: float
+    #: why the tool's cost function gave no usable answer (``cost`` is then 0)
+    cost_error: str
 
 
 class SessionStatusData(TypedDict, total=False):

@@ -13,16 +13,24 @@ system: a URL it fetches, a web search, any call to a third party);
 emails), and ``trusted_fields`` names the fields of such a result that are
 the application's own (an id, a price, a status); ``idempotent`` says a
 repeated call is harmless (so it may be retried or re-run after a crash).
+
+``cost`` says what a call costs in dollars besides the model's tokens (a
+paid search API, an SMS): a fixed price per call, or a function of what the
+tool returned. The runtime records it on the call's ``tool.finished`` event
+and adds it to the session's cost (see :class:`Tool` for when a call is
+charged).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
+import math
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, overload
+from typing import Any, Protocol, TypeAlias, overload
 
 import docstring_parser
 import pydantic
@@ -31,7 +39,15 @@ from tether.exceptions import ToolDefinitionError
 from tether.spec.model import ToolSpec
 from tether.spec.policy import RetryPolicy
 
-__all__ = ["DEFAULT_MAX_OUTPUT_CHARS", "Executor", "Risk", "Tool", "ToolContext", "tool"]
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_CHARS",
+    "Executor",
+    "Risk",
+    "Tool",
+    "ToolContext",
+    "ToolCost",
+    "tool",
+]
 
 #: what a tool's result may show the model, in characters, unless the tool says otherwise
 DEFAULT_MAX_OUTPUT_CHARS = 20_000
@@ -103,6 +119,9 @@ class Executor(Protocol):
 
 
 ToolFn = Callable[..., Any]
+#: what a call costs besides tokens: dollars per call, or a function of the
+#: tool's return value giving dollars
+ToolCost: TypeAlias = float | Callable[[Any], float]
 # Built once: a subscripted type written inside ``cast`` is rebuilt on every call.
 _AsyncToolFn = Callable[..., Awaitable[Any]]
 
@@ -115,6 +134,38 @@ class Tool:
     thread (they may block), so a plain function must be thread-safe.
     ``max_output_chars`` bounds what the model is shown of one result: a
     longer one reaches it cut, with a note saying so.
+
+    ``cost`` is what a call costs in dollars besides the model's tokens:
+    a fixed price (``0.005``: a paid search API) or a function of what the
+    tool returned (``lambda r: 0.0079 * r["segments"]``: an SMS billed by
+    segment). The runtime records it as ``cost`` on the call's
+    ``tool.finished`` event and adds it to the session's cost
+    (``SessionState.cost``, the session row, ``TurnResult.cost``). When a
+    call is charged:
+
+    - a fixed price is charged each time the tool's function ran (it was
+      entered: the API may have been called), error or not: a call that
+      raised, refused (``ToolFailed``) or timed out is charged; an
+      idempotent call retried after a transient failure is charged for
+      each attempt that ran. After a crash, a call that started but never
+      reported is charged once: as "outcome unknown" (not idempotent, not
+      run again), or for its re-run (idempotent; the lost run left no
+      record);
+    - never for a call whose function did not run: refused by a gate,
+      waiting for approval, denied or expired, stopped by an open breaker,
+      arguments that failed validation, no free worker thread; and a call
+      whose result was stored before a crash is not run again on resume,
+      so it is not charged again (exactly once);
+    - a function of the result is called only when the call succeeded,
+      with the value the function returned (before it is rendered for the
+      model); a failed call costs 0. It runs on the event loop: keep it
+      cheap, and plain (not ``async``). If it raises or returns something
+      that is not a non-negative, finite number, the call is recorded at 0
+      with ``cost_error`` (a short message) on the event and a warning is
+      logged; the turn goes on.
+
+    A tool with a cost has ``cost`` on every ``tool.finished`` event, 0
+    when it was not charged; a tool without one never has it.
     """
 
     name: str
@@ -147,6 +198,13 @@ class Tool:
     #: what taint means for this tool: ``approve``, ``block``, ``off``; ``None``: the
     #: agent's :class:`~tether.spec.approval.ApprovalPolicy` decides by its flags
     taint: str | None = None
+    #: dollars per call, or a function of the returned value giving dollars (``None``: free)
+    cost: ToolCost | None = None
+
+    def __post_init__(self) -> None:
+        if self.cost is not None:
+            # frozen: set through object (an int price is kept as a float)
+            object.__setattr__(self, "cost", _checked_cost(self.cost, self.name))
 
     @property
     def spec(self) -> ToolSpec:
@@ -164,25 +222,71 @@ class Tool:
         return {k: getattr(model, k) for k in type(model).model_fields}
 
     async def __call__(
-        self, ctx: ToolContext, arguments: dict[str, Any], *, executor: Executor | None = None
+        self,
+        ctx: ToolContext,
+        arguments: dict[str, Any],
+        *,
+        executor: Executor | None = None,
+        started: Callable[[], None] | None = None,
     ) -> Any:
         """Validate ``arguments`` and run the function.
 
         A plain function runs on ``executor`` (the runtime passes its own
         bounded worker threads) or, without one, on the event loop's default
-        thread pool (``asyncio.to_thread``).
+        thread pool (``asyncio.to_thread``). ``started`` is called as the
+        function is entered (for a plain one, in its worker thread), never
+        when it did not run (invalid arguments, no free thread): the
+        runtime counts the runs of a tool with a ``cost`` this way.
         """
         kwargs = self.validate(arguments)
         if self.context_param is not None:
             kwargs[self.context_param] = ctx
         if self.is_async:
+            if started is not None:
+                started()
             return await typing.cast(_AsyncToolFn, self.fn)(**kwargs)
+        fn = self.fn if started is None else _announcing(self.fn, started)
         # A plain function may block (a database query, a file read): run it in
         # a worker thread so the event loop, and every other session, keeps going
         # and the runtime's timeout can still fire.
         if executor is not None:
-            return await executor.run(self.fn, **kwargs)
-        return await asyncio.to_thread(self.fn, **kwargs)
+            return await executor.run(fn, **kwargs)
+        return await asyncio.to_thread(fn, **kwargs)
+
+
+def _announcing(fn: ToolFn, started: Callable[[], None]) -> ToolFn:
+    """``fn`` calling ``started()`` first, in the thread that runs it (same name, for logs)."""
+
+    @functools.wraps(fn)
+    def run(**kwargs: Any) -> Any:
+        started()
+        return fn(**kwargs)
+
+    return run
+
+
+def _checked_cost(cost: Any, name: str | None) -> ToolCost:
+    """``cost`` if it is a valid tool cost (a float for a number); else a ToolDefinitionError."""
+    what = "tool cost" if name is None else f"tool {name!r}: cost"
+    fix = (
+        "give dollars per call as a number >= 0 (cost=0.005), or a plain function of the "
+        "tool's result returning dollars (cost=lambda result: 0.001 * len(result))"
+    )
+    if callable(cost):
+        if inspect.iscoroutinefunction(cost) or inspect.iscoroutinefunction(type(cost).__call__):
+            raise ToolDefinitionError(
+                f"{what} is an async function, but it is called on the event loop after "
+                f"each successful call and must return dollars at once; {fix}"
+            )
+        return typing.cast(Callable[[Any], float], cost)
+    if isinstance(cost, bool) or not isinstance(cost, int | float):
+        raise ToolDefinitionError(f"{what} must be a number or a function, not {cost!r}; {fix}")
+    price = float(cost)
+    if not math.isfinite(price) or price < 0:
+        raise ToolDefinitionError(
+            f"{what} must be a finite number of dollars >= 0, not {cost!r}; {fix}"
+        )
+    return price
 
 
 def _is_context(annotation: Any) -> bool:
@@ -208,6 +312,7 @@ def _build(
     trusted_fields: frozenset[str] = frozenset(),
     trust_declared: bool = False,
     taint: str | None = None,
+    cost: ToolCost | None = None,
 ) -> Tool:
     if not callable(fn):
         raise ToolDefinitionError(f"@tool needs a function, got {fn!r}")
@@ -280,6 +385,7 @@ def _build(
         trusted_fields=trusted_fields,
         trust_declared=trust_declared,
         taint=taint,
+        cost=cost,
     )
 
 
@@ -309,6 +415,7 @@ def tool(
     summary: str | None = None,
     scopes: tuple[str, ...] | frozenset[str] = (),
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+    cost: ToolCost | None = None,
 ) -> Callable[[ToolFn], Tool]: ...
 
 
@@ -335,6 +442,7 @@ def tool(
     summary: str | None = None,
     scopes: tuple[str, ...] | frozenset[str] = (),
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+    cost: ToolCost | None = None,
 ) -> Tool | Callable[[ToolFn], Tool]:
     """Declare a tool. Use bare (``@tool``) or with flags (``@tool(reads=True)``).
 
@@ -361,6 +469,11 @@ def tool(
     wrote itself. ``taint`` overrides, for this tool, what the agent's
     policy does with a call after untrusted content (``approve``, ``block``,
     ``off``).
+
+    ``cost`` is what a call costs in dollars besides tokens: a number (per
+    call) or a function of the tool's result (``lambda r: 0.01 * len(r)``);
+    see :class:`Tool` for when a call is charged. A negative, infinite or
+    NaN price, or anything else, is a :class:`~tether.exceptions.ToolDefinitionError`.
     """
     if taint not in (None, "approve", "block", "off"):
         raise ToolDefinitionError(
@@ -382,6 +495,8 @@ def tool(
             f"tool max_output_chars must be a positive whole number of characters, got "
             f"{max_output_chars!r}; leave it out for the default of {DEFAULT_MAX_OUTPUT_CHARS:,}"
         )
+    if cost is not None:
+        _checked_cost(cost, name)  # here, before a function is given; Tool checks it again
     risk = Risk(
         reads=reads,
         writes=writes or irreversible,
@@ -411,6 +526,7 @@ def tool(
             trusted_fields=frozenset(trusted_fields),
             trust_declared=untrusted_output is not None,
             taint=taint,
+            cost=cost,  # checked by Tool itself
         )
 
     if fn is not None:

@@ -23,16 +23,20 @@ from pathlib import Path
 from typing import Any
 
 from tether.spec.messages import Usage
-from tether.surfaces.costs import CostReport, ModelRow, Projection, cost_label, money
+from tether.surfaces.costs import CostReport, ModelRow, Projection, ToolRow, cost_label, money
 from tether.surfaces.html_pages import environment
 
 __all__ = [
+    "TOOL_HEAD",
+    "VERSION_HEAD",
     "Series",
     "chart_svg",
+    "cost_errors",
     "model_rows",
     "projection_rows",
     "render_html",
     "reprice_rows",
+    "tool_rows",
     "version_rows",
     "write_html",
 ]
@@ -144,11 +148,20 @@ Give them a price with --prices FILE.</p>
 {% include "chart.svg" %}
 {{ table(projection_head, projection_rows, range(projection_head | length) | list) }}
 <h2>By agent version</h2>
-{{ table(["agent", "version", "sessions", "successful", "calls", "tokens", "cost", \
-"per session"], version_rows, [2, 3, 4, 5, 6, 7]) }}
+{{ table(version_head, version_rows, [2, 3, 4, 5, 6, 7, 8]) }}
 <h2>By model</h2>
 {{ table(["model", "calls", "input", "output", "cache read", "cache write", "cost"], \
 model_rows, [1, 2, 3, 4, 5, 6]) }}
+{% if tool_rows -%}
+<h2>By tool</h2>
+{{ table(tool_head, tool_rows, [1, 2, 3, 4]) }}
+<p class="meta">Tools that declare a cost (dollars per call, or from their result). A \
+charged call cost more than $0; a call refused, denied or not run costs nothing; cost \
+per call is over every call.</p>
+{% endif -%}
+{% if cost_errors %}<p class="warn">Cost functions that failed, calls counted at $0: \
+{{ cost_errors }}. See the cost_error of their tool.finished events.</p>
+{% endif -%}
 </body></html>
 """
 )
@@ -255,6 +268,9 @@ def _summary_rows(report: CostReport) -> list[list[str]]:
         ["sessions", f"{r.sessions:,}"],
         ["model calls", f"{r.calls:,}"],
         ["total cost", money(r.total_cost)],
+        ["model cost (tokens)", money(r.model_cost)],
+        ["tool cost", money(r.tool_cost)],
+        ["priced tool calls (charged)", f"{r.tool_calls:,} ({r.charged_tool_calls:,})"],
         ["cost per session: mean", money(r.per_session.mean)],
         ["cost per session: p50", money(r.per_session.p50)],
         ["cost per session: p95", money(r.per_session.p95)],
@@ -282,8 +298,25 @@ def model_rows(rows: Sequence[ModelRow]) -> list[list[str]]:
     return [[m.model, f"{m.calls:,}", *_tok(m.usage), cost_label(m)] for m in rows]
 
 
+#: the columns of :func:`version_rows`
+VERSION_HEAD = (
+    "agent",
+    "version",
+    "sessions",
+    "successful",
+    "model calls",
+    "tokens",
+    "tool cost",
+    "cost",
+    "per session",
+)
+#: the columns of :func:`tool_rows`
+TOOL_HEAD = ("tool", "calls", "charged", "cost", "per call")
+
+
 def version_rows(report: CostReport) -> list[list[str]]:
-    """By agent version: agent, version, sessions, successful, calls, tokens, cost, per session."""
+    """By agent version: agent, version, sessions, successful, model calls, tokens,
+    tool cost, cost (model and tools), per session (:data:`VERSION_HEAD`)."""
     return [
         [
             v.agent,
@@ -292,11 +325,25 @@ def version_rows(report: CostReport) -> list[list[str]]:
             f"{v.successful_sessions:,}",
             f"{v.calls:,}",
             f"{v.usage.total_tokens:,}",
+            money(v.tool_cost),
             money(v.cost),
             money(v.per_session),
         ]
         for v in report.by_version
     ]
+
+
+def tool_rows(rows: Sequence[ToolRow]) -> list[list[str]]:
+    """By tool: tool, calls, charged calls, cost, cost per call (:data:`TOOL_HEAD`)."""
+    return [
+        [t.tool, f"{t.calls:,}", f"{t.charged_calls:,}", money(t.cost), money(t.per_call)]
+        for t in rows
+    ]
+
+
+def cost_errors(rows: Sequence[ToolRow]) -> str:
+    """The tools whose cost function failed, and how often (empty when none did)."""
+    return ", ".join(f"{t.tool} ({t.cost_errors:,} calls)" for t in rows if t.cost_errors)
 
 
 def reprice_rows(report: CostReport) -> list[list[str]]:
@@ -368,15 +415,19 @@ def render_html(report: CostReport, *, title: str = "Tether cost report") -> str
         c=_chart(series, 640, 360),
         projection_head=head,
         projection_rows=projection_rows(r),
+        version_head=list(VERSION_HEAD),
         version_rows=version_rows(r),
         model_rows=model_rows(r.by_model),
+        tool_head=list(TOOL_HEAD),
+        tool_rows=tool_rows(r.by_tool),
+        cost_errors=cost_errors(r.by_tool),
     )
 
 
 def _projection_note(r: CostReport) -> str:
     return (
         f"monthly cost = daily users x {r.sessions_per_user_day:.3g} sessions per user per day "
-        f"x 30 days x {money(r.per_session.mean)} mean cost per session"
+        f"x 30 days x {money(r.per_session.mean)} mean cost per session (model and tools)"
     )
 
 

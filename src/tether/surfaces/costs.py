@@ -1,8 +1,9 @@
 """Unit economics: what a session costs, and what a month of traffic would.
 
 :func:`build_report` turns stored sessions (:class:`SessionRecord`) and their
-usage-bearing events (``model.response`` and ``context.compressed``, from
-``store.scan_events(CALL_EVENTS)``) into a :class:`CostReport`. It is pure:
+cost-bearing events (``model.response`` and ``context.compressed``, the model
+calls, and ``tool.finished``, the tool calls; from
+``store.scan_events(COST_EVENTS)``) into a :class:`CostReport`. It is pure:
 no store, no clock, no I/O; ``tether cost`` reads the store and renders it.
 
 Rules:
@@ -14,8 +15,15 @@ Rules:
   model that table does not know either is *unpriced*: its calls count $0
   and :attr:`CostReport.unpriced` lists them with their tokens, so a missing
   price is visible instead of silently cheap.
-- A session's cost is the sum of its calls'; a session without calls costs
-  $0 and still counts as a session.
+- A *priced tool call* is a ``tool.finished`` event that carries ``cost``
+  (its tool declared a cost: see :class:`~tether.spec.tools.Tool`); its cost
+  is what it recorded. It is *charged* when that cost is above 0 (a call
+  refused, denied or otherwise not run records 0). A ``cost_error`` (the
+  tool's cost function failed; the call counts $0) is counted per tool so
+  it is visible. Tool calls without ``cost`` are free and not counted.
+- A session's cost is the sum of its model calls' (its *model cost*, the
+  tokens) and of its priced tool calls' (its *tool cost*); a session
+  without calls costs $0 and still counts as a session.
 - A session *succeeded* if its status is ``idle`` or ``completed`` and it
   recorded no error.
 - A *user-day* is a distinct pair of ``user_id`` and the UTC calendar day of
@@ -28,7 +36,8 @@ Rules:
   cost per user-day.
 - A *reprice* prices every observed call's tokens at one model's price, as if
   that model had answered everything with the same token counts (a first
-  estimate: another model would not use exactly the same tokens).
+  estimate: another model would not use exactly the same tokens); the tool
+  costs stay as observed (the same calls, another model).
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from tether.spec.pricing import Price, PriceTable
 
 __all__ = [
     "CALL_EVENTS",
+    "COST_EVENTS",
     "DAILY_USERS",
     "DAYS_PER_MONTH",
     "SUCCESS_STATUSES",
@@ -55,6 +65,7 @@ __all__ = [
     "Projection",
     "Reprice",
     "Stats",
+    "ToolRow",
     "VersionRow",
     "build_report",
     "cost_label",
@@ -65,6 +76,8 @@ __all__ = [
 
 #: the event types that carry a model call's usage and cost
 CALL_EVENTS: tuple[str, ...] = (EventType.MODEL_RESPONSE, EventType.CONTEXT_COMPRESSED)
+#: every event type the report reads: the model calls and the tool calls (``tool.finished``)
+COST_EVENTS: tuple[str, ...] = (*CALL_EVENTS, EventType.TOOL_FINISHED)
 #: the daily-user counts the report projects a month for
 DAILY_USERS: tuple[int, ...] = (100, 1_000, 10_000, 100_000)
 DAYS_PER_MONTH = 30
@@ -152,7 +165,11 @@ class Projection:
 
 @dataclass(frozen=True, slots=True)
 class VersionRow:
-    """Sessions of one agent version and what they cost."""
+    """Sessions of one agent version and what they cost.
+
+    ``calls``: model calls; ``cost``: everything (model and tools);
+    ``tool_cost``: the priced tool calls' part of it.
+    """
 
     agent: str
     version: str
@@ -161,6 +178,11 @@ class VersionRow:
     calls: int
     usage: Usage
     cost: float
+    tool_cost: float = 0.0
+
+    @property
+    def model_cost(self) -> float:
+        return self.cost - self.tool_cost
 
     @property
     def per_session(self) -> float:
@@ -175,7 +197,36 @@ class VersionRow:
             "calls": self.calls,
             "tokens": _tokens(self.usage),
             "cost": self.cost,
+            "model_cost": self.model_cost,
+            "tool_cost": self.tool_cost,
             "per_session": self.per_session,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ToolRow:
+    """Calls of one priced tool. ``charged_calls``: those that cost more than $0;
+    ``cost_errors``: those whose cost function failed (counted at $0)."""
+
+    tool: str
+    calls: int
+    charged_calls: int
+    cost: float
+    cost_errors: int = 0
+
+    @property
+    def per_call(self) -> float:
+        """Mean cost of one call (charged or not)."""
+        return self.cost / self.calls if self.calls else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tool": self.tool,
+            "calls": self.calls,
+            "charged_calls": self.charged_calls,
+            "cost": self.cost,
+            "per_call": self.per_call,
+            "cost_errors": self.cost_errors,
         }
 
 
@@ -235,6 +286,9 @@ class CostReport:
     session succeeded (the cost of a success is then unbounded);
     ``sessions_per_user_day`` is the ratio the projections use (observed,
     unless overridden), ``observed_sessions_per_user_day`` the observed one.
+    ``calls`` counts model calls; ``total_cost`` is ``model_cost`` (tokens)
+    plus ``tool_cost`` (priced tool calls, ``tool_calls`` of them,
+    ``charged_tool_calls`` above $0; by tool in ``by_tool``).
     """
 
     sessions: int
@@ -256,6 +310,15 @@ class CostReport:
     prices_source: str
     reprice: Reprice | None = None
     filters: dict[str, Any] = field(default_factory=dict)
+    tool_cost: float = 0.0
+    tool_calls: int = 0
+    charged_tool_calls: int = 0
+    by_tool: tuple[ToolRow, ...] = ()
+
+    @property
+    def model_cost(self) -> float:
+        """What the model calls cost (the tokens): the total less the tools."""
+        return self.total_cost - self.tool_cost
 
     def to_dict(self) -> dict[str, Any]:
         """One JSON-serialisable object: every figure, in dollars and tokens."""
@@ -264,6 +327,10 @@ class CostReport:
             "successful_sessions": self.successful_sessions,
             "calls": self.calls,
             "total_cost": self.total_cost,
+            "model_cost": self.model_cost,
+            "tool_cost": self.tool_cost,
+            "tool_calls": self.tool_calls,
+            "charged_tool_calls": self.charged_tool_calls,
             "per_session": self.per_session.to_dict(),
             "per_successful_session": self.per_successful_session,
             "user_days": self.user_days,
@@ -273,6 +340,7 @@ class CostReport:
             "tokens": _tokens(self.usage),
             "by_version": [r.to_dict() for r in self.by_version],
             "by_model": [r.to_dict() for r in self.by_model],
+            "by_tool": [r.to_dict() for r in self.by_tool],
             "unpriced_models": [
                 {"model": r.model, "calls": r.unpriced_calls, "tokens": _tokens(r.usage)}
                 for r in self.unpriced
@@ -309,6 +377,30 @@ def _calls(events: Iterable[Event], sessions: set[str], prices: PriceTable) -> l
         price = prices.lookup(model)
         cost = 0.0 if price is None else price.cost(usage)
         out.append(_Call(ev.session_id, model, usage, cost, price is not None))
+    return out
+
+
+@dataclass(slots=True)
+class _ToolCall:
+    session_id: str
+    tool: str
+    cost: float
+    cost_error: bool
+
+
+def _tool_calls(events: Iterable[Event], sessions: set[str]) -> list[_ToolCall]:
+    out: list[_ToolCall] = []
+    for ev in events:
+        if ev.type != EventType.TOOL_FINISHED or ev.session_id not in sessions:
+            continue
+        recorded = ev.data.get("cost")
+        if recorded is None:  # a tool without a declared cost: free
+            continue
+        cost = float(recorded) if isinstance(recorded, int | float) else 0.0
+        if not math.isfinite(cost) or cost < 0:  # the runtime records none: a foreign writer's
+            cost = 0.0
+        name = str(ev.data.get("name") or "unknown")
+        out.append(_ToolCall(ev.session_id, name, cost, "cost_error" in ev.data))
     return out
 
 
@@ -367,11 +459,18 @@ def build_report(
         raise ConfigError(f"sessions per user per day must be > 0, not {sessions_per_user_day}")
     target = None if reprice_model is None else reprice_price(prices, reprice_model)
     ids = {r.id for r in sessions}
+    events = list(events)
     calls = _calls(events, ids, prices)
+    tool_calls = _tool_calls(events, ids)
 
     per_session = dict.fromkeys(ids, 0.0)
     for c in calls:
         per_session[c.session_id] += c.cost
+    tools = dict.fromkeys(ids, 0.0)
+    for tc in tool_calls:
+        tools[tc.session_id] += tc.cost
+    for sid, spent in tools.items():
+        per_session[sid] += spent
     total = sum(per_session.values())
     n = len(sessions)
     successes = sum(_succeeded(r) for r in sessions)
@@ -393,7 +492,7 @@ def build_report(
         sessions_per_user_day=ratio,
         observed_sessions_per_user_day=observed,
         usage=usage,
-        by_version=_by_version(sessions, calls),
+        by_version=_by_version(sessions, calls, tool_calls),
         by_model=_by_model(calls),
         unpriced=_by_model(c for c in calls if not c.priced),
         projections=_project(stats.mean, ratio, daily_users),
@@ -401,13 +500,17 @@ def build_report(
         prices_source=prices.source,
         reprice=None
         if target is None or reprice_model is None
-        else _reprice(reprice_model, target, sessions, calls, ratio, user_days, daily_users),
+        else _reprice(reprice_model, target, sessions, calls, tools, ratio, user_days, daily_users),
         filters=dict(filters or {}),
+        tool_cost=sum(tools.values()),
+        tool_calls=len(tool_calls),
+        charged_tool_calls=sum(tc.cost > 0 for tc in tool_calls),
+        by_tool=_by_tool(tool_calls),
     )
 
 
 def _by_version(
-    sessions: Sequence[SessionRecord], calls: Sequence[_Call]
+    sessions: Sequence[SessionRecord], calls: Sequence[_Call], tool_calls: Sequence[_ToolCall]
 ) -> tuple[VersionRow, ...]:
     key_of = {r.id: (r.agent, r.agent_version) for r in sessions}
     rows: dict[tuple[str, str], VersionRow] = {}
@@ -423,7 +526,27 @@ def _by_version(
         rows[key_of[c.session_id]] = replace(
             was, calls=was.calls + 1, usage=was.usage + c.usage, cost=was.cost + c.cost
         )
+    for tc in tool_calls:
+        was = rows[key_of[tc.session_id]]
+        rows[key_of[tc.session_id]] = replace(
+            was, cost=was.cost + tc.cost, tool_cost=was.tool_cost + tc.cost
+        )
     return tuple(rows[k] for k in sorted(rows))
+
+
+def _by_tool(tool_calls: Iterable[_ToolCall]) -> tuple[ToolRow, ...]:
+    rows: dict[str, ToolRow] = {}
+    for tc in tool_calls:
+        was = rows.get(tc.tool) or ToolRow(tc.tool, 0, 0, 0.0)
+        rows[tc.tool] = ToolRow(
+            tc.tool,
+            was.calls + 1,
+            was.charged_calls + (tc.cost > 0),
+            was.cost + tc.cost,
+            was.cost_errors + tc.cost_error,
+        )
+    # the most expensive first; equal costs by tool name
+    return tuple(sorted(rows.values(), key=lambda r: (-r.cost, r.tool)))
 
 
 def _by_model(calls: Iterable[_Call]) -> tuple[ModelRow, ...]:
@@ -446,11 +569,12 @@ def _reprice(
     price: Price,
     sessions: Sequence[SessionRecord],
     calls: Sequence[_Call],
+    tools: dict[str, float],
     ratio: float,
     user_days: int,
     daily_users: Sequence[int],
 ) -> Reprice:
-    per_session = {r.id: 0.0 for r in sessions}
+    per_session = {r.id: tools.get(r.id, 0.0) for r in sessions}  # the tools cost the same
     for c in calls:
         per_session[c.session_id] += price.cost(c.usage)
     total = sum(per_session.values())

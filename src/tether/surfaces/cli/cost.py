@@ -1,6 +1,6 @@
 """``tether cost``: the unit-economics report of the stored sessions.
 
-Reads the sessions (and their model calls) from the store, computes the
+Reads the sessions (and their model and tool calls) from the store, computes the
 report with :func:`tether.surfaces.costs.build_report` and prints it as rich
 tables, one JSON object (``--json``), and/or one HTML file (``--html``).
 Importing this module registers the command on :data:`tether.surfaces.cli.app.app`.
@@ -34,14 +34,17 @@ from tether.surfaces.cli.app import (
     out,
 )
 from tether.surfaces.cost_html import (
+    TOOL_HEAD,
+    VERSION_HEAD,
     model_rows,
     projection_rows,
     reprice_rows,
+    tool_rows,
     version_rows,
     write_html,
 )
 from tether.surfaces.costs import (
-    CALL_EVENTS,
+    COST_EVENTS,
     CostReport,
     build_report,
     money,
@@ -120,7 +123,7 @@ def cost(
         try:
             sessions = await store.list_sessions(limit=None, agent=agent, since=since_ts)
             # a call happens after its session was created, so `since` cannot drop one we keep
-            events = await store.scan_events(list(CALL_EVENTS), since=since_ts) if sessions else []
+            events = await store.scan_events(list(COST_EVENTS), since=since_ts) if sessions else []
             return sessions, events
         finally:
             await store.aclose()
@@ -175,6 +178,15 @@ def _notes(report: CostReport) -> None:
                 style="bold yellow",
             )
         )
+    for t in report.by_tool:
+        if t.cost_errors:
+            out.print(
+                Text(
+                    f"cost function failed: {t.tool}: {t.cost_errors:,} calls counted at $0; "
+                    "see the cost_error of their tool.finished events",
+                    style="bold yellow",
+                )
+            )
 
 
 def _num(table: Table, *names: str) -> None:
@@ -183,12 +195,13 @@ def _num(table: Table, *names: str) -> None:
 
 
 def _rows(table: Table, rows: Sequence[Sequence[str]]) -> None:
-    for row in rows:
-        table.add_row(*row)
+    for row in rows:  # as Text: a name with [brackets] is shown, not read as rich markup
+        table.add_row(*(Text(cell) for cell in row))
 
 
 def report_tables(report: CostReport) -> Sequence[Table]:
-    """The report as rich tables: summary, reprice, projections, by version, by model."""
+    """The report as rich tables: summary, reprice, projections, by version, by model,
+    and by tool (when a tool declared a cost)."""
     r = report
     summary = Table(title="Cost", show_header=False)
     summary.add_column("what")
@@ -197,6 +210,9 @@ def report_tables(report: CostReport) -> Sequence[Table]:
         ("sessions", f"{r.sessions:,}"),
         ("model calls", f"{r.calls:,}"),
         ("total cost", money(r.total_cost)),
+        ("model cost (tokens)", money(r.model_cost)),
+        ("tool cost", money(r.tool_cost)),
+        ("priced tool calls (charged)", f"{r.tool_calls:,} ({r.charged_tool_calls:,})"),
         ("per session: mean", money(r.per_session.mean)),
         ("per session: p50", money(r.per_session.p50)),
         ("per session: p95", money(r.per_session.p95)),
@@ -235,9 +251,9 @@ def report_tables(report: CostReport) -> Sequence[Table]:
     tables.append(proj)
 
     versions = Table(title="By agent version")
-    versions.add_column("agent")
-    versions.add_column("version")
-    _num(versions, "sessions", "successful", "calls", "tokens", "cost", "per session")
+    versions.add_column(VERSION_HEAD[0])
+    versions.add_column(VERSION_HEAD[1])
+    _num(versions, *VERSION_HEAD[2:])
     _rows(versions, version_rows(r))
     tables.append(versions)
 
@@ -246,4 +262,11 @@ def report_tables(report: CostReport) -> Sequence[Table]:
     _num(models, "calls", "input", "output", "cache read", "cache write", "cost")
     _rows(models, model_rows(r.by_model))
     tables.append(models)
+
+    if r.by_tool:
+        tools = Table(title="By tool (tools that declare a cost)")
+        tools.add_column(TOOL_HEAD[0])
+        _num(tools, *TOOL_HEAD[1:])
+        _rows(tools, tool_rows(r.by_tool))
+        tables.append(tools)
     return tables
