@@ -101,7 +101,8 @@ def test_all_matches_the_module_namespace() -> None:
 def test_what_the_docs_import_comes_from_tether() -> None:
     """The docs and examples import the library's API from ``tether`` itself; only the
     public facades ``tether.testing``, ``tether.store``, ``tether.surfaces.evals``,
-    ``tether.client`` and ``tether.surfaces.server`` are imported by path."""
+    ``tether.client``, ``tether.surfaces.server`` and ``tether.surfaces.ops`` are imported
+    by path."""
     facades = {
         "tether",
         "tether.testing",
@@ -109,6 +110,7 @@ def test_what_the_docs_import_comes_from_tether() -> None:
         "tether.surfaces.evals",
         "tether.client",
         "tether.surfaces.server",
+        "tether.surfaces.ops",
     }
     found: list[str] = []
     for root in ("docs", "examples", "README.md"):

@@ -27,8 +27,10 @@ from tether.store.redis_bus import RedisBus, open_bus
 from tether.store.redis_limits import RedisSlots, open_rate_limiter
 from tether.store.server import ApiKey, IdempotencyStore, KeyStore
 from tether.store.sql import SQLStore, resolve_url
+from tether.store.versions import AgentVersion, VersionError, VersionState, VersionStore
 
 __all__ = [
+    "AgentVersion",
     "ApiKey",
     "IdempotencyStore",
     "InMemoryStore",
@@ -42,6 +44,9 @@ __all__ = [
     "SessionStore",
     "StoreTimeout",
     "StoreUnavailable",
+    "VersionError",
+    "VersionState",
+    "VersionStore",
     "open_breakers",
     "open_bus",
     "open_rate_limiter",
