@@ -10,7 +10,9 @@ the turn, ``error``: the exception type when the turn raised).
 
 Observers run inline on the turn's task, so they must be cheap and must not
 block; one that raises is logged (once per observer) and the turn goes on:
-what watches a turn never changes it.
+what watches a turn never changes it. Storing a new session before its
+first message (``Session.create``) is not a turn: its events are observed,
+unbracketed.
 
 :data:`current_turn` holds the turn being run on this task (for log records
 that carry the session, step and version ids).
@@ -73,6 +75,8 @@ class TurnInfo:
 
     tag: SessionTag
     state: SessionState
+    #: whether observers were told it started (not for a session's creation: no turn runs)
+    bracketed: bool = True
 
     @property
     def step(self) -> int:
@@ -124,8 +128,10 @@ def watch_turn(
     journal.observe = functools.partial(observers, tag=tag)
     for ev in journal.events:  # session.created, emitted before the binding
         observers(ev, tag)
-    observers(Event(TURN_STARTED, rec.id, st.step, now, {"need": need}), tag)
-    return current_turn.set(TurnInfo(tag, st))
+    bracketed = need != "create"
+    if bracketed:
+        observers(Event(TURN_STARTED, rec.id, st.step, now, {"need": need}), tag)
+    return current_turn.set(TurnInfo(tag, st, bracketed))
 
 
 def end_turn(
@@ -140,7 +146,7 @@ def end_turn(
         return
     info = current_turn.get()
     current_turn.reset(token)
-    if info is None:
+    if info is None or not info.bracketed:
         return
     st = journal.state
     data = {"status": str(st.status), "error": None if error is None else type(error).__name__}

@@ -404,6 +404,7 @@ class Runtime:
         *,
         on_event: EventSink | None = None,
         metadata: dict[str, Any] | None = None,
+        creating: bool = False,
     ) -> AsyncIterator[Turn]:
         """Hold ``handle``'s session for one turn (the seam :class:`Session` drives).
 
@@ -435,7 +436,9 @@ class Runtime:
             journal = await self._journal(handle, need, owner, on_event, metadata)
             started = False
             error: BaseException | None = None
-            watch = watch_turn(self.observers, journal, need, self.clock())
+            watch = watch_turn(
+                self.observers, journal, "create" if creating else need, self.clock()
+            )
             try:
                 principal = journal.state.principal.narrow(handle.principal)
                 handle.principal = principal

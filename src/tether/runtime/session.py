@@ -95,7 +95,7 @@ class Session:
         rt = self.rt
         values = _storable(context, "context")
         meta = _storable(metadata, "metadata")
-        async with rt.open_turn(self, "message", metadata=meta) as turn:
+        async with rt.open_turn(self, "message", metadata=meta, creating=True) as turn:
             await rt.limit(turn.journal, new_session=True, new_message=False)
             if values:
                 turn.journal.emit(EventType.CONTEXT_SET, {"values": values})

@@ -114,6 +114,8 @@ class VersionRouter:
                     await self._ensure(v)
             if active is None or self._usable(active) is not None:
                 self.problems.pop(name, None)
+            else:
+                await self._missing(active, self.primary[name])
 
     async def _ensure(self, v: AgentVersion) -> None:
         """Load ``v`` from its reference when it is not loaded here (once)."""
