@@ -149,6 +149,11 @@ async def test_sessions_per_hour_answers_429_with_retry_after(tmp_path: Path) ->
             assert (
                 await c.post("/v1/sessions", json={"agent": "retail"}, headers=bob)
             ).status_code == 201
+            # and the refusals are counted for the operators
+            scraped = (await c.get("/metrics")).text
+            assert (
+                'tether_rate_limited_total{limit="sessions_per_hour",scope="user"} 2.0' in scraped
+            )
 
 
 # --- bad requests ---------------------------------------------------------------------

@@ -23,7 +23,15 @@ from tether.store.tables import metadata
 
 from .conftest import SQL_BACKENDS, drop_schema, postgres_url, require_postgres
 
-TABLES = {"sessions", "events", "api_keys", "idempotency", "alembic_version"}
+TABLES = {
+    "sessions",
+    "events",
+    "api_keys",
+    "idempotency",
+    "agent_versions",
+    "agent_version_log",
+    "alembic_version",
+}
 
 
 @pytest.fixture(params=SQL_BACKENDS)

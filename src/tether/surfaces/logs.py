@@ -305,10 +305,11 @@ class TurnFilter(logging.Filter):
         return True
 
 
-#: attributes every LogRecord has: not ``extra`` fields
+#: attributes every LogRecord has: not ``extra`` fields (nor uvicorn's terminal-coloured
+#: copy of its message, ``color_message``)
 _STANDARD = frozenset(
     vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()
-    | {"message", "asctime", "taskName"}
+    | {"message", "asctime", "taskName", "color_message"}
 )
 
 

@@ -30,6 +30,7 @@ from tether.surfaces.cli.app import (
     app,
     out,
 )
+from tether.surfaces.logs import configure_logging
 from tether.surfaces.server.config import ServerConfig, is_loopback
 from tether.surfaces.server.health import probe_agent
 
@@ -85,6 +86,9 @@ def serve(
         )
     if not is_loopback(host):
         out.print(Text(f"serving on {host}:{port}: every request needs an API key", style="yellow"))
+    # uvicorn's own lines (start-up, access log) go through our handler: redacted, and
+    # JSON with TETHER_LOG_FORMAT=json, like every other line of the server
+    configure_logging(os.environ.get("TETHER_LOG_LEVEL", "INFO"))
     uvicorn.run(
         "tether.surfaces.server.factory:app_from_env",
         factory=True,
@@ -93,6 +97,7 @@ def serve(
         workers=workers,
         timeout_graceful_shutdown=int(cfg.shutdown_grace) + 5,
         log_level=os.environ.get("TETHER_LOG_LEVEL", "info").lower(),
+        log_config=None,
         proxy_headers=False,
     )
 

@@ -129,6 +129,8 @@ def deploy_cmd(
     if force and not (reason and reason.strip()):
         raise _fail("--force needs --reason TEXT: why this version skips the gate")
     agent = load_agent(agent_ref)
+    if Path(agent_ref).is_dir():  # recorded for servers that load the version later
+        agent_ref = str(Path(agent_ref).resolve())
     found_suite, found_profile = find_gate_files(agent_ref)
     suite = suite or found_suite
     profile = profile or found_profile

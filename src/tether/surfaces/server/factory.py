@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from tether.exceptions import ConfigError
 from tether.surfaces.loader import load_agent
+from tether.surfaces.logs import configure_logging
 from tether.surfaces.server.app import create_app
 from tether.surfaces.server.config import ServerConfig
 
@@ -34,6 +35,12 @@ def load_agents(refs: list[str], model: str | None = None) -> list:  # type: ign
 
 
 def app_from_env() -> FastAPI:
+    """The app ``tether serve`` runs in each worker, built from ``TETHER_SERVE_*``.
+
+    A worker is a process of its own: its log lines get the same handler as
+    the CLI's (redacted; JSON with ``TETHER_LOG_FORMAT=json``).
+    """
+    configure_logging(os.environ.get("TETHER_LOG_LEVEL", "INFO"))
     refs = [r for r in os.environ.get("TETHER_SERVE_AGENTS", "").splitlines() if r.strip()]
     agents = load_agents(refs, os.environ.get("TETHER_SERVE_MODEL") or None)
     host = os.environ.get("TETHER_SERVE_HOST") or "127.0.0.1"
