@@ -269,7 +269,12 @@ def test_the_cli_deploys_lists_diffs_rolls_back_and_refuses_early_retirement(
     assert "new sessions start on version 1" in back.output
 
     early = runner.invoke(app, ["versions", "retire", "shop", "3", "--db", db])
-    assert early.exit_code == 0, early.output  # it served no session: retiring is safe
+    assert early.exit_code == 1  # it was active minutes ago: a day must pass
+    assert "may be retired in 24.0 h" in early.output
+    forced = runner.invoke(
+        app, ["versions", "retire", "shop", "3", "--force", "--reason", "broken", "--db", db]
+    )
+    assert forced.exit_code == 0, forced.output
     again = runner.invoke(app, ["versions", "retire", "shop", "1", "--db", db])
     assert again.exit_code == 1
     assert "is active" in again.output

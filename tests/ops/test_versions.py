@@ -248,11 +248,22 @@ async def test_force_retires_early_and_is_recorded(store: SQLStore) -> None:
     assert entry["detail"] == {"forced": True, "reason": "security fix"}
 
 
-async def test_a_version_that_never_served_may_be_retired_at_once(store: SQLStore) -> None:
+async def test_a_canary_taken_back_before_serving_may_be_retired_at_once(store: SQLStore) -> None:
+    vs = VersionStore(store, clock=FakeClock(50.0))
+    await _register(vs, _agent("1"))
+    await _register(vs, _agent("2", instructions="x"), canary_percent=5)
+    taken, _serving = await vs.rollback("shop")
+    assert taken.state == VersionState.ROLLED_BACK
+    assert (await vs.retire("shop", "2")).state == VersionState.RETIRED
+
+
+async def test_the_previous_version_stays_a_day_even_without_sessions(store: SQLStore) -> None:
+    """It is what a rollback returns to: retiring it early needs --force."""
     vs = VersionStore(store, clock=FakeClock(50.0))
     await _register(vs, _agent("1"))
     await _register(vs, _agent("2", instructions="x"))
-    assert (await vs.retire("shop", "1")).state == VersionState.RETIRED
+    with pytest.raises(VersionError, match=r"may be retired in 24\.0 h"):
+        await vs.retire("shop", "1")
 
 
 @pytest.mark.postgres

@@ -407,7 +407,7 @@ class VersionStore:
                 detail["canary_percent"] = canary_percent
             if forced_reason:
                 detail["forced_reason"] = forced_reason
-            if active is not None:
+            if active is not None and state == VersionState.ACTIVE:
                 detail["replaces"] = active.version
             await self._log(conn, agent, version, "deploy", by, detail)
         got = await self.get(agent, version)
@@ -474,7 +474,9 @@ class VersionStore:
                 ):
                     raise VersionError(f"{agent}'s canary was already rolled back or promoted")
                 await self._log(conn, agent, canary.version, "rollback", by, {"reason": reason})
-            return canary, active
+            taken = await self.get(agent, canary.version)
+            assert taken is not None
+            return taken, active
         if active is None:
             raise VersionError(f"{agent} has no active version to roll back")
         candidates = [
@@ -514,8 +516,9 @@ class VersionStore:
                 by,
                 {"reason": reason, "to": target.version},
             )
-        now_active = await self.get(agent, target.version)
-        return active, now_active
+        taken = await self.get(agent, active.version)
+        assert taken is not None
+        return taken, await self.get(agent, target.version)
 
     async def retire(
         self,
@@ -529,8 +532,10 @@ class VersionStore:
     ) -> AgentVersion:
         """Retire ``version``: no rollback returns to it, no new session starts on it.
 
-        A version that served sessions may be retired only ``min_age`` (24 hours,
-        never less unless forced) after it stopped taking new sessions.
+        A version that served (it was active, or sessions ran on it) may be
+        retired only ``min_age`` (24 hours, never less unless forced) after it
+        stopped taking new sessions; a canary taken back before any session
+        started on it may go at once.
         """
         if min_age < MIN_RETIRE_AGE and not force:
             raise VersionError(
@@ -550,10 +555,11 @@ class VersionStore:
             )
         since = v.deactivated_at or v.created_at
         age = self.clock() - since
-        if v.sessions and age < min_age and not force:
+        served = bool(v.sessions) or v.activated_at is not None  # a rollback may need it
+        if served and age < min_age and not force:
             hours = (min_age - age) / 3600
             raise VersionError(
-                f"{agent} version {version} served {v.sessions} session(s) and stopped taking "
+                f"{agent} version {version} served ({v.sessions} session(s)) and stopped taking "
                 f"new ones {age / 3600:.1f} h ago; it may be retired in {hours:.1f} h (or with "
                 "--force --reason TEXT)"
             )
@@ -566,7 +572,7 @@ class VersionStore:
                 state=VersionState.RETIRED,
                 retired_at=self.clock(),
             )
-            detail = {"forced": force and bool(v.sessions) and age < min_age, "reason": reason}
+            detail = {"forced": force and served and age < min_age, "reason": reason}
             await self._log(conn, agent, version, "retire", by, detail)
         got = await self.get(agent, version)
         assert got is not None

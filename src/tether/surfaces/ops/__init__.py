@@ -7,6 +7,7 @@ traces, logs and alerts are observers of the one event model
 import from ``tether.surfaces.ops``.
 """
 
+from tether.surfaces.logs import configure_logging
 from tether.surfaces.ops.alerts import (
     Alert,
     Alerter,
@@ -14,10 +15,12 @@ from tether.surfaces.ops.alerts import (
     AlertSink,
     LogSink,
     Severity,
+    WaitingApproval,
     WebhookSink,
     alerter_from_env,
     sign,
     verify,
+    waiting_approvals,
 )
 from tether.surfaces.ops.canary import CanaryMonitor, CanaryPolicy, CanaryVerdict, Threshold
 from tether.surfaces.ops.definition import Change, Diff, content_hash, definition_of, diff
@@ -42,8 +45,10 @@ __all__ = [
     "Severity",
     "Threshold",
     "Tracing",
+    "WaitingApproval",
     "WebhookSink",
     "alerter_from_env",
+    "configure_logging",
     "content_hash",
     "definition_of",
     "deploy",
@@ -53,4 +58,5 @@ __all__ = [
     "sign",
     "tracing_from_env",
     "verify",
+    "waiting_approvals",
 ]

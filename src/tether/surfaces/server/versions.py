@@ -1,7 +1,7 @@
 """Which agent version serves a session: the registry decides, the loaded code runs.
 
-A server loads agents from their references (``tether serve REF...``); a
-reference may give several versions of one agent (each an ``Agent`` with
+A server loads agents from their references (``tether serve REF...``);
+several references may give versions of one agent (each an ``Agent`` with
 the same name and its own ``version``). The version registry in the store
 (:class:`~tether.store.versions.VersionStore`, written by ``tether deploy``,
 ``promote``, ``rollback``) says which version is active and which is a
@@ -30,7 +30,6 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from tether.exceptions import ConfigError, RunError
 from tether.runtime.ports import SessionRecord
@@ -258,17 +257,4 @@ class VersionRouter:
             active, canary = self._serving.get(name, (None, None))
             chosen = [a for a in (self._usable(v) for v in (active, canary) if v) if a]
             out.extend(chosen or [primary])
-        return out
-
-    def describe(self) -> dict[str, Any]:
-        """Loaded versions and the registry's choice, for ``/v1/agents``."""
-        out: dict[str, Any] = {}
-        for name in self.primary:
-            active, canary = self._serving.get(name, (None, None))
-            out[name] = {
-                "loaded": sorted(v for n, v in self._loaded if n == name),
-                "active": None if active is None else active.version,
-                "canary": None if canary is None else canary.version,
-                "canary_percent": None if canary is None else canary.canary_percent,
-            }
         return out
