@@ -688,7 +688,7 @@ class Runtime:
         except RateLimited as exc:
             log.info("session %s: %s", st.session_id, exc)
             if journal.observe is not None:  # observers count it; nothing is stored
-                data = {"limit": exc.limit, "scope": exc.scope, "key": exc.key}
+                data: dict[str, Any] = {"limit": exc.limit, "scope": exc.scope, "key": exc.key}
                 data["reset_at"] = exc.reset_at
                 journal.observe(
                     Event(EventType.RATE_LIMITED, st.session_id, st.step, self.clock(), data)
