@@ -30,6 +30,7 @@ from rich.text import Text
 from tether.exceptions import ConfigError
 from tether.store.versions import MIN_RETIRE_AGE, AgentVersion, VersionError, VersionStore
 from tether.surfaces.cli.app import DbOption, _fail, _open_store, _run_async, app, err, out
+from tether.surfaces.cli.render import SafeConsole
 from tether.surfaces.loader import load_agent
 from tether.surfaces.ops.definition import Diff, definition_of, diff
 from tether.surfaces.ops.deploy import DeployOutcome, deploy, deployer, find_gate_files
@@ -229,7 +230,8 @@ def _list(agent: str, db: str | None, as_json: bool) -> None:
             Text(v.hash[:12]),
             Text(v.deployed_by or "-"),
         )
-    out.print(table)
+    # a pipe or a file gets the whole table, not one squeezed to 80 columns
+    (out if out.is_terminal else SafeConsole(width=max(out.width, 160))).print(table)
 
 
 def _print_diff(d: Diff) -> None:
