@@ -37,8 +37,9 @@ __all__ = ["Change", "Diff", "code_of", "content_hash", "definition_of", "diff"]
 
 #: fields of a Tool that are derived from others or carry the function itself
 _TOOL_SKIP = frozenset({"fn", "validator", "is_async", "context_param"})
-#: fields of an Agent handled on their own
-_AGENT_SKIP = frozenset({"tools", "models", "deps", "output_schema"})
+#: fields of an Agent handled on their own (``test_deps`` only serves contract tests: it
+#: does not change what a version does)
+_AGENT_SKIP = frozenset({"tools", "models", "deps", "output_schema", "test_deps"})
 
 
 def code_of(fn: Callable[..., Any]) -> dict[str, Any]:
