@@ -8,6 +8,7 @@ version, no retirement within 24 hours of serving.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
@@ -285,3 +286,62 @@ async def test_the_registry_state_machine_on_postgresql() -> None:
 
 def test_retire_age_is_a_day() -> None:
     assert MIN_RETIRE_AGE == 24 * 3600
+
+
+# --- races between replicas: real concurrent transactions on both databases ------------
+
+
+async def _two_stores(backend: str, tmp_path: Path) -> tuple[SQLStore, SQLStore, str | None]:
+    if backend == "postgres":
+        require_postgres()
+        schema = f"tether_test_{uuid.uuid4().hex[:12]}"
+        a = await SQLStore.open(postgres_url(), schema=schema)
+        b = await SQLStore.open(postgres_url(), schema=schema)
+        return a, b, schema
+    url = f"sqlite+aiosqlite:///{tmp_path / 'race.sqlite'}"
+    return await SQLStore.open(url), await SQLStore.open(url), None
+
+
+async def _settle(*coros: Any) -> list[Any]:
+    return list(await asyncio.gather(*coros, return_exceptions=True))
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+async def test_racing_deploys_promotes_and_rollbacks_keep_one_active(
+    backend: str, tmp_path: Path
+) -> None:
+    """Two replicas (two engines) change one agent's versions at the same moment, many
+    times over: whatever wins, there is one active version and at most one canary, and
+    the loser gets a VersionError, never a database error."""
+    a, b, schema = await _two_stores(backend, tmp_path)
+    try:
+        va, vb = VersionStore(a), VersionStore(b)
+        await _register(va, _agent("0"))
+        n = 1
+        for _round in range(6):
+            n += 2
+            one, two = (
+                _agent(str(n), instructions=f"v{n}"),
+                _agent(str(n + 1), instructions=f"w{n}"),
+            )
+            results = await _settle(
+                _register(va, one, canary_percent=10), _register(vb, two, canary_percent=10)
+            )
+            assert sum(isinstance(r, VersionError) for r in results) == 1, results
+            results = await _settle(va.promote("shop"), vb.rollback("shop"))
+            assert all(not isinstance(r, Exception) or isinstance(r, VersionError) for r in results)
+            results = await _settle(
+                _register(va, _agent(f"{n}x", instructions=f"x{n}")), vb.rollback("shop")
+            )
+            assert all(not isinstance(r, Exception) or isinstance(r, VersionError) for r in results)
+            rows = await va.versions("shop")
+            states = [v.state for v in rows]
+            assert states.count(VersionState.ACTIVE) == 1, [(v.version, v.state) for v in rows]
+            assert states.count(VersionState.CANARY) <= 1
+    finally:
+        await a.aclose()
+        await b.aclose()
+        if schema is not None:
+            await drop_schema(schema)

@@ -245,6 +245,20 @@ agent_versions = sa.Table(
     sa.Column("activated_at", sa.Double, nullable=True),
     sa.Column("deactivated_at", sa.Double, nullable=True),
     sa.Column("retired_at", sa.Double, nullable=True),
+    sa.Index(
+        "uq_agent_versions_active",
+        "agent",
+        unique=True,
+        sqlite_where=sa.text("state = 'active'"),
+        postgresql_where=sa.text("state = 'active'"),
+    ),
+    sa.Index(
+        "uq_agent_versions_canary",
+        "agent",
+        unique=True,
+        sqlite_where=sa.text("state = 'canary'"),
+        postgresql_where=sa.text("state = 'canary'"),
+    ),
 )
 
 #: what was done to versions: deploys, promotions, rollbacks, retirements

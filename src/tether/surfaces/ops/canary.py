@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from tether.exceptions import ConfigError, RunError
+from tether.exceptions import ConfigError
 from tether.store.versions import AgentVersion, VersionError, VersionSignals, VersionStore
 
 __all__ = ["CanaryMonitor", "CanaryPolicy", "CanaryVerdict", "Threshold", "judge"]
@@ -167,7 +167,7 @@ class CanaryMonitor:
         why = "; ".join(reasons)
         try:
             taken, serving = await self.versions.rollback(
-                agent, by="canary-monitor", reason=f"live signals: {why}"
+                agent, by="canary-monitor", reason=f"live signals: {why}", expect=canary.version
             )
         except VersionError:  # another replica rolled it back (or it was promoted) meanwhile
             return CanaryVerdict(agent, canary.version, "none", signals=signals)
@@ -182,7 +182,7 @@ class CanaryMonitor:
             for agent in agents():
                 try:
                     await self.check(agent)
-                except RunError as exc:
+                except Exception as exc:  # the store is down, a bug: check again next time
                     log.warning("canary check of %s failed: %s", agent, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.policy.interval)

@@ -20,9 +20,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import functools
 import hashlib
 import inspect
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,8 @@ from tether.surfaces.audit import audit_agent
 
 __all__ = ["Change", "Diff", "code_of", "content_hash", "definition_of", "diff"]
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
 #: fields of a Tool that are derived from others or carry the function itself
 _TOOL_SKIP = frozenset({"fn", "validator", "is_async", "context_param"})
 #: fields of an Agent handled on their own (``test_deps`` only serves contract tests: it
@@ -42,17 +46,61 @@ _TOOL_SKIP = frozenset({"fn", "validator", "is_async", "context_param"})
 _AGENT_SKIP = frozenset({"tools", "models", "deps", "output_schema", "test_deps"})
 
 
-def code_of(fn: Callable[..., Any]) -> dict[str, Any]:
-    """Where ``fn`` lives and a hash of its source (``None`` when Python has none)."""
+def _source_hash(obj: Any) -> str | None:
+    try:
+        source = inspect.getsource(obj)
+    except (OSError, TypeError):
+        return None
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def code_of(fn: Callable[..., Any], _depth: int = 0) -> dict[str, Any]:
+    """Where ``fn`` lives, a hash of its source, and what it carries.
+
+    What a callable carries changes what it does as surely as its source: a
+    ``functools.partial`` is recorded with its function and arguments, a
+    bound method with its object's state, a callable object with its class's
+    source and its attributes. Without source (a builtin, code made at run
+    time), ``source_sha256`` is ``None`` and :func:`diff` reports any change
+    of the rest.
+    """
+    if _depth > 4:
+        return {"repr": repr(fn)[:200]}
+    if isinstance(fn, functools.partial):
+        return {
+            "partial": code_of(fn.func, _depth + 1),
+            "args": _plain(fn.args),
+            "keywords": _plain(fn.keywords),
+        }
     target = inspect.unwrap(fn)
     module = getattr(target, "__module__", None)
-    name = getattr(target, "__qualname__", None) or type(target).__qualname__
-    try:
-        source: str | None = inspect.getsource(target)
-    except (OSError, TypeError):
-        source = None
-    digest = None if source is None else hashlib.sha256(source.encode()).hexdigest()
-    return {"module": module, "qualname": name, "source_sha256": digest}
+    out: dict[str, Any] = {"module": module}
+    if inspect.isfunction(target) or inspect.isbuiltin(target):
+        out["qualname"] = target.__qualname__
+        out["source_sha256"] = _source_hash(target)
+    elif inspect.ismethod(target):
+        out["qualname"] = target.__func__.__qualname__
+        out["source_sha256"] = _source_hash(target.__func__)
+        out["self"] = _state(target.__self__, _depth)
+    else:  # a callable object: its class and its state
+        cls = type(target)
+        out["module"] = cls.__module__
+        out["qualname"] = cls.__qualname__
+        out["source_sha256"] = _source_hash(cls)
+        out["state"] = _state(target, _depth)
+    return out
+
+
+def _state(obj: Any, depth: int) -> Any:
+    attrs = getattr(obj, "__dict__", None)
+    if attrs is None:
+        slots = getattr(type(obj), "__slots__", ())
+        attrs = {k: getattr(obj, k) for k in slots if hasattr(obj, k)}
+    return {
+        str(k): (code_of(v, depth + 1) if callable(v) and not isinstance(v, type) else _plain(v))
+        for k, v in sorted(attrs.items(), key=lambda kv: str(kv[0]))
+        if not str(k).startswith("__")
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -77,7 +125,8 @@ def _plain(value: Any) -> Any:
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if callable(value):
         return {"code": code_of(value)}
-    return repr(value)
+    # an object's address changes with every process: it must not change the hash
+    return _ADDRESS.sub("", repr(value))[:500]
 
 
 def _model_name(model: Any) -> str:

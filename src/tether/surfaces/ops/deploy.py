@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import getpass
 import inspect
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -30,7 +31,7 @@ from typing import Any
 
 from tether.exceptions import ConfigError
 from tether.spec.agent import Agent
-from tether.store.versions import AgentVersion, VersionError, VersionStore
+from tether.store.versions import AgentVersion, VersionError, VersionStore, check_label
 from tether.surfaces.evals.coverage import coverage_of
 from tether.surfaces.evals.redteam import (
     PROFILE_NAME,
@@ -216,14 +217,16 @@ async def run_gate(
 
 
 def deployer() -> str:
-    """Who is deploying: ``TETHER_DEPLOYED_BY``, else the login name."""
+    """Who is deploying: ``TETHER_DEPLOYED_BY``, else the login name; one printable line
+    (control characters escaped), at most 255 characters."""
     who = os.environ.get("TETHER_DEPLOYED_BY")
-    if who:
-        return who
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
+    if not who:
+        try:
+            who = getpass.getuser()
+        except (OSError, KeyError):
+            who = "unknown"
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in who)
+    return shown[:255]
 
 
 @dataclass(slots=True)
@@ -261,6 +264,13 @@ async def deploy(
     """Run the gate on ``agent`` and register it if it passed (or is forced with a reason)."""
     if force and not (reason and reason.strip()):
         raise VersionError("--force needs --reason TEXT: why this version skips the gate")
+    check_label(agent.version)
+    if canary_percent is not None and not (
+        math.isfinite(canary_percent) and 0 < canary_percent < 100
+    ):
+        raise VersionError(
+            f"a canary share is a percentage above 0 and below 100, not {canary_percent}"
+        )
     definition = definition_of(agent)
     digest = content_hash(definition)
     existing = await versions.get(agent.name, agent.version)
@@ -273,6 +283,11 @@ async def deploy(
     active, _canary = await versions.serving(agent.name)
     if existing is not None and existing.state in ("active", "canary"):
         return DeployOutcome(GateReport(), existing, unchanged=True)
+    if existing is not None and existing.state in ("rolled_back", "retired"):
+        raise VersionError(
+            f"{agent.name} version {agent.version} was {existing.state.replace('_', ' ')}; "
+            "deploy the fix under a new version label"
+        )
     baseline = active if active is not None and active.version != agent.version else None
     result = gate(agent, suite=suite, profile=profile, baseline=baseline)
     report: GateReport = await result if inspect.isawaitable(result) else result

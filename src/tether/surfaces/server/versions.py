@@ -31,7 +31,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from tether.exceptions import ConfigError, RunError
+from tether.exceptions import ConfigError
 from tether.runtime.ports import SessionRecord
 from tether.spec.agent import Agent
 from tether.store.versions import AgentVersion, VersionState, VersionStore
@@ -58,6 +58,7 @@ class VersionRouter:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_missing: Notify | None = None,
+        load_timeout: float = 30.0,
     ) -> None:
         #: the version each reference gave first, by agent name (served when nothing is deployed)
         self.primary: dict[str, Agent] = {}
@@ -74,6 +75,8 @@ class VersionRouter:
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._on_missing = on_missing
+        #: seconds a version's code may take to import (from the reference it was deployed from)
+        self.load_timeout = load_timeout
         self._serving: dict[str, tuple[AgentVersion | None, AgentVersion | None]] = {}
         self._read_at = -float("inf")
         self._warned: set[tuple[str, str, str]] = set()
@@ -102,8 +105,9 @@ class VersionRouter:
             try:
                 for name in self.primary:
                     serving[name] = await self.registry.serving(name)
-            except RunError as exc:  # the store is down: keep the last known choice
+            except Exception as exc:  # the store is down: keep the last known choice
                 log.warning("could not read the version registry: %s", exc)
+                self._read_at = self._clock()  # and do not ask again before the next poll
                 return
             self._serving = serving
             self._read_at = self._clock()
@@ -122,14 +126,32 @@ class VersionRouter:
         if key in self._loaded or v.ref is None or (v.agent, v.version, "load") in self._warned:
             return
         self._warned.add((v.agent, v.version, "load"))
-        try:
-            agent = load_agent(v.ref)
-        except ConfigError as exc:
+        try:  # importing runs the module's code: off the event loop, and bounded
+            agent = await asyncio.wait_for(asyncio.to_thread(load_agent, v.ref), self.load_timeout)
+        except TimeoutError:
+            log.error(
+                "version %s of %s: loading %s took longer than %g s; not served here",
+                v.version,
+                v.agent,
+                v.ref,
+                self.load_timeout,
+            )
+            return
+        except Exception as exc:
             log.error("version %s of %s: loading %s failed: %s", v.version, v.agent, v.ref, exc)
             return
         if agent.name == v.agent and agent.version == v.version:
             self._loaded[key] = agent
             log.info("loaded %s version %s from %s", v.agent, v.version, v.ref)
+        else:
+            log.error(
+                "version %s of %s: %s gives agent %s version %s instead; not served here",
+                v.version,
+                v.agent,
+                v.ref,
+                agent.name,
+                agent.version,
+            )
 
     def _usable(self, v: AgentVersion) -> Agent | None:
         agent = self._loaded.get((v.agent, v.version))

@@ -14,6 +14,8 @@ before; its sessions go on), ``rolled_back`` (a canary taken back) or
 ``retired``. ``evals`` holds the golden set's and the red-team battery's
 results at deploy time, the baseline the next deploy is compared with.
 
+Partial unique indexes keep one active version and one canary per agent.
+
 ``agent_version_log``: every deploy, promotion, rollback and retirement,
 with who did it and why (a forced deploy's reason).
 """
@@ -47,6 +49,17 @@ def upgrade() -> None:
         sa.Column("deactivated_at", sa.Double(), nullable=True),
         sa.Column("retired_at", sa.Double(), nullable=True),
     )
+    # at most one active version and one canary per agent, whatever two writers do
+    for state in ("active", "canary"):
+        where = sa.text(f"state = '{state}'")
+        op.create_index(
+            f"uq_agent_versions_{state}",
+            "agent_versions",
+            ["agent"],
+            unique=True,
+            sqlite_where=where,
+            postgresql_where=where,
+        )
     op.create_table(
         "agent_version_log",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
@@ -65,4 +78,6 @@ def downgrade() -> None:
     op.drop_index("ix_sessions_agent_version", table_name="sessions")
     op.drop_index("ix_agent_version_log_agent_at", table_name="agent_version_log")
     op.drop_table("agent_version_log")
+    op.drop_index("uq_agent_versions_canary", table_name="agent_versions")
+    op.drop_index("uq_agent_versions_active", table_name="agent_versions")
     op.drop_table("agent_versions")
