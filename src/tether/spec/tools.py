@@ -4,6 +4,8 @@ The argument JSON Schema comes from the type hints, the descriptions from
 the docstring (Google, reST or NumPy style). A parameter annotated with
 :class:`ToolContext` is not part of the schema: the runtime passes the call's
 context there (session id, idempotency key, session vars, the agent's deps).
+:meth:`Tool.from_schema` declares a tool from a schema that already exists
+(a JSON Schema or a pydantic model) and a function taking its arguments.
 
 Risk flags say what the tool can do; the runtime (not the prompt) acts on
 them: ``reads``, ``writes``, ``irreversible``, ``high_stakes``,
@@ -30,12 +32,13 @@ import math
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias, overload
+from typing import Any, Protocol, TypeAlias, TypedDict, overload
 
 import docstring_parser
 import pydantic
 
 from tether.exceptions import ToolDefinitionError
+from tether.spec import tool_schema
 from tether.spec.model import ToolSpec
 from tether.spec.policy import RetryPolicy
 
@@ -126,6 +129,17 @@ ToolCost: TypeAlias = float | Callable[[Any], float]
 _AsyncToolFn = Callable[..., Awaitable[Any]]
 
 
+class _Arguments(Protocol):
+    """How a :meth:`Tool.from_schema` tool checks its arguments (a decorated one: its model).
+
+    ``validate`` returns the keyword arguments for the tool's function, or
+    raises ``pydantic.ValidationError`` listing what is wrong, so the runtime
+    treats both kinds of tool alike.
+    """
+
+    def validate(self, arguments: dict[str, Any], /) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Tool:
     """A declared tool. Call it with ``await tool(ctx, arguments)``.
@@ -185,7 +199,8 @@ class Tool:
     scopes: frozenset[str] = frozenset()
     is_async: bool = False
     context_param: str | None = None
-    validator: type[pydantic.BaseModel] | None = None
+    #: a pydantic model (``@tool``), or a :meth:`from_schema` tool's own argument check
+    validator: type[pydantic.BaseModel] | _Arguments | None = None
     #: last, so that a Tool built with positional arguments before it still works
     max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS
     #: fields of an ``untrusted_output`` result (a JSON object, or a list of them) that
@@ -212,14 +227,18 @@ class Tool:
         return ToolSpec(self.name, self.description, self.parameters)
 
     def validate(self, arguments: dict[str, Any]) -> dict[str, Any]:
-        """Check ``arguments`` against the schema; return them coerced.
+        """Check ``arguments`` against the schema; return the function's keyword arguments.
 
-        Raises ``pydantic.ValidationError`` with every problem listed.
+        Raises ``pydantic.ValidationError`` with every problem listed (for a
+        JSON Schema tool, up to 10 of them).
         """
-        if self.validator is None:
+        check = self.validator
+        if check is None:
             return arguments
-        model = self.validator.model_validate(arguments)
-        return {k: getattr(model, k) for k in type(model).model_fields}
+        if isinstance(check, type):
+            model = check.model_validate(arguments)
+            return {k: getattr(model, k) for k in type(model).model_fields}
+        return check.validate(arguments)
 
     async def __call__(
         self,
@@ -252,6 +271,91 @@ class Tool:
         if executor is not None:
             return await executor.run(fn, **kwargs)
         return await asyncio.to_thread(fn, **kwargs)
+
+    @classmethod
+    def from_schema(
+        cls,
+        name: str,
+        description: str,
+        parameters: dict[str, Any] | type[pydantic.BaseModel],
+        fn: ToolFn,
+        *,
+        reads: bool = False,
+        writes: bool = False,
+        irreversible: bool = False,
+        high_stakes: bool = False,
+        external_comms: bool = False,
+        critical: bool = False,
+        egress: bool = False,
+        untrusted_output: bool | None = None,
+        trusted_fields: tuple[str, ...] | frozenset[str] = (),
+        taint: str | None = None,
+        idempotent: bool | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        needs_approval: bool | None = None,
+        summary: str | None = None,
+        scopes: tuple[str, ...] | frozenset[str] = (),
+        max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
+        cost: ToolCost | None = None,
+    ) -> Tool:
+        """Declare a tool from a schema that already exists and a function that does the work.
+
+        ``parameters`` is either
+
+        - a JSON Schema of an object (``{"type": "object", "properties":
+          ...}``), checked against its meta-schema (Draft 2020-12 unless its
+          ``$schema`` names another). Each call's arguments are validated
+          against it with ``jsonschema`` (``format`` included) and ``fn``
+          receives them as keyword arguments, as the model sent them; a
+          property the model left out that has a ``default`` in the schema
+          gets that default. Keys ``fn`` takes no parameter for (when the
+          schema allows extra properties and ``fn`` has no ``**kwargs``) are
+          dropped;
+        - or a pydantic model class: its JSON Schema is what the model is
+          told, and each call's arguments are parsed into it. If ``fn``'s
+          only parameter (besides a context) is annotated with that model,
+          it receives the instance (``def run(args: SearchArgs)``);
+          otherwise it receives the fields as keyword arguments, by their
+          Python names (``def run(query: str, limit: int)``).
+
+        Either way the arguments are checked before ``fn`` runs: invalid
+        ones never reach it, the model gets an error result listing the
+        problems and may call again. ``fn`` may be sync (run in a worker
+        thread) or async, and may take a parameter annotated
+        :class:`ToolContext` (any name, any position) to receive the
+        call's context, as with ``@tool``. Every keyword is the decorator's,
+        with the same default and meaning (see :func:`tool`).
+
+        A schema that is not an object, is not a valid JSON Schema or
+        cannot be sent as JSON, a function whose parameters do not match
+        the schema (a property it does not take, a required parameter the
+        schema does not declare or lets the model leave out), an empty name
+        or description: each is a
+        :class:`~tether.exceptions.ToolDefinitionError` saying how to fix it.
+        """
+        flags = _flags(
+            name,
+            reads=reads,
+            writes=writes,
+            irreversible=irreversible,
+            high_stakes=high_stakes,
+            external_comms=external_comms,
+            critical=critical,
+            egress=egress,
+            untrusted_output=untrusted_output,
+            trusted_fields=trusted_fields,
+            taint=taint,
+            idempotent=idempotent,
+            timeout=timeout,
+            retry=retry,
+            needs_approval=needs_approval,
+            summary=summary,
+            scopes=scopes,
+            max_output_chars=max_output_chars,
+            cost=cost,
+        )
+        return _from_schema(name, description, parameters, fn, flags)
 
 
 def _announcing(fn: ToolFn, started: Callable[[], None]) -> ToolFn:
@@ -295,25 +399,97 @@ def _is_context(annotation: Any) -> bool:
     )
 
 
-def _build(
-    fn: ToolFn,
-    *,
+class _Flags(TypedDict):
+    """What ``@tool`` and :meth:`Tool.from_schema` declare alike, checked: ``Tool``'s fields."""
+
+    risk: Risk
+    untrusted_output: bool
+    idempotent: bool
+    timeout: float
+    retry: RetryPolicy | None
+    needs_approval: bool | None
+    summary: str | None
+    scopes: frozenset[str]
+    max_output_chars: int
+    trusted_fields: frozenset[str]
+    trust_declared: bool
+    taint: str | None
+    cost: ToolCost | None
+
+
+def _flags(
     name: str | None,
-    description: str | None,
-    risk: Risk,
-    untrusted_output: bool,
-    idempotent: bool,
+    *,
+    reads: bool,
+    writes: bool,
+    irreversible: bool,
+    high_stakes: bool,
+    external_comms: bool,
+    critical: bool,
+    egress: bool,
+    untrusted_output: bool | None,
+    trusted_fields: tuple[str, ...] | frozenset[str],
+    taint: str | None,
+    idempotent: bool | None,
     timeout: float,
-    retry: RetryPolicy | None = None,
-    needs_approval: bool | None = None,
-    summary: str | None = None,
-    scopes: frozenset[str] = frozenset(),
-    max_output_chars: int = DEFAULT_MAX_OUTPUT_CHARS,
-    trusted_fields: frozenset[str] = frozenset(),
-    trust_declared: bool = False,
-    taint: str | None = None,
-    cost: ToolCost | None = None,
-) -> Tool:
+    retry: RetryPolicy | None,
+    needs_approval: bool | None,
+    summary: str | None,
+    scopes: tuple[str, ...] | frozenset[str],
+    max_output_chars: int,
+    cost: ToolCost | None,
+) -> _Flags:
+    """The declared flags as ``Tool`` fields, or a ToolDefinitionError saying which is wrong."""
+    if taint not in (None, "approve", "block", "off"):
+        raise ToolDefinitionError(
+            f"tool taint must be 'approve', 'block', 'off' or None, not {taint!r}"
+        )
+    if trusted_fields and not untrusted_output:
+        raise ToolDefinitionError(
+            "trusted_fields names the trusted parts of an untrusted result: "
+            "set untrusted_output=True too"
+        )
+    if timeout <= 0:
+        raise ToolDefinitionError(f"tool timeout must be positive, got {timeout}")
+    if (
+        not isinstance(max_output_chars, int)
+        or isinstance(max_output_chars, bool)
+        or max_output_chars <= 0
+    ):
+        raise ToolDefinitionError(
+            f"tool max_output_chars must be a positive whole number of characters, got "
+            f"{max_output_chars!r}; leave it out for the default of {DEFAULT_MAX_OUTPUT_CHARS:,}"
+        )
+    if cost is not None:
+        _checked_cost(cost, name)  # here, before a function is given; Tool checks it again
+    risk = Risk(
+        reads=reads,
+        writes=writes or irreversible,
+        irreversible=irreversible,
+        high_stakes=high_stakes,
+        external_comms=external_comms,
+        critical=critical,
+        egress=egress,
+    )
+    effectful = risk.writes or external_comms or high_stakes or critical
+    return _Flags(
+        risk=risk,
+        untrusted_output=bool(untrusted_output),
+        idempotent=(not effectful) if idempotent is None else idempotent,
+        timeout=timeout,
+        retry=retry,
+        needs_approval=needs_approval,
+        summary=summary,
+        scopes=frozenset(scopes),
+        max_output_chars=max_output_chars,
+        trusted_fields=frozenset(trusted_fields),
+        trust_declared=untrusted_output is not None,
+        taint=taint,
+        cost=cost,  # checked by Tool itself
+    )
+
+
+def _build(fn: ToolFn, *, name: str | None, description: str | None, flags: _Flags) -> Tool:
     if not callable(fn):
         raise ToolDefinitionError(f"@tool needs a function, got {fn!r}")
     tool_name = name or fn.__name__
@@ -370,23 +546,99 @@ def _build(
         description=description or doc_text,
         parameters=schema,
         fn=fn,
-        risk=risk,
-        untrusted_output=untrusted_output,
-        idempotent=idempotent,
-        timeout=timeout,
-        max_output_chars=max_output_chars,
-        retry=retry,
-        needs_approval=needs_approval,
-        summary=summary,
-        scopes=scopes,
         is_async=inspect.iscoroutinefunction(fn),
         context_param=context_param,
         validator=validator,
-        trusted_fields=trusted_fields,
-        trust_declared=trust_declared,
-        taint=taint,
-        cost=cost,
+        **flags,
     )
+
+
+def _from_schema(
+    name: str,
+    description: str,
+    parameters: dict[str, Any] | type[pydantic.BaseModel],
+    fn: ToolFn,
+    flags: _Flags,
+) -> Tool:
+    """The tool :meth:`Tool.from_schema` declares (see there for the rules)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ToolDefinitionError(
+            f"Tool.from_schema needs the tool's name as a non-empty string, got {name!r}"
+        )
+    what = f"tool {name!r}"
+    if not isinstance(description, str) or not description.strip():
+        raise ToolDefinitionError(
+            f"{what} has no description; the model needs one to know when to call it"
+        )
+    if not callable(fn):
+        raise ToolDefinitionError(f"{what}: fn must be a function, got {fn!r}")
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError) as exc:
+        raise ToolDefinitionError(
+            f"{what}: cannot read the function's parameters ({exc}); wrap it in a def "
+            "that takes the arguments by name"
+        ) from exc
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # a forward ref to a local class, a callable object: read them as written
+        hints = {}
+    context_param: str | None = None
+    params: dict[str, inspect.Parameter] = {}
+    annotations: dict[str, Any] = {}
+    for pname, param in signature.parameters.items():
+        ann = hints.get(pname, param.annotation)
+        if context_param is None and _is_context(ann):
+            context_param = pname
+        else:
+            params[pname] = param
+            annotations[pname] = ann
+    validator: type[pydantic.BaseModel] | _Arguments
+    if isinstance(parameters, type) and issubclass(parameters, pydantic.BaseModel):
+        schema = tool_schema.model_schema(what, parameters)
+        names = tuple(parameters.model_fields)
+        whole = next(iter(params)) if len(params) == 1 else None
+        if whole is not None and _names_model(annotations[whole], parameters):
+            if params[whole].kind not in tool_schema.BY_NAME:
+                raise ToolDefinitionError(
+                    f"{what}: the function's parameter {whole!r} cannot be passed by name; "
+                    "make it a plain parameter"
+                )
+            validator = tool_schema.ModelArgument(parameters, whole)
+        else:
+            tool_schema.fitting(what, params, context_param, names, given=names)
+            validator = parameters  # as @tool's own model: the fields, by their Python names
+    elif isinstance(parameters, dict):
+        schema, check = tool_schema.object_schema(what, parameters)
+        props: dict[str, Any] = schema.get("properties", {})
+        defaults = {
+            k: v["default"] for k, v in props.items() if isinstance(v, dict) and "default" in v
+        }
+        given = {*schema.get("required", ()), *defaults}
+        accepted = tool_schema.fitting(what, params, context_param, props, given)
+        validator = tool_schema.SchemaArguments(name, check, defaults, accepted)
+    else:
+        raise ToolDefinitionError(
+            f"{what}: parameters must be a JSON Schema (a dict) or a pydantic model class, "
+            f"not {parameters!r}"
+        )
+    return Tool(
+        name=name,
+        description=description,
+        parameters=schema,
+        fn=fn,
+        is_async=inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__),
+        context_param=context_param,
+        validator=validator,
+        **flags,
+    )
+
+
+def _names_model(annotation: Any, model: type[pydantic.BaseModel]) -> bool:
+    """Whether a parameter's annotation is ``model`` (or its name, when left unresolved)."""
+    if isinstance(annotation, str):
+        return annotation in (model.__name__, model.__qualname__)
+    return annotation is model
 
 
 @overload
@@ -475,59 +727,30 @@ def tool(
     see :class:`Tool` for when a call is charged. A negative, infinite or
     NaN price, or anything else, is a :class:`~tether.exceptions.ToolDefinitionError`.
     """
-    if taint not in (None, "approve", "block", "off"):
-        raise ToolDefinitionError(
-            f"tool taint must be 'approve', 'block', 'off' or None, not {taint!r}"
-        )
-    if trusted_fields and not untrusted_output:
-        raise ToolDefinitionError(
-            "trusted_fields names the trusted parts of an untrusted result: "
-            "set untrusted_output=True too"
-        )
-    if timeout <= 0:
-        raise ToolDefinitionError(f"tool timeout must be positive, got {timeout}")
-    if (
-        not isinstance(max_output_chars, int)
-        or isinstance(max_output_chars, bool)
-        or max_output_chars <= 0
-    ):
-        raise ToolDefinitionError(
-            f"tool max_output_chars must be a positive whole number of characters, got "
-            f"{max_output_chars!r}; leave it out for the default of {DEFAULT_MAX_OUTPUT_CHARS:,}"
-        )
-    if cost is not None:
-        _checked_cost(cost, name)  # here, before a function is given; Tool checks it again
-    risk = Risk(
+    flags = _flags(
+        name,
         reads=reads,
-        writes=writes or irreversible,
+        writes=writes,
         irreversible=irreversible,
         high_stakes=high_stakes,
         external_comms=external_comms,
         critical=critical,
         egress=egress,
+        untrusted_output=untrusted_output,
+        trusted_fields=trusted_fields,
+        taint=taint,
+        idempotent=idempotent,
+        timeout=timeout,
+        retry=retry,
+        needs_approval=needs_approval,
+        summary=summary,
+        scopes=scopes,
+        max_output_chars=max_output_chars,
+        cost=cost,
     )
-    effectful = risk.writes or external_comms or high_stakes or critical
-    idem = (not effectful) if idempotent is None else idempotent
 
     def wrap(f: ToolFn) -> Tool:
-        return _build(
-            f,
-            name=name,
-            description=description,
-            risk=risk,
-            untrusted_output=bool(untrusted_output),
-            idempotent=idem,
-            timeout=timeout,
-            retry=retry,
-            needs_approval=needs_approval,
-            summary=summary,
-            scopes=frozenset(scopes),
-            max_output_chars=max_output_chars,
-            trusted_fields=frozenset(trusted_fields),
-            trust_declared=untrusted_output is not None,
-            taint=taint,
-            cost=cost,  # checked by Tool itself
-        )
+        return _build(f, name=name, description=description, flags=flags)
 
     if fn is not None:
         return wrap(fn)
