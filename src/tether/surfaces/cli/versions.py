@@ -330,6 +330,8 @@ def versions_cmd(
         if len(rest) != 1:
             raise _fail("usage: tether versions log AGENT")
         rows: list[dict[str, Any]] = _with_versions(db, lambda vs: vs.history(rest[0]))
+        if not rows:
+            raise _fail(f"nothing was ever deployed for {rest[0]!r}", 1)
         for row in rows:
             if as_json:
                 sys.stdout.write(json.dumps(row, ensure_ascii=True, default=str) + "\n")
