@@ -5,7 +5,9 @@ through the runtime). Its ``deps`` factory opens the shop: the SQLite file
 named by ``TETHER_RETAIL_DB`` if set, else ``shop.sqlite`` under
 ``$TETHER_CACHE_DIR/retail`` (default ``~/.cache/tether/retail``). An empty
 shop is filled from the deterministic generator on first use, and the help
-center with its articles. ``build_agent`` makes a variant for tests and the CLI.
+center with its articles. Its ``test_deps`` (:func:`open_test_shop`) is a fresh
+demo shop in memory, for ``tether tools test examples/retail``. ``build_agent``
+makes a variant for tests and the CLI.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = [
     "default_shop_path",
     "hosted_agent",
     "open_shop",
+    "open_test_shop",
 ]
 
 log = logging.getLogger(__name__)
@@ -148,6 +151,18 @@ def open_shop(path: str | Path | None = None) -> Shop:
     return shop
 
 
+def open_test_shop() -> Shop:
+    """A throwaway shop for ``tether tools test``: the generated demo shop, in memory.
+
+    Every call gives a fresh one (the tests call writes too); the agent's
+    real shop is never opened.
+    """
+    shop = Shop.memory()
+    shop.load_json(generate())
+    shop.load_help_articles(HELP_ARTICLES)
+    return shop
+
+
 def build_agent(
     *, shop_path: str | Path | None = None, models: Sequence[str | Model] | None = None
 ) -> Agent:
@@ -172,6 +187,7 @@ def build_agent(
         # a 0.5B model with a required tool call would ask instead of looking up
         clarify=not local,
         deps=functools.partial(open_shop, shop_path),
+        test_deps=open_test_shop,
         # The embedded model on two busy CPU cores can take minutes to read a prompt
         # before it emits anything (a tool call arrives whole, at the end), so its
         # first-event deadline is the whole call's; hosted models answer in seconds.

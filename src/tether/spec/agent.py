@@ -94,6 +94,14 @@ class Agent:
       its own. Either may be async; what it returns is closed (``aclose``
       or ``close``) when the runtime closes, or when a per-session one is
       evicted (``Runtime(max_session_deps=...)``).
+    - ``test_deps``: a factory like ``deps`` (no argument, or the
+      :class:`~tether.runtime.SessionInfo`; sync or async) returning a
+      throwaway copy of the dependencies, for ``tether tools test``, which
+      calls every tool with generated arguments (writes included): a fresh
+      demo database in memory or in a temporary file, never the real one.
+      What it returns is closed after use like ``deps``. The runtime never
+      calls it; an agent with ``deps`` but without ``test_deps`` is refused
+      by ``tether tools test``.
     - ``temperature``: passed to the model; ``None`` keeps the provider's default.
     - ``tool_choice``: ``auto`` (default: the model decides) or ``required``:
       the model must call a tool before it may answer. While no tool result
@@ -139,6 +147,7 @@ class Agent:
     tools: tuple[Tool, ...] = ()
     limits: Limits = field(default_factory=Limits)
     deps: Callable[..., Any] | None = None
+    test_deps: Callable[..., Any] | None = None
     temperature: float | None = None
     tool_choice: str = "auto"
     retry: RetryPolicy = field(default_factory=RetryPolicy)

@@ -7,6 +7,7 @@ from tether.surfaces.cli import (
     guard,  # noqa: F401 - registers `tether guard`
     redteam,  # noqa: F401 - registers `tether redteam`
     serve,  # noqa: F401 - registers `tether serve`, `tether keys`, `tether health`
+    tools,  # noqa: F401 - registers `tether tools test`
     versions,  # noqa: F401 - registers `tether deploy`, `promote`, `rollback`, `versions`
 )
 from tether.surfaces.cli.app import app, main
