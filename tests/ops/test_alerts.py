@@ -662,7 +662,32 @@ def test_from_env_always_logs_and_adds_a_webhook_when_configured() -> None:
             "not an http",
         ),
         ({"TETHER_ALERT_DEDUPE_S": "soon"}, "TETHER_ALERT_DEDUPE_S"),
+        ({"TETHER_ALERT_DEDUPE_S": "inf"}, "TETHER_ALERT_DEDUPE_S='inf' is not a number"),
+        ({"TETHER_ALERT_APPROVAL_WAIT": "NaN"}, "TETHER_ALERT_APPROVAL_WAIT='NaN' is not a"),
         ({"TETHER_ALERT_APPROVAL_WAIT": "0"}, "at least 1"),
+        (
+            {"TETHER_ALERT_WEBHOOK_URL": "https://h:0/x", "TETHER_ALERT_WEBHOOK_SECRET": SECRET},
+            "port 0",
+        ),
+        (
+            {
+                "TETHER_ALERT_WEBHOOK_URL": "https://h:99999/x",
+                "TETHER_ALERT_WEBHOOK_SECRET": SECRET,
+            },
+            r"TETHER_ALERT_WEBHOOK_URL \(https://h:\?/...\) does not parse",
+        ),
+        (
+            {"TETHER_ALERT_WEBHOOK_URL": "https:///x", "TETHER_ALERT_WEBHOOK_SECRET": SECRET},
+            "has no host",
+        ),
+        (
+            {
+                "TETHER_ALERT_WEBHOOK_URL": "https://h/x",
+                "TETHER_ALERT_WEBHOOK_SECRET": SECRET,
+                "TETHER_ALERT_WEBHOOK_TIMEOUT": "nan",
+            },
+            "TETHER_ALERT_WEBHOOK_TIMEOUT",
+        ),
         (
             {
                 "TETHER_ALERT_WEBHOOK_URL": "https://h/x",
@@ -676,6 +701,21 @@ def test_from_env_always_logs_and_adds_a_webhook_when_configured() -> None:
 def test_from_env_refuses_bad_settings_with_the_fix(env: dict[str, str], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         alerter_from_env(env)
+
+
+def test_a_webhook_url_that_cannot_be_posted_to_is_refused_without_its_secrets() -> None:
+    with pytest.raises(ConfigError, match="does not parse") as info:
+        WebhookSink("https://bob:pw-Secret1@h:70000/services/T/B/PathSecret1", SECRET)
+    for secret in ("pw-Secret1", "PathSecret1", "bob"):
+        assert secret not in str(info.value)
+    with pytest.raises(ConfigError, match="not an http"):
+        WebhookSink("ftp://h/x", SECRET)
+    with pytest.raises(ConfigError, match="timeout"):
+        WebhookSink("https://h/x", SECRET, timeout=float("nan"))
+    with pytest.raises(ConfigError, match="dedupe_window"):
+        Alerter(dedupe_window=float("nan"))
+    with pytest.raises(ConfigError, match="approval_wait"):
+        Alerter(approval_wait=float("inf"))
 
 
 async def test_an_alerter_from_env_delivers_signed_alerts_end_to_end(receiver: Receiver) -> None:
@@ -696,3 +736,96 @@ async def test_an_alerter_from_env_delivers_signed_alerts_end_to_end(receiver: R
     assert got.headers[ALERT_ID_HEADER] == "readiness_failed:shop:7"
     assert json.loads(got.body) == ready.to_dict()
     assert verify(SECRET, got.body, got.headers[SIGNATURE_HEADER])
+
+
+# --- the server's operations: alerts from a request's path ---------------------------
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+        self.release = asyncio.Event()
+
+    async def send(self, alert: Alert) -> None:
+        await self.release.wait()  # a receiver that does not answer until told
+        self.alerts.append(alert)
+
+
+def _ops(sink: _Sink) -> Any:
+    from tether.surfaces.ops.canary import CanaryPolicy
+    from tether.surfaces.server.operations import Operations
+
+    return Operations(metrics=None, tracing=None, alerter=Alerter([sink]), canary=CanaryPolicy())
+
+
+async def test_operations_alerts_never_wait_for_the_receiver() -> None:
+    sink = _Sink()
+    ops = _ops(sink)
+    failed = {"store": {"ok": True}, "agent:shop": {"ok": False, "detail": "no", "version": "4"}}
+    async with asyncio.timeout(1):  # each returns at once though the receiver hangs
+        await ops.version_missing("shop", "3", "shop version 3 (active) is not loaded here")
+        await ops.readiness_failed(failed)
+    sink.release.set()
+    await ops.alerter.aclose()
+    assert sorted(a.id for a in sink.alerts) == [
+        "readiness_failed:shop:3",
+        "readiness_failed:shop:4",
+    ]
+
+
+async def test_readiness_for_a_missing_version_is_the_same_alert_as_the_version_missing() -> None:
+    sink = _Sink()
+    sink.release.set()
+    ops = _ops(sink)
+    why = "shop version 3 (active) is not loaded here; new sessions start on version 1 instead"
+    await ops.version_missing("shop", "3", why)
+    await ops.readiness_failed(
+        {
+            "agent:shop": {"ok": False, "detail": why, "version": "1"},  # the missing one: 3
+            "agent:cart@2": {"ok": False, "detail": "the model did not answer", "version": "2"},
+            "agent:bare": {"ok": False, "detail": "down"},  # an older check: no version
+        }
+    )
+    await ops.alerter.aclose()
+    assert sorted(a.id for a in sink.alerts) == [
+        "readiness_failed:bare:-",
+        "readiness_failed:cart:2",
+        "readiness_failed:shop:3",
+    ]
+
+
+@pytest.mark.parametrize("poll", ["nan", "inf", "0", "-5", "abc", " 1e400"])
+def test_a_versions_poll_that_is_not_a_positive_number_is_refused(poll: str) -> None:
+    from tether.surfaces.server.operations import Operations
+
+    with pytest.raises(ConfigError, match=r"TETHER_VERSIONS_POLL=.* greater than 0"):
+        Operations.from_env({"TETHER_VERSIONS_POLL": poll, "TETHER_METRICS": "0"})
+    ops = Operations.from_env({"TETHER_VERSIONS_POLL": "0.5", "TETHER_METRICS": "0"})
+    assert ops.versions_poll == 0.5
+    assert Operations.from_env({"TETHER_METRICS": "0"}).versions_poll == 2.0
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [
+        ({"TETHER_CANARY_FAILED_TURNS": "nan"}, "TETHER_CANARY_FAILED_TURNS='nan' must be"),
+        ({"TETHER_CANARY_COST": "0,inf"}, "TETHER_CANARY_COST"),
+        ({"TETHER_CANARY_DENIALS": "-0.1,2"}, "TETHER_CANARY_DENIALS"),
+        ({"TETHER_CANARY_DENIALS": "0.1,0.5"}, "TETHER_CANARY_DENIALS"),
+        ({"TETHER_CANARY_INTERVAL": "nan"}, "TETHER_CANARY_INTERVAL"),
+        ({"TETHER_CANARY_INTERVAL": "0"}, "TETHER_CANARY_INTERVAL"),
+        ({"TETHER_CANARY_MIN_SESSIONS": "0"}, "TETHER_CANARY_MIN_SESSIONS"),
+    ],
+)
+def test_canary_settings_that_are_not_sane_numbers_are_refused(
+    env: dict[str, str], match: str
+) -> None:
+    from tether.surfaces.ops.canary import CanaryPolicy, Threshold
+
+    with pytest.raises(ConfigError, match=match):
+        CanaryPolicy.from_env(env)
+    with pytest.raises(ConfigError):
+        Threshold(float("nan"), 2.0)
+    with pytest.raises(ConfigError):
+        CanaryPolicy(interval=float("nan"))
+    assert CanaryPolicy.from_env({"TETHER_CANARY_COST": "0.5"}).cost == Threshold(0.5, 1.0)

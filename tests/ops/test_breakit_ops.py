@@ -297,12 +297,6 @@ def test_min_age_nan_does_not_bypass_the_retirement_floor(tmp_path: Path) -> Non
     assert states["1"] == "previous"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="versions retire checks '--force and not reason' where deploy checks "
-    "'not reason.strip()': a blank reason is accepted and recorded "
-    "(surfaces/cli/versions.py versions_cmd)",
-)
 def test_retire_force_with_a_blank_reason_is_refused(tmp_path: Path) -> None:
     db = _setup_db(tmp_path, "1", "2")
     r = runner.invoke(
@@ -651,13 +645,6 @@ def test_a_version_whose_ref_raises_at_import_degrades_the_replica_not_the_serve
     assert len(loads) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the missing version is alerted by VersionRouter (id readiness_failed:shop:3) "
-    "and again by Readiness with the probe's check name, which has no version when one "
-    "version is loaded (id readiness_failed:shop:-, 'version -'): two pages for one cause "
-    "(surfaces/server/operations.py readiness_failed)",
-)
 async def test_one_missing_version_raises_one_alert(tmp_path: Path) -> None:
     store = await SQLStore.open(f"sqlite+aiosqlite:///{tmp_path / 'r.sqlite'}")
     vs = VersionStore(store)
@@ -712,13 +699,6 @@ def hanging_receiver() -> Iterator[str]:
     sock.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="VersionRouter._missing awaits Operations.version_missing, which awaits "
-    "Alerter.notify (the whole webhook delivery: every attempt's timeout plus backoff, "
-    "~40 s with the defaults) inside POST /v1/sessions; Alerter.submit exists for this "
-    "(surfaces/server/operations.py version_missing, readiness_failed)",
-)
 async def test_a_new_session_does_not_wait_for_a_hanging_alert_receiver(
     tmp_path: Path, hanging_receiver: str
 ) -> None:
@@ -797,15 +777,6 @@ async def test_the_webhook_path_token_is_not_in_the_server_log(
     assert "XXXXwebhookSecret" not in buf.getvalue()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settings are parsed with float() and checked with '<' comparisons that NaN "
-    "passes (Threshold margin/ratio, CanaryPolicy.interval, Alerter dedupe/approval "
-    "wait), TETHER_VERSIONS_POLL is not checked at all (0, -5 and nan busy-loop the "
-    "registry; 'abc' is a raw ValueError) and a webhook URL with an out-of-range port "
-    "is accepted, after which every failed delivery's report crashes in _public_url "
-    "(ops/canary.py from_env, server/operations.py from_env, ops/alerts.py)",
-)
 @pytest.mark.parametrize(
     "build",
     [
@@ -881,13 +852,6 @@ def test_hostile_label_values_keep_the_exposition_valid() -> None:
     assert versions == set(_HOSTILE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="one label value with a lone surrogate (what json.loads makes of a model's "
-    "tool name '\\ud800') makes generate_latest raise UnicodeEncodeError on every "
-    "scrape until restart; _label() truncates but does not make values encodable "
-    "(ops/metrics.py _label)",
-)
 def test_a_lone_surrogate_in_a_label_does_not_break_every_scrape() -> None:
     m = Metrics()
     tag = SessionTag("s1", "shop", "1")
@@ -896,12 +860,6 @@ def test_a_lone_surrogate_in_a_label_does_not_break_every_scrape() -> None:
     assert b"tether_tool_calls_total" in body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tool.finished carries the model's tool name even for a tool that does not "
-    "exist, and Metrics labels it as is: a model (or a prompt injection) mints a new "
-    "series per made-up name, forever (ops/metrics.py _tool_finished)",
-)
 async def test_made_up_tool_names_do_not_become_label_values() -> None:
     @tether.tool(reads=True)
     def look(order_id: str) -> str:
@@ -1136,12 +1094,6 @@ def _pg_or_skip() -> str:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="_open_store maps (ValueError, sqlalchemy.exc.DatabaseError) to a config "
-    "error, but asyncpg's 'database does not exist' arrives as the DBAPIError parent "
-    "class: 'internal error ... please report it' (surfaces/cli/app.py _open_store)",
-)
 def test_a_database_that_does_not_exist_is_a_config_error() -> None:
     base = _pg_or_skip().rsplit("/", 1)[0]
     r = runner.invoke(

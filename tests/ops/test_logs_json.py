@@ -281,3 +281,94 @@ def test_redaction_of_values_and_shapes(monkeypatch: pytest.MonkeyPatch) -> None
         "tokens": "12",
         "token": "[REDACTED]",
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "GET /t?client_id=a&client_secret=S1&refresh_token=S2&X-Amz-Signature=S3&n=1",
+            "GET /t?client_id=a&client_secret=[REDACTED]&refresh_token=[REDACTED]"
+            "&X-Amz-Signature=[REDACTED]&n=1",
+        ),
+        ("GET /x?access-token=S1#top", "GET /x?access-token=[REDACTED]#top"),
+        (
+            "connection failed: host=db user=app password=S1 dbname=x",
+            "connection failed: host=db user=app password=[REDACTED] dbname=x",
+        ),
+        ("headers {'x-api-key': 'S1', 'n': 1}", "headers {'x-api-key': '[REDACTED]', 'n': 1}"),
+        ('{"password": "a \\"b\\" c", "u": 1}', '{"password": "[REDACTED]", "u": 1}'),
+        ("PGPASSWORD=S1 psql", "PGPASSWORD=[REDACTED] psql"),
+        ("postgresql://app:ab/S1@db:5432/x", "postgresql://app:[REDACTED]@db:5432/x"),
+        ("redis://:p@ssS1@cache:6379/0", "redis://:[REDACTED]@cache:6379/0"),
+        ("https://host:8443/users/ava@example.com", "https://host:8443/users/ava@example.com"),
+        ("max_tokens=500 tokens: 12 token_count=3", "max_tokens=500 tokens: 12 token_count=3"),
+        (
+            "posted to https://hooks.slack.com/services/T0/B0/S1",
+            "posted to https://hooks.slack.com/services/[REDACTED]",
+        ),
+        ("push failed: ghp_" + "a1" * 12, "push failed: [REDACTED]"),
+    ],
+)
+def test_credentials_are_found_by_the_end_of_their_name_and_their_shape(
+    monkeypatch: pytest.MonkeyPatch, text: str, expected: str
+) -> None:
+    monkeypatch.setenv("TETHER_REDACT_PATTERNS", "")
+    assert redact(text) == expected
+
+
+def test_configured_urls_and_headers_are_secret_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TETHER_REDACT_PATTERNS", "")
+    monkeypatch.setenv("TETHER_ALERT_WEBHOOK_URL", "https://hooks.example.com/T0/B0/PathSecret")
+    monkeypatch.setenv("TETHER_DATABASE_URL", "postgresql://app:DbPassw0rd@db/x")
+    monkeypatch.setenv("ORDERS_API_URL", "https://api.example.com/v1/Ab12Cd34Ef56Gh78Ij90/orders")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-honeycomb-team=HoneyKey123,a=b")
+    line = (
+        "POST https://HOOKS.example.com:443/T0/B0/PathSecret; db said: DbPassw0rd rejected; "
+        "GET https://api.example.com/v1/Ab12Cd34Ef56Gh78Ij90/orders; team HoneyKey123; a=b"
+    )
+    out = redact(line)
+    for secret in ("PathSecret", "DbPassw0rd", "Ab12Cd34Ef56Gh78Ij90", "HoneyKey123"):
+        assert secret not in out
+    assert out.endswith("a=b")  # a short header value is not looked for everywhere
+    assert "https://HOOKS.example.com:443[REDACTED]" in out
+
+
+@pytest.fixture
+def server_loggers() -> Iterator[None]:
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore")
+    saved = {n: logging.getLogger(n) for n in names}
+    state = {n: (lg.handlers[:], lg.propagate, lg.level) for n, lg in saved.items()}
+    try:
+        yield
+    finally:
+        for n, (handlers, propagate, level) in state.items():
+            saved[n].handlers[:] = handlers
+            saved[n].propagate = propagate
+            saved[n].setLevel(level)
+
+
+@pytest.mark.usefixtures("server_loggers")
+def test_uvicorns_own_handlers_are_replaced_and_a_silenced_one_stays_silent(
+    configure: Configure, capsys: pytest.CaptureFixture[str]
+) -> None:
+    access, error = logging.getLogger("uvicorn.access"), logging.getLogger("uvicorn.error")
+    for lg in (access, logging.getLogger("uvicorn")):  # what uvicorn's LOGGING_CONFIG does
+        lg.handlers[:] = [logging.StreamHandler()]
+        lg.propagate = False
+    for lg in (access, error, logging.getLogger("uvicorn")):  # uvicorn --log-level info
+        lg.setLevel(logging.INFO)
+    out = configure(fmt="json", level="INFO")
+    access.info('%s - "%s %s HTTP/1.1" %d', "1.2.3.4:5", "GET", f"/x?api_key={OPAQUE_TOKEN}", 200)
+    error.info("Started server process")
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [x["logger"] for x in lines] == ["uvicorn.access", "uvicorn.error"]
+    assert OPAQUE_TOKEN not in out.getvalue() + "".join(capsys.readouterr())
+    assert logging.getLogger("httpx").level == logging.WARNING
+    assert logging.getLogger("httpcore").getEffectiveLevel() == logging.WARNING
+
+    access.handlers.clear()  # uvicorn --no-access-log: no handler, no propagation
+    access.propagate = False
+    out = configure(fmt="json", level="INFO")
+    access.info("GET /x 200")
+    assert out.getvalue() == ""

@@ -366,6 +366,52 @@ def test_metrics_is_an_observer_with_its_own_registry() -> None:
     assert value(scrape(two), "tether_turns_total", agent="a", version="1", outcome="idle") is None
 
 
+def _finished(name: str, *, error: bool, sid: str = "s1") -> Event:
+    return Event(EventType.TOOL_FINISHED, sid, 1, 1.0, {"name": name, "is_error": error})
+
+
+def test_a_tool_name_is_a_label_only_once_it_is_known_to_be_the_agents() -> None:
+    m = Metrics()
+    v1, v2 = SessionTag("s1", "a", "1"), SessionTag("s2", "a", "2")
+    m(Event(EventType.TOOL_STARTED, "s1", 1, 1.0, {"call_id": "c1", "name": "lookup"}), v1)
+    m(_finished("lookup", error=True), v1)  # started first: a real tool that failed
+    for i in range(50):  # the model's inventions: errors with no tool.started
+        m(_finished(f"exfil_{i}", error=True), v1)
+    m(_finished("lookup", error=True, sid="s2"), v2)  # version 2 never started it
+    m(_finished("clarify", error=False), v1)  # a result with no error: only real tools have one
+    m(
+        Event(EventType.APPROVAL_REQUESTED, "s1", 1, 1.0, {"approval_id": "a1", "tool": "refund"}),
+        v1,
+    )
+    m(_finished("refund", error=True), v1)  # denied: never started, but approval was asked
+    m.declare_tools("a", "2", ["cancel"])
+    m(_finished("cancel", error=True, sid="s2"), v2)  # refused before it ever ran here
+    found = scrape(m)
+    one, two = {"agent": "a", "version": "1"}, {"agent": "a", "version": "2"}
+    assert value(found, "tether_tool_calls_total", **one, tool="lookup", outcome="error") == 1
+    assert value(found, "tether_tool_calls_total", **one, tool="_unknown", outcome="error") == 50
+    assert value(found, "tether_tool_calls_total", **two, tool="_unknown", outcome="error") == 1
+    assert value(found, "tether_tool_calls_total", **one, tool="clarify", outcome="ok") == 1
+    assert value(found, "tether_tool_calls_total", **one, tool="refund", outcome="error") == 1
+    assert value(found, "tether_tool_calls_total", **two, tool="cancel", outcome="error") == 1
+    tools = {v for _, labels in found for k, v in labels if k == "tool"}
+    assert tools == {"lookup", "_unknown", "clarify", "refund", "cancel"}
+
+
+def test_a_label_value_utf8_cannot_write_is_escaped_not_fatal() -> None:
+    m = Metrics()
+    tag = SessionTag("s1", "shop", "v\udcff")  # a CLI argument decoded with surrogateescape
+    m(Event(TURN_ENDED, "s1", 1, 1.0, {"status": "idle"}), tag)
+    m(Event(EventType.TOOL_STARTED, "s1", 1, 1.0, {"name": "\ud800x"}), tag)
+    m(_finished("\ud800x", error=False), tag)
+    m(Event(EventType.MODEL_RESPONSE, "s1", 1, 1.0, {"model": "m\udfff", "latency_ms": 3}), tag)
+    for _ in range(2):  # every scrape, not only the first
+        found = scrape(m)
+    assert value(found, "tether_turns_total", agent="shop", version="v\\udcff", outcome="idle")
+    labels = {v for _, ls in found for _, v in ls}
+    assert {"\\ud800x", "m\\udfff"} <= labels
+
+
 # --- GET /metrics ---------------------------------------------------------------
 
 

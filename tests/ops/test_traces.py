@@ -169,6 +169,46 @@ async def test_a_failed_tool_call_is_an_error_span(
     assert ok.status.status_code == StatusCode.UNSET
 
 
+@pytest.mark.parametrize("capture", [False, True])
+def test_a_failed_tools_error_text_is_exported_only_with_content_and_redacted(
+    provider: TracerProvider, exporter: InMemorySpanExporter, capture: bool
+) -> None:
+    tracing = Tracing(provider, capture_content=capture)
+    tag = SessionTag("s1", "shop", "1")
+    key = "sk-live-" + "Q" * 24
+    error = f"error: CRM refused ava@example.com with key {key} (password=hunter2hunter2)"
+    for ev in [
+        Event(TURN_STARTED, "s1", 1, 1.0, {"need": "message"}),
+        Event(EventType.TOOL_STARTED, "s1", 1, 1.1, {"call_id": "c1", "name": "crm"}),
+        Event(
+            EventType.TOOL_FINISHED,
+            "s1",
+            1,
+            1.2,
+            {"call_id": "c1", "name": "crm", "is_error": True, "content": error},
+        ),
+        Event(EventType.SESSION_STATUS, "s1", 1, 1.3, {"status": "failed", "reason": error}),
+        Event(TURN_ENDED, "s1", 1, 1.4, {"status": "failed", "error": None}),
+    ]:
+        tracing(ev, tag)
+    (tool,) = _by_name(exporter.get_finished_spans(), "execute_tool crm")
+    assert tool.status.status_code == StatusCode.ERROR
+    assert tool.attributes is not None
+    assert tool.attributes["error.type"] == "tool_error"
+    exported = " ".join(
+        f"{s.status.description} {dict(s.attributes or {})}" for s in exporter.get_finished_spans()
+    )
+    assert key not in exported
+    assert "hunter2hunter2" not in exported
+    if capture:
+        assert tool.status.description is not None
+        assert "CRM refused ava@example.com with key [REDACTED]" in tool.status.description
+        assert "[REDACTED]" in str(tool.attributes["gen_ai.tool.call.result"])
+    else:
+        assert tool.status.description == "the tool call failed"
+        assert "ava@example.com" not in tool.status.description
+
+
 async def test_retries_show_on_the_chat_span_that_followed_them(
     tmp_path: Path, provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:

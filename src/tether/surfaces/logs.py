@@ -20,14 +20,26 @@ message, its arguments, exception text, stack text and every ``extra`` field
 
 - the value of any environment variable whose name looks secret
   (``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``, ...), read at each
-  record, so a key set after start-up is covered too;
-- provider keys (``sk-...``, ``xai-...``) and Tether API keys (``tk_<id>_<secret>``,
-  the whole token);
+  record, so a key set after start-up is covered too; the whole value of
+  ``TETHER_ALERT_WEBHOOK_URL`` (and its path: a Slack-style webhook's token is
+  there) and of ``OTEL_EXPORTER_OTLP_*HEADERS`` (and each header's value); the
+  password, and a path with a token-like segment, of every URL-valued variable
+  (``*_URL``, ``*_URI``, ``*_DSN``, ``*_ENDPOINT``: ``TETHER_DATABASE_URL``,
+  ``TETHER_REDIS_URL``...). Values shorter than 8 characters are not looked for;
+- provider keys (``sk-...``, ``xai-...``), GitHub, Slack and AWS access key ids
+  (``ghp_...``, ``xoxb-...``, ``AKIA...``), Tether API keys (``tk_<id>_<secret>``,
+  the whole token), and the path of a Slack or Discord webhook URL;
 - ``Authorization:`` header values and ``Bearer`` tokens; the password in a
-  ``scheme://user:password@host`` URL; credential query parameters
-  (``?token=``, ``&api_key=``, ``&sig=``...);
-- in structured fields, any string under a key named like a secret
-  (``password``, ``token``, ``api_key``, ``authorization``, ``cookie``...);
+  ``scheme://user:password@host`` URL (up to the last ``@`` before the query:
+  a password may hold ``/`` or ``@``);
+- the value of any key named like a credential, matched by the end of its name
+  (``*token``, ``*secret``, ``*signature``, ``*password``, ``*passwd``,
+  ``*api_key``/``*apikey``, ``*private_key``, ``*access_key``, ``*credential(s)``):
+  in query strings (``?client_secret=``, ``&X-Amz-Signature=``, also ``key``,
+  ``sig`` and ``auth``), as ``name=value`` or ``name: value`` in text, headers
+  and reprs (libpq's ``password=...``, ``{'x-api-key': '...'}``);
+- in structured fields, any string under a key named so, or ``authorization``
+  or ``cookie``;
 - the operator's own regular expressions, from env ``TETHER_REDACT_PATTERNS``,
   separated by ``;;`` (whitespace around each is ignored, so they may also be
   put one a line after the ``;;``). The whole match is replaced: use a
@@ -48,11 +60,12 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Literal, TextIO
+from urllib.parse import quote, unquote, urlsplit
 
 from tether.exceptions import ConfigError
 from tether.runtime.observe import current_turn
@@ -75,16 +88,56 @@ PATTERN_SEPARATOR = ";;"
 _MASK = "[REDACTED]"
 
 _SECRET_NAME = re.compile(
-    r"(API_KEY|ACCESS_KEY|PRIVATE_KEY|SECRET_KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS)$",
+    r"(API_KEY|ACCESS_KEY|PRIVATE_KEY|SECRET_KEY|TOKEN|SECRET|PASSWORD|PASSWD|(?:^|_)PASS|"
+    r"CREDENTIALS)$",
     re.IGNORECASE,
+)
+#: variables whose whole value is a secret though their name does not say so (a webhook
+#: URL carries its token in its path; OTLP headers carry the exporter's API key)
+_SECRET_WHOLE = frozenset(
+    {
+        "TETHER_ALERT_WEBHOOK_URL",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+    }
+)
+#: variables holding a URL or DSN: their password, and a path that looks like a token
+_URL_NAME = re.compile(r"_(URL|URI|DSN|ENDPOINT)$", re.IGNORECASE)
+#: a path segment that looks like a credential: 20 characters or more, with upper and
+#: lower case letters and digits mixed (not a database name such as ``orders_2024``)
+_TOKEN_SEGMENT = re.compile(
+    r"(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[a-z])(?=[A-Za-z0-9_\-]*[A-Z])[A-Za-z0-9_\-]{20,}"
+)
+#: any variable :func:`_derived` takes secrets from (one search per variable and record)
+_ENV_NAME = re.compile(
+    rf"{_SECRET_NAME.pattern}|{_URL_NAME.pattern}|^OTEL_EXPORTER_OTLP_(?:[A-Z]+_)?HEADERS$",
+    re.IGNORECASE,
+)
+#: the shortest environment value replaced wherever it appears (shorter ones would mangle logs)
+_MIN_SECRET = 8
+#: the end of a key name that says its value is a credential (``client_secret``,
+#: ``refresh_token``, ``X-Amz-Signature``, ``x-api-key``, ``PGPASSWORD``...)
+_SECRET_SUFFIX = (
+    r"(?:token|secret|signature|password|passwd|api[_\-]?key|apikey|private[_\-]?key|"
+    r"access[_\-]?key|credentials?)"
 )
 #: a structured field whose string value is a secret whatever it looks like
 _SECRET_FIELD = re.compile(
-    r"(?:^|[_\-])(password|passwd|secret|token|api[_\-]?key|apikey|authorization|cookie|"
-    r"credentials?)$",
+    rf"(?:{_SECRET_SUFFIX}|authorization|cookie)$",
     re.IGNORECASE,
 )
-_KEY_SHAPE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{12,}|xai-[A-Za-z0-9]{12,})")
+_KEY_SHAPE = re.compile(
+    r"\b(sk-[A-Za-z0-9_\-]{12,}|xai-[A-Za-z0-9]{12,}|gh[oprsu]_[A-Za-z0-9]{20,}|"
+    r"github_pat_[A-Za-z0-9_]{20,}|xox[abeprs]-[A-Za-z0-9\-]{10,}|AKIA[0-9A-Z]{16})\b"
+)
+#: chat webhooks whose URL path is the credential
+_WEBHOOK_PATH = re.compile(
+    r"(\bhooks\.slack\.com/(?:services|workflows|triggers)/|"
+    r"\bdiscord(?:app)?\.com/api/webhooks/)[^\s\"'?#]+",
+    re.IGNORECASE,
+)
 _TETHER_KEY = re.compile(r"\btk_[A-Za-z0-9]{1,64}_[A-Za-z0-9_\-]{4,}")
 _AUTH_HEADER = re.compile(
     r"""\b((?:proxy-)?authorization["']?\s*[:=]\s*["']?)"""
@@ -92,10 +145,24 @@ _AUTH_HEADER = re.compile(
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"\b(bearer\s+)[A-Za-z0-9._~+/\-]{6,}=*", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"\b([a-z][a-z0-9+.\-]*://[^/\s:@]*:)[^/\s@]+@", re.IGNORECASE)
+#: ``scheme://user:password@host``: the password runs to the last ``@`` before the query
+#: (it may hold ``/`` or ``@``); ``host:8080/`` is a port, not a password
+_URL_PASSWORD = re.compile(
+    r"\b([a-z][a-z0-9+.\-]*://[^\s/?#@:]*:)(?!\d{1,5}(?:[/?#\s]|$))(?!\[REDACTED\]@)[^\s?#]{0,256}@",
+    re.IGNORECASE,
+)
+#: ``?name=value`` / ``&name=value`` where the name ends like a credential (or is one of
+#: the short names that are: ``key``, ``sig``, ``auth``); the value runs to ``&`` or ``#``
 _QUERY_CREDENTIAL = re.compile(
-    r"([?&](?:access_token|api[_\-]?key|apikey|token|key|secret|password|sig|signature|auth)=)"
-    r"[^&\s#\"']+",
+    rf"([?&;][A-Za-z0-9_.\-]*?(?:{_SECRET_SUFFIX}|key|sig|auth)=)(?!\[REDACTED\])[^&\s#\"']+",
+    re.IGNORECASE,
+)
+#: ``name=value`` / ``name: value`` in plain text, headers, reprs and JSON text (libpq's
+#: ``password=...``, ``{'x-api-key': '...'}``, ``"client_secret": "..."``)
+_KEY_VALUE = re.compile(
+    rf"""(?<![A-Za-z0-9_.\-])([A-Za-z0-9_.\-]*?{_SECRET_SUFFIX}["']?[ \t]*[:=][ \t]*)"""
+    r"""(?:(["'])(?!\[REDACTED\])(?:\\.|(?!\2)[^\\\n])*(?:\2|(?=\n)|\Z)"""
+    r"""|(?!\[REDACTED\])[^\s"',;}\]]+)""",
     re.IGNORECASE,
 )
 
@@ -105,21 +172,73 @@ def _auth_mask(m: re.Match[str]) -> str:
     return f"{m.group(1)}{scheme}{_MASK}"
 
 
+def _key_value_mask(m: re.Match[str]) -> str:
+    quote = m.group(2) or ""
+    return f"{m.group(1)}{quote}{_MASK}{quote}"
+
+
 def _built_in(text: str) -> str:
     text = _URL_PASSWORD.sub(rf"\1{_MASK}@", text)
+    text = _WEBHOOK_PATH.sub(rf"\1{_MASK}", text)
     text = _QUERY_CREDENTIAL.sub(rf"\1{_MASK}", text)
     text = _AUTH_HEADER.sub(_auth_mask, text)
     text = _BEARER.sub(rf"\1{_MASK}", text)
+    text = _KEY_VALUE.sub(_key_value_mask, text)
     text = _TETHER_KEY.sub(_MASK, text)
     return _KEY_SHAPE.sub(_MASK, text)
 
 
-def _secret_values(environ: Mapping[str, str]) -> list[str]:
-    return sorted(
-        (v for k, v in environ.items() if _SECRET_NAME.search(k) and len(v) >= 8),
-        key=len,
-        reverse=True,
-    )
+def _url_secrets(value: str) -> list[str]:
+    """What in a URL-valued variable is secret: its password, a path that looks like a token."""
+    try:
+        parts = urlsplit(value.strip())
+        password = parts.password
+    except ValueError:  # not a URL after all
+        return []
+    out = [] if password is None else [password, quote(password, safe="")]
+    if any(_TOKEN_SEGMENT.fullmatch(seg) for seg in parts.path.split("/")):
+        out.append(parts.path)
+    return out
+
+
+def _header_values(value: str) -> list[str]:
+    """The values of an ``OTEL_EXPORTER_OTLP_HEADERS``-style ``k=v,k2=v2`` list."""
+    out = []
+    for item in value.split(","):
+        _name, sep, raw = item.partition("=")
+        if sep:
+            value = unquote(raw.strip())
+            out += [raw.strip(), value, *value.split()[-1:]]  # ``Bearer <token>``: the token
+    return out
+
+
+@lru_cache(maxsize=32)
+def _derived(items: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    found: list[str] = []
+    for name, value in items:
+        upper = name.upper()
+        if _SECRET_NAME.search(name):
+            found.append(value)
+        if upper in _SECRET_WHOLE:
+            found.append(value)
+            if upper == "TETHER_ALERT_WEBHOOK_URL":
+                found += _url_secrets(value)
+                with suppress(ValueError):
+                    found.append(urlsplit(value.strip()).path)  # however the host is written
+            else:
+                found += _header_values(value)
+        elif _URL_NAME.search(name):
+            found += _url_secrets(value)
+    unique = {v.strip() for v in found if len(v.strip()) >= _MIN_SECRET}
+    return tuple(sorted(unique, key=len, reverse=True))
+
+
+def _secret_values(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The environment's secret values, longest first: secret-named variables whole, the
+    alert webhook's URL and the OTLP headers whole, and the passwords and token-like paths
+    of URL-valued variables (``*_URL``, ``*_DSN``...)."""
+    items = tuple((k, v) for k, v in environ.items() if v and _ENV_NAME.search(k))
+    return _derived(items) if items else ()
 
 
 def parse_patterns(spec: str, *, strict: bool = True) -> tuple[re.Pattern[str], ...]:
@@ -377,6 +496,13 @@ def _format(fmt: str | None) -> Literal["text", "json"]:
     )
 
 
+#: loggers the ASGI server gives handlers of its own, with ``propagate=False`` (uvicorn's
+#: default ``LOGGING_CONFIG``): their lines must go through the redacting handler too
+_SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+#: HTTP clients that log every request's full URL at INFO (a webhook's token is in its path)
+_CHATTY_LOGGERS = ("httpx", "httpcore")
+
+
 def configure_logging(
     level: str | int = "WARNING",
     *,
@@ -390,6 +516,14 @@ def configure_logging(
     for an unknown level and :class:`~tether.exceptions.ConfigError` for an
     unknown format or a bad ``TETHER_REDACT_PATTERNS``, before changing
     anything.
+
+    The root logger gets the one handler. uvicorn's loggers (``uvicorn``,
+    ``uvicorn.error``, ``uvicorn.access``), which ``uvicorn --factory`` has
+    already given handlers of their own that do not propagate, lose those
+    handlers and propagate to it, so access lines are redacted and written in
+    the same format (one uvicorn silenced, with no handler, is left silent).
+    ``httpx`` and ``httpcore`` log at ``WARNING`` at least: at ``INFO`` they
+    log every request's full URL.
     """
     value = _level(os.environ.get("TETHER_LOG_LEVEL", level))
     kind = _format(fmt)
@@ -404,6 +538,13 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(value)
+    for name in _SERVER_LOGGERS:
+        server_log = logging.getLogger(name)
+        if server_log.handlers:  # a logger the operator silenced (no handler) stays silent
+            server_log.handlers.clear()
+            server_log.propagate = True
+    for name in _CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(max(value, logging.WARNING))
 
 
 @contextmanager

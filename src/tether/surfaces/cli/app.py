@@ -208,9 +208,10 @@ async def _open_store(db: str | None) -> SQLStore:
             f"{origin}: cannot open the database: {exc.strerror or exc}"
             + (f" ({exc.filename})" if exc.filename else "")
         ) from None
-    except (ValueError, sqlalchemy.exc.DatabaseError) as exc:
-        # a URL the driver cannot read (a bad port, an unclosed '['), or a file that is
-        # not a database: the setting is wrong, nothing will change on retry
+    except (ValueError, sqlalchemy.exc.DBAPIError) as exc:
+        # a URL the driver cannot read (a bad port, an unclosed '['), a file that is not
+        # a database, a database that does not exist (asyncpg's error arrives as the
+        # DBAPIError parent class): the setting is wrong, nothing will change on retry
         raise ConfigError(
             f"{origin}: cannot open the database: {one_line(str(exc))[:300]}"
         ) from None

@@ -311,8 +311,8 @@ def versions_cmd(
     if verb == "retire":
         if len(rest) != 2:
             raise _fail("usage: tether versions retire AGENT VERSION [--force --reason TEXT]")
-        if force and not reason:
-            raise _fail("--force needs --reason TEXT")
+        if force and not (reason and reason.strip()):
+            raise _fail("--force needs --reason TEXT: why this version goes early")
         v = _with_versions(
             db,
             lambda vs: vs.retire(

@@ -56,6 +56,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -367,11 +368,45 @@ def verify(
 
 
 def _public_url(url: str) -> str:
-    """``url`` fit for a log line: scheme, host and port (a path or query may hold a token)."""
-    parts = urlsplit(url)
+    """``url`` fit for a log line: scheme, host and port (a path or query may hold a token).
+
+    Never raises: a part that does not parse is shown as ``?``.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "?://?/..."
     host = parts.hostname or "?"
-    port = f":{parts.port}" if parts.port is not None else ""
-    return f"{parts.scheme}://{host}{port}/..."
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # out of range, not a number
+        port = ":?"
+    return f"{parts.scheme or '?'}://{host}{port}/..."
+
+
+def _checked_url(url: str, name: str = "the webhook URL") -> str:
+    """``url`` if an http(s) client can POST to it, else a ``ConfigError`` naming ``name``
+    (the URL shown without its path, query or credentials)."""
+    why = ""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port out of range or not a number
+        if parts.scheme not in ("http", "https"):
+            why = "is not an http(s) URL"
+        elif not parts.hostname:
+            why = "has no host"
+        elif port == 0:
+            why = "has port 0"
+        else:
+            httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        why = f"does not parse ({exc})"
+    if why:
+        raise ConfigError(
+            f"{name} ({_public_url(url)}) {why}: set it to the receiver's full "
+            "https://host[:port]/path address (a port is 1 to 65535)"
+        )
+    return url
 
 
 class _Undelivered(Exception):
@@ -413,7 +448,11 @@ class WebhookSink:
     ) -> None:
         if not secret:
             raise ConfigError("WebhookSink needs a shared secret to sign alerts with")
-        self.url = url
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ConfigError(
+                f"WebhookSink: timeout must be a number of seconds > 0, not {timeout}"
+            )
+        self.url = _checked_url(url)
         self._secret = secret
         self._owned = client is None
         self._client = client if client is not None else httpx.AsyncClient()
@@ -528,8 +567,11 @@ class Alerter:
         approval_wait: float = 900.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if dedupe_window < 0 or approval_wait <= 0:
-            raise ConfigError("Alerter: dedupe_window must be >= 0 and approval_wait > 0 seconds")
+        if not (0 <= dedupe_window < math.inf and 0 < approval_wait < math.inf):  # NaN fails
+            raise ConfigError(
+                "Alerter: dedupe_window must be >= 0 and approval_wait > 0 seconds (finite), "
+                f"not {dedupe_window} and {approval_wait}"
+            )
         self.sinks = tuple(sinks)
         self.dedupe_window = dedupe_window
         self.approval_wait = approval_wait
@@ -681,9 +723,14 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds; set a number") from None
+        value = math.nan
+    if not math.isfinite(value):  # nan, inf, not a number
+        raise ConfigError(
+            f"{name}={raw!r} is not a number of seconds: set a number, at least {minimum:g} "
+            f"(or unset it for the default, {default:g})"
+        )
     if value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}")
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}: set a larger number")
     return value
 
 
@@ -703,19 +750,15 @@ def alerter_from_env(environ: Mapping[str, str] = os.environ) -> Alerter:
     :class:`WebhookSink` when ``TETHER_ALERT_WEBHOOK_URL`` is set.
 
     Raises :class:`~tether.exceptions.ConfigError` (at start-up) for a webhook
-    URL without ``TETHER_ALERT_WEBHOOK_SECRET``, a URL that is not http(s), or
-    a number that is not one.
+    URL without ``TETHER_ALERT_WEBHOOK_SECRET``, a URL that is not http(s) or
+    does not parse (no host, a port outside 1-65535...), or a number that is
+    not a finite one (``nan``, ``inf``) or is below its minimum.
     """
     sinks: list[AlertSink] = [LogSink()]
     url = environ.get("TETHER_ALERT_WEBHOOK_URL", "").strip()
     secret = environ.get("TETHER_ALERT_WEBHOOK_SECRET", "")
     if url:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"TETHER_ALERT_WEBHOOK_URL ({_public_url(url)}) is not an http(s) URL; "
-                "set it to the receiver's full https://... address"
-            )
+        _checked_url(url, "TETHER_ALERT_WEBHOOK_URL")
         if len(secret) < 16:
             raise ConfigError(
                 "TETHER_ALERT_WEBHOOK_URL is set but TETHER_ALERT_WEBHOOK_SECRET is "

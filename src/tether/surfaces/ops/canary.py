@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -44,8 +45,13 @@ class Threshold:
     ratio: float
 
     def __post_init__(self) -> None:
-        if self.margin < 0 or self.ratio < 1:
-            raise ConfigError("a canary threshold needs margin >= 0 and ratio >= 1")
+        # written so that NaN fails (every comparison with NaN is false), and inf: either
+        # would silently turn the signal off
+        if not (0 <= self.margin < math.inf and 1 <= self.ratio < math.inf):
+            raise ConfigError(
+                "a canary threshold needs a finite margin >= 0 and a finite ratio >= 1, "
+                f"not margin={self.margin}, ratio={self.ratio}"
+            )
 
     def breached(self, canary: float, active: float) -> bool:
         return canary > active + self.margin and canary > active * self.ratio
@@ -76,26 +82,51 @@ class CanaryPolicy:
     cost: Threshold = field(default_factory=lambda: Threshold(0.0, 1.5))
 
     def __post_init__(self) -> None:
-        if self.min_sessions < 1 or self.interval <= 0:
-            raise ConfigError("CanaryPolicy: min_sessions >= 1 and interval > 0")
+        if not (self.min_sessions >= 1 and 0 < self.interval < math.inf):  # NaN fails
+            raise ConfigError(
+                "CanaryPolicy: min_sessions >= 1 and a finite interval > 0, "
+                f"not min_sessions={self.min_sessions}, interval={self.interval}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> CanaryPolicy:
         """``TETHER_CANARY_MIN_SESSIONS``, ``TETHER_CANARY_INTERVAL`` and, per signal,
-        ``TETHER_CANARY_<SIGNAL>=MARGIN,RATIO`` (e.g. ``TETHER_CANARY_FAILED_TURNS=0.02,1.5``)."""
+        ``TETHER_CANARY_<SIGNAL>=MARGIN,RATIO`` (e.g. ``TETHER_CANARY_FAILED_TURNS=0.02,1.5``).
+
+        A value that is not a finite number (``abc``, ``nan``, ``inf``), a count below
+        1, an interval not above 0, a negative margin or a ratio below 1 is a
+        :class:`~tether.exceptions.ConfigError` naming the variable.
+        """
         values: dict[str, Any] = {}
-        try:
-            if "TETHER_CANARY_MIN_SESSIONS" in environ:
-                values["min_sessions"] = int(environ["TETHER_CANARY_MIN_SESSIONS"])
-            if "TETHER_CANARY_INTERVAL" in environ:
-                values["interval"] = float(environ["TETHER_CANARY_INTERVAL"])
-            for name in SIGNALS:
-                raw = environ.get(f"TETHER_CANARY_{name.upper()}")
-                if raw is not None:
-                    margin, _, ratio = raw.partition(",")
-                    values[name] = Threshold(float(margin), float(ratio or 1.0))
-        except ValueError as exc:
-            raise ConfigError(f"TETHER_CANARY_* settings: {exc}") from None
+        name = "TETHER_CANARY_MIN_SESSIONS"
+        raw = environ.get(name)
+        if raw is not None:
+            count = raw.strip()
+            if not count.isdigit() or int(count) < 1:
+                raise ConfigError(f"{name}={raw!r} must be a whole number, 1 or more")
+            values["min_sessions"] = int(count)
+        name = "TETHER_CANARY_INTERVAL"
+        raw = environ.get(name)
+        if raw is not None:
+            interval = _finite(raw)
+            if interval is None or interval <= 0:
+                raise ConfigError(
+                    f"{name}={raw!r} must be a number of seconds greater than 0 (e.g. 30)"
+                )
+            values["interval"] = interval
+        for signal in SIGNALS:
+            name = f"TETHER_CANARY_{signal.upper()}"
+            raw = environ.get(name)
+            if raw is None:
+                continue
+            first, _, second = raw.partition(",")
+            margin, ratio = _finite(first), _finite(second) if second.strip() else 1.0
+            if margin is None or ratio is None or margin < 0 or ratio < 1:
+                raise ConfigError(
+                    f"{name}={raw!r} must be MARGIN,RATIO: a margin of 0 or more and a ratio "
+                    f"of 1 or more, both finite numbers (e.g. {name}=0.05,2)"
+                )
+            values[signal] = Threshold(margin, ratio)
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,6 +135,15 @@ class CanaryPolicy:
             v = getattr(self, f.name)
             out[f.name] = {"margin": v.margin, "ratio": v.ratio} if isinstance(v, Threshold) else v
         return out
+
+
+def _finite(raw: str) -> float | None:
+    """``raw`` as a finite number, or ``None`` (not a number, ``nan``, ``inf``)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def judge(canary: VersionSignals, active: VersionSignals, policy: CanaryPolicy) -> list[str]:

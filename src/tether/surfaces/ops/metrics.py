@@ -18,6 +18,20 @@ request to its decision, when this process saw both. What it remembers
 between events (turns in flight by session, approval request times) is
 dropped as soon as it is used and bounded by ``max_tracked``.
 
+**Label values** are cut at 80 characters and made encodable (a lone
+surrogate is written as its ``\\udXXX`` escape), so no value can break a
+scrape. The ``tool`` label is the model's choice of name, so a made-up name
+would be a new series forever: a call is labelled with its tool's name only
+when that name is known to be one of the agent version's tools, else
+``_unknown`` (:data:`UNKNOWN_TOOL`). The observer is not given the agent's
+tools; it learns them from what only a real tool gets: a ``tool.started``
+event (a call of a name the agent does not have ends in an error result
+without one), an approval request, or a call that finished without an error.
+:meth:`Metrics.declare_tools` names them up front (the server does, for the
+agents it was started with), so that a refused call of a real tool that never
+ran in this process is not ``_unknown`` either. At most 500 names are kept per
+agent version.
+
 **Pending approvals** (``tether_approvals_pending``) follow the events
 this process sees, clamped at zero: a request made in one process may be
 decided in another, so they drift. The store is the authority: call
@@ -46,7 +60,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from prometheus_client import (
@@ -67,7 +81,7 @@ from tether.spec.events import Event, EventType, SessionStatus
 if TYPE_CHECKING:
     from tether.runtime.ports import SessionStore
 
-__all__ = ["MULTIPROC_ENV", "Metrics"]
+__all__ = ["MULTIPROC_ENV", "UNKNOWN_TOOL", "Metrics"]
 
 #: the environment variable naming the folder where each worker writes its values
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -75,6 +89,10 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _M = TypeVar("_M", Counter, Gauge, Histogram)
 _AV = ("agent", "version")
 _MAX_LABEL = 80  # a longer label value is cut: labels name things, they do not quote them
+#: the ``tool`` label of a call whose name is not known to be one of the agent's tools
+UNKNOWN_TOOL = "_unknown"
+#: the most tool names remembered as real per agent version (a guard: agents declare fewer)
+_MAX_TOOLS = 500
 
 _TURN_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 _TTFT_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60)
@@ -94,8 +112,8 @@ class _Children(Generic[_M]):
 
     def __call__(self, *labels: str) -> _M:
         child = self._cache.get(labels)
-        if child is None:
-            child = self._cache[labels] = self._metric.labels(*labels)
+        if child is None:  # a new label tuple: made encodable once, here, whatever its source
+            child = self._cache[labels] = self._metric.labels(*map(_encodable, labels))
         return child
 
 
@@ -107,9 +125,19 @@ class _Turn:
         self.waiting = True  # for its first token
 
 
+def _encodable(text: str) -> str:
+    """``text`` as UTF-8 can write it: a lone surrogate (``json.loads`` makes one of a
+    model's ``"\\ud800"``) becomes its ``\\ud800`` escape instead of failing every scrape."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def _label(value: object) -> str:
     text = "unknown" if value is None or value == "" else str(value)
-    return text[:_MAX_LABEL]
+    return _encodable(text)[:_MAX_LABEL]
 
 
 def _multiprocess_dir() -> str | None:
@@ -155,6 +183,8 @@ class Metrics:
         self._turns: dict[str, _Turn] = {}
         self._asked: dict[str, float] = {}
         self._pending_n: dict[str, float] = {}
+        #: by (agent, version): the tool names shown to be the agent's own (see _tool)
+        self._tools: dict[tuple[str, str], set[str]] = {}
 
         def counter(name: str, doc: str, labels: tuple[str, ...]) -> _Children[Counter]:
             return _Children(Counter(name, doc, labels, registry=self.registry))
@@ -288,6 +318,7 @@ class Metrics:
         self._on: dict[str, Callable[[Event, SessionTag], None]] = {
             EventType.MODEL_DELTA: self._delta,
             EventType.MODEL_RESPONSE: self._model_response,
+            EventType.TOOL_STARTED: self._tool_started,
             EventType.TOOL_FINISHED: self._tool_finished,
             TURN_STARTED: self._turn_started,
             TURN_ENDED: self._turn_ended,
@@ -321,6 +352,13 @@ class Metrics:
             handler(ev, tag)
 
     # --- called by the server ----------------------------------------------------
+
+    def declare_tools(self, agent: str, version: str, tools: Iterable[str]) -> None:
+        """Name ``agent`` ``version``'s tools, so that a call of one refused before any
+        of its calls ran in this process is labelled with its name (see the module
+        docstring); optional: the events teach the rest."""
+        for name in tools:
+            self._learn(agent, version, name)
 
     def refused(self, scope: str, limit: str = "requests") -> None:
         """Count a request the server refused with 429 (``scope``: whose limit, e.g. ``key``)."""
@@ -433,9 +471,35 @@ class Metrics:
         if d.get("degraded"):
             self._degraded(tag.agent, tag.version, model).inc()
 
+    def _learn(self, agent: str, version: str, name: object) -> None:
+        if name is None:
+            return
+        known = self._tools.setdefault((agent, version), set())
+        if len(known) < _MAX_TOOLS:
+            known.add(str(name))
+
+    def _tool(self, tag: SessionTag, name: object, *, proven: bool) -> str:
+        """The ``tool`` label of a call of ``name``: the name when it is one of the agent's
+        tools, else :data:`UNKNOWN_TOOL`. The model chooses the name; a call of a name
+        the agent does not have ends as an error without a ``tool.started`` event, so a
+        name is the agent's once this process saw it started, asked approval for, or
+        finish without an error (``proven``), or :meth:`declare_tools` named it."""
+        key = str(name)
+        known = self._tools.get((tag.agent, tag.version))
+        if known is None or key not in known:
+            if not proven:
+                return UNKNOWN_TOOL
+            self._learn(tag.agent, tag.version, key)
+            if key not in self._tools[(tag.agent, tag.version)]:  # over the guard's bound
+                return UNKNOWN_TOOL
+        return _label(name)
+
+    def _tool_started(self, ev: Event, tag: SessionTag) -> None:
+        self._learn(tag.agent, tag.version, ev.data.get("name"))
+
     def _tool_finished(self, ev: Event, tag: SessionTag) -> None:
         d = ev.data
-        tool = _label(d.get("name"))
+        tool = self._tool(tag, d.get("name"), proven=not d.get("is_error"))
         outcome = "error" if d.get("is_error") else "ok"
         self._tool_calls(tag.agent, tag.version, tool, outcome).inc()
         duration = d.get("duration_ms")
@@ -465,7 +529,8 @@ class Metrics:
 
     def _approval_requested(self, ev: Event, tag: SessionTag) -> None:
         d = ev.data
-        self._asked_total(tag.agent, tag.version, _label(d.get("tool"))).inc()
+        # approval is asked only for a call of one of the agent's tools
+        self._asked_total(tag.agent, tag.version, self._tool(tag, d.get("tool"), proven=True)).inc()
         asked = self._asked
         if len(asked) >= self._max:
             del asked[next(iter(asked))]

@@ -16,8 +16,12 @@ Attributes follow the GenAI conventions (``gen_ai.operation.name``,
 ``gen_ai.tool.*``, ``error.type``); what the conventions have no name for is
 under ``tether.*`` (cost, degraded answers, retries, taint, approvals,
 guard verdicts). Message content (the user's text, the answer, tool
-arguments and results) is recorded only when asked for
-(``capture_content=True``): it is likely to hold personal data.
+arguments and results, a failed tool's error text) is recorded only when
+asked for (``capture_content=True``): it is likely to hold personal data.
+Without it a failed tool's span has ``error.type`` ``tool_error`` and a fixed
+status description; with it, the error text (first 200 characters), tool
+arguments and results are redacted (:func:`tether.surfaces.logs.redact`: keys, credentials),
+as are the failure and fallback reasons recorded either way.
 
 :func:`tracing_from_env` builds one from the standard ``OTEL_*`` variables
 (an SDK tracer provider exporting OTLP over HTTP), or returns ``None`` when
@@ -56,6 +60,7 @@ import tether
 from tether.exceptions import ConfigError
 from tether.runtime.observe import TURN_ENDED, TURN_STARTED, SessionTag
 from tether.spec.events import Event, EventType, SessionStatus
+from tether.surfaces.logs import redact, redact_value
 
 __all__ = ["Tracing", "capture_content_from_env", "tracing_from_env"]
 
@@ -70,6 +75,8 @@ _PROVIDERS = frozenset({"anthropic", "openai"})
 #: the most sessions remembered between a turn that asked for approval and the one deciding
 _MAX_AWAITING = 10_000
 _TRUE = frozenset({"1", "true", "yes", "on", "span_only", "span_and_event"})
+#: a failed tool call's span status without content capture (its text may hold personal data)
+_TOOL_FAILED = "the tool call failed"
 
 
 def _ns(t: float) -> int:
@@ -268,7 +275,8 @@ class Tracing:
     def _session_status(self, turn: _Turn, ev: Event) -> None:
         if ev.data.get("status") == SessionStatus.FAILED:
             reason = ev.data.get("reason")
-            turn.failure = None if reason is None else str(reason)[:300]
+            # an internal error's text is in it: redacted (keys, credentials), then cut
+            turn.failure = None if reason is None else redact(str(reason))[:300]
 
     def _user_message(self, turn: _Turn, ev: Event) -> None:
         if self.capture_content:
@@ -321,7 +329,7 @@ class Tracing:
         attrs = {
             "tether.fallback.from": str(d.get("from", "")),
             "tether.fallback.to": str(d.get("to", "")),
-            "tether.fallback.reason": str(d.get("reason", ""))[:300],
+            "tether.fallback.reason": redact(str(d.get("reason", "")))[:300],
         }
         turn.span.add_event("tether.fallback", attrs, timestamp=_ns(ev.time))
         turn.span.set_attribute("tether.fallback", True)
@@ -410,7 +418,7 @@ class Tracing:
         start = max(_ns(ev.time), turn.start)
         span = self._tool_span(turn, call_id, str(d.get("name", "")), start)
         if self.capture_content and "arguments" in d:
-            span.set_attribute("gen_ai.tool.call.arguments", _json(d["arguments"]))
+            span.set_attribute("gen_ai.tool.call.arguments", _json(redact_value(d["arguments"])))
         turn.tools[call_id] = (span, start)
 
     def _tool_finished(self, turn: _Turn, ev: Event) -> None:
@@ -430,9 +438,14 @@ class Tracing:
             span.set_attribute("tether.tool.executed", False)
         if d.get("is_error"):
             span.set_attribute("error.type", "tool_error")
-            span.set_status(Status(StatusCode.ERROR, str(d.get("content", ""))[:200]))
+            # the error text may quote a key or personal data: only with content capture on,
+            # and redacted; otherwise a fixed description (error.type says what failed)
+            why = _TOOL_FAILED
+            if self.capture_content:
+                why = redact(str(d.get("content", "")))[:200] or _TOOL_FAILED
+            span.set_status(Status(StatusCode.ERROR, why))
         if self.capture_content:
-            span.set_attribute("gen_ai.tool.call.result", str(d.get("content", "")))
+            span.set_attribute("gen_ai.tool.call.result", redact(str(d.get("content", ""))))
         span.end(end_time=max(end, start))
 
     def _approval_requested(self, turn: _Turn, ev: Event) -> None:
