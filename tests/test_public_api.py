@@ -73,6 +73,7 @@ def test_top_level_exports() -> None:
             "__version__",
             "apply_policy",
             "arguments_hash",
+            "mcp_server",
             "open_sandbox",
             "open_store",
             "review_sql",

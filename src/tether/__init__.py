@@ -71,6 +71,7 @@ _LAZY = {
     "SandboxLimits": "tether.controls.sandbox",
     "open_sandbox": "tether.controls.sandbox",
     "run_python_tool": "tether.controls.sandbox",
+    "mcp_server": "tether.providers.mcp",
 }
 
 
@@ -140,6 +141,7 @@ __all__ = [
     "__version__",
     "apply_policy",
     "arguments_hash",
+    "mcp_server",
     "open_sandbox",
     "open_store",
     "review_sql",

@@ -49,6 +49,12 @@ EXPECTED: dict[str, list[str]] = {
         "edge-cases: 0/1 cases",
         "regression: cancel-confirmed: in the baseline, but it did not run now",
     ],
+    "mcp_tools.py": [
+        "tools offered: clarify, delete_note, read_note",
+        "read_note: idle, Returns are free within 30 days.",
+        "delete_note: awaiting_approval (delete_note)",
+        "after approval: idle, The note is deleted.",
+    ],
     "operations.py": [
         "v1 gate passed: True",
         "  golden set: 2/2 cases",

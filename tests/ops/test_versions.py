@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -345,3 +346,33 @@ async def test_racing_deploys_promotes_and_rollbacks_keep_one_active(
         await b.aclose()
         if schema is not None:
             await drop_schema(schema)
+
+
+def test_an_mcp_servers_credentials_are_not_in_the_definition() -> None:
+    """The definition is stored and shown: a server's header and env values (tokens) and a
+    URL's userinfo and query are left out; which keys are set, and everything else, stays."""
+    server = tether.mcp_server(
+        "http",
+        name="docs",
+        url="https://user:hunter2-pw@mcp.example/api?token=s3cr3t-query",
+        headers={"Authorization": "Bearer sk-live-abcdefghijklmnop"},
+        trust=True,
+    )
+    d = definition_of(_agent(tools=(look, cancel, server)))
+    text = json.dumps(d)
+    for secret in ("hunter2-pw", "s3cr3t-query", "sk-live-abcdefghijklmnop"):
+        assert secret not in text
+    (src,) = d["toolsets"]
+    assert src["headers"] == ["Authorization"]
+    assert src["url"] == "https://mcp.example/api"
+    assert src["trust"] is True
+    untrusted = definition_of(
+        _agent(
+            tools=(
+                look,
+                cancel,
+                tether.mcp_server("http", name="docs", url="https://mcp.example/api"),
+            )
+        )
+    )
+    assert content_hash(untrusted) != content_hash(d)  # trust is part of the version

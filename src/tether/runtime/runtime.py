@@ -53,6 +53,7 @@ from tether.runtime.result import TurnResult
 from tether.runtime.services import ServiceCache
 from tether.runtime.session import Session, SessionInfo
 from tether.runtime.state import SessionState
+from tether.runtime.toolsets import ToolSets
 from tether.runtime.turn import Turn, TurnKit
 from tether.spec.agent import Agent
 from tether.spec.events import Event, EventType
@@ -171,6 +172,8 @@ class Runtime:
         #: the key of the boundary markers around untrusted content (see runtime.taint)
         self.spotlight_secret = secrets.token_bytes(16)
         self._svc = ServiceCache(models, self.spotlight_secret)
+        #: the agents' tool sources (MCP servers), opened on first use
+        self._toolsets = ToolSets()
         #: sessions with a turn in progress in this runtime, and the tasks running them
         self._active: dict[str, asyncio.Task[Any] | None] = {}
         self._deps = DepsCache(max_sessions=max_session_deps, busy=self._active)
@@ -202,7 +205,8 @@ class Runtime:
         3. After ``timeout``, cancel what is left (a turn cancelled inside a
            tool is resumable too: an unsafe call in flight is reported as
            "outcome unknown", never run twice).
-        4. Close deps, models, the tool workers, then (if owned) the store.
+        4. Close deps, tool sources (stopping MCP servers it started), models,
+           the tool workers, then (if owned) the store.
         """
         if self._closing:  # closed, or a concurrent aclose() is at work: wait for it
             await self._shut.wait()
@@ -225,6 +229,7 @@ class Runtime:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._idle.wait(), max(1.0, grace / 10))
         await self._deps.aclose()
+        await self._toolsets.aclose()
         await self._svc.aclose()
         self.executor.close()
         await self.lease.aclose()
@@ -411,7 +416,8 @@ class Runtime:
         Claims the session in this runtime before anything awaits (a second
         operation on it gets ``SessionConflict`` at once), takes its lease
         under an owner id of this turn's own (so a refused operation can
-        never release another's lease), checks the agent's models, and
+        never release another's lease), opens the agent's tool sources
+        (their tools join the agent's), checks the agent's models, and
         yields the :class:`Turn`; on the way out the journal commits what
         is left and gives the lease back.
         """
@@ -429,7 +435,7 @@ class Runtime:
         self._active[sid] = asyncio.current_task()
         self._idle.clear()
         try:
-            agent = handle.agent
+            agent = await self._toolsets.agent_for(handle.agent)  # + its MCP servers' tools
             svc = self._svc.for_agent(agent)
             self._turns += 1
             owner = f"{self.owner}:{self._turns}"

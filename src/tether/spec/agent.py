@@ -20,6 +20,7 @@ from tether.spec.health import HealthCheck
 from tether.spec.model import Model
 from tether.spec.policy import BreakerPolicy, RetryPolicy
 from tether.spec.tools import Tool
+from tether.spec.toolsource import ToolSource
 
 __all__ = ["Agent", "Limits"]
 
@@ -85,7 +86,14 @@ class Agent:
     - ``models``: the chain, primary first, as spec strings (``anthropic:MODEL``,
       ``openai:MODEL``, ``local``, ``local:PATH.gguf``, ``scripted``) or
       :class:`~tether.spec.model.Model` objects.
-    - ``tools``: the only tools this agent can call.
+    - ``tools``: the only tools this agent can call: :class:`~tether.spec.tools.Tool`
+      objects, and tool sources (``tether.mcp_server(...)``: an MCP server's
+      tools). A source is moved out of ``tools`` into ``toolsets`` when the
+      agent is built, so ``tools`` holds only the tools declared in code; the
+      runtime connects each source on the agent's first turn and adds its tools
+      to the ones the agent may call (a name clash with a declared tool is a
+      :class:`~tether.exceptions.ConfigError` then).
+    - ``toolsets``: the tool sources taken from ``tools`` (or given here).
     - ``deps``: a factory whose result tools receive as ``ctx.deps`` (a
       database handle, a client). With no argument it is called once per
       runtime; with one (``deps=lambda s: Shop(tenant=s.principal.tenant)``)
@@ -145,6 +153,7 @@ class Agent:
     description: str = ""
     models: tuple[ModelRef, ...] = ("local",)
     tools: tuple[Tool, ...] = ()
+    toolsets: tuple[ToolSource, ...] = ()
     limits: Limits = field(default_factory=Limits)
     deps: Callable[..., Any] | None = None
     test_deps: Callable[..., Any] | None = None
@@ -187,6 +196,18 @@ class Agent:
                 (self.models,) if isinstance(self.models, str) else tuple(self.models),
             )
             object.__setattr__(self, "tools", tuple(self.tools))
+        if not isinstance(self.toolsets, tuple):
+            object.__setattr__(self, "toolsets", tuple(self.toolsets))
+        sources = tuple(t for t in self.tools if _is_source(t))
+        if sources:
+            object.__setattr__(self, "tools", tuple(t for t in self.tools if not _is_source(t)))
+            object.__setattr__(self, "toolsets", self.toolsets + sources)
+        for s in self.toolsets:
+            if not _is_source(s):
+                raise ConfigError(
+                    f"agent {self.name!r}: toolsets holds {s!r}, which is not a tool source; "
+                    "pass tether.mcp_server(...) objects there"
+                )
         seen: set[str] = set()
         for t in self.tools:
             if not isinstance(t, Tool):
@@ -212,3 +233,7 @@ class Agent:
     def may_downgrade(self) -> bool:
         """Whether a backup model may answer: not ``no_downgrade``, no ``critical`` tool."""
         return not self.no_downgrade and not any(t.risk.critical for t in self.tools)
+
+
+def _is_source(obj: object) -> bool:
+    return not isinstance(obj, Tool) and isinstance(obj, ToolSource)

@@ -28,6 +28,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import pydantic
 
@@ -43,7 +44,9 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _TOOL_SKIP = frozenset({"fn", "validator", "is_async", "context_param"})
 #: fields of an Agent handled on their own (``test_deps`` only serves contract tests: it
 #: does not change what a version does)
-_AGENT_SKIP = frozenset({"tools", "models", "deps", "output_schema", "test_deps"})
+_AGENT_SKIP = frozenset({"tools", "models", "deps", "output_schema", "test_deps", "toolsets"})
+#: fields of a tool source whose values may be credentials: only their keys are recorded
+_SOURCE_SECRETS = frozenset({"env", "headers"})
 
 
 def _source_hash(obj: Any) -> str | None:
@@ -150,6 +153,7 @@ def definition_of(agent: Agent) -> dict[str, Any]:
         if f.name not in _AGENT_SKIP
     }
     out["models"] = [_model_name(m) for m in agent.models]
+    out["toolsets"] = [_source(t) for t in getattr(agent, "toolsets", ())]
     out["tools"] = tools
     out["deps"] = None if agent.deps is None else code_of(agent.deps)
     schema = agent.output_schema
@@ -157,6 +161,26 @@ def definition_of(agent: Agent) -> dict[str, Any]:
         out["output_schema"] = schema.model_json_schema()
     else:
         out["output_schema"] = _plain(schema)
+    return out
+
+
+def _source(source: Any) -> Any:
+    """A tool source (an MCP server) as data, without the values of its env and headers
+    (tokens live there; the definition is stored and shown) or a URL's credentials."""
+    if not (dataclasses.is_dataclass(source) and not isinstance(source, type)):
+        return {"source": type(source).__qualname__, "name": getattr(source, "name", None)}
+    out: dict[str, Any] = {"source": type(source).__qualname__}
+    for f in dataclasses.fields(source):
+        value = getattr(source, f.name)
+        if f.name in _SOURCE_SECRETS and isinstance(value, Mapping):
+            out[f.name] = sorted(str(k) for k in value)
+        elif f.name == "url" and isinstance(value, str):
+            parts = urlsplit(value)
+            host = parts.hostname or ""
+            port = f":{parts.port}" if parts.port else ""
+            out[f.name] = f"{parts.scheme}://{host}{port}{parts.path}"
+        else:
+            out[f.name] = _plain(value)
     return out
 
 
