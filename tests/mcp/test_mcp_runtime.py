@@ -207,16 +207,27 @@ async def test_aclose_stops_the_server(shop_env: dict[str, str], pids_file: Path
     assert not alive(pid)
 
 
-async def test_list_changed_adds_the_new_tool_next_turn(shop_env: dict[str, str]) -> None:
-    model = ScriptedModel([call("grow"), "Grown.", call("extra"), "Extra."])
+async def test_list_changed_lists_again_and_quarantines_the_new_tool(
+    shop_env: dict[str, str],
+) -> None:
+    model = ScriptedModel(
+        [call("grow"), "Grown.", call("extra"), "No such tool.", call("extra"), "Extra."]
+    )
     agent = shop_agent(model, stdio_shop(shop_env, trust=True))
     async with Runtime() as rt:
         first = await rt.run(agent, "grow")
         assert "extra" not in {t.name for t in model.requests[0].tools}
         await asyncio.sleep(0.2)  # the notification arrives on its own
         second = await rt.run(agent, "extra", session_id=first.session_id)
-    assert "extra" in {t.name for t in model.requests[2].tools}
-    assert second.status == SessionStatus.AWAITING_APPROVAL  # no annotations: gated
+        # listed again: the new tool is quarantined (tests/mcp/test_pins.py), not offered
+        assert "extra" not in {t.name for t in model.requests[2].tools}
+        changed = [e.data for e in second.events if e.type == EventType.TOOL_DEFINITION_CHANGED]
+        assert [(d["tool"], d["reason"]) for d in changed] == [("extra", "new")]
+        assert second.status == SessionStatus.IDLE
+        await rt.store.tool_pins.accept("shop", tool="extra", by="ops", at=0.0)  # type: ignore[attr-defined]
+        third = await rt.run(agent, "extra", session_id=first.session_id)
+    assert "extra" in {t.name for t in model.requests[4].tools}
+    assert third.status == SessionStatus.AWAITING_APPROVAL  # no annotations: gated
 
 
 async def test_an_unreachable_server_fails_before_the_turn(tmp_path: Path) -> None:

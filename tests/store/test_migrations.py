@@ -30,6 +30,7 @@ TABLES = {
     "idempotency",
     "agent_versions",
     "agent_version_log",
+    "tool_pins",
     "alembic_version",
 }
 

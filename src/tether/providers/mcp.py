@@ -38,9 +38,11 @@ only for an idempotent tool, counted by the tool's breaker) and the next
 call starts a new connection (a new subprocess for stdio).
 
 ``tools/list_changed``: the next turn lists the tools again; new tools are
-added and removed ones dropped, but a tool whose definition changed keeps
-its first definition (a warning is logged). Pinning definitions by hash and
-quarantining changed ones is not done here yet.
+added, removed ones dropped, and a tool whose definition changed is built
+anew. :meth:`McpConnection.definitions` gives each listed tool's definition
+as the server wrote it, which the runtime pins by hash
+(``tether.runtime.pins``): a changed or new tool is quarantined there, hidden
+from the model until an operator accepts it.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ if TYPE_CHECKING:  # the SDK loads only when a server is opened
     from mcp.types import CallToolResult
     from mcp.types import Tool as McpTool
 
-__all__ = ["McpServer", "flags_for", "load_overrides", "mcp_server"]
+__all__ = ["McpServer", "definition_of", "flags_for", "load_overrides", "mcp_server"]
 
 log = logging.getLogger("tether.mcp")
 
@@ -169,6 +171,19 @@ def flags_for(annotations: Mapping[str, Any] | None, *, trusted: bool) -> dict[s
     flags["untrusted_output"] = not closed_world
     flags["egress"] = not closed_world
     return flags
+
+
+def definition_of(tool: McpTool) -> dict[str, Any]:
+    """What is pinned of a listed tool, with the protocol's names, as the server listed it."""
+    ann = tool.annotations
+    return {
+        "name": tool.name,
+        "description": tool.description,
+        "inputSchema": tool.input_schema,
+        "annotations": None
+        if ann is None
+        else ann.model_dump(mode="json", by_alias=True, exclude_none=True),
+    }
 
 
 def _hints(tool: McpTool) -> dict[str, Any] | None:
@@ -324,9 +339,10 @@ class McpConnection:
         self._connect_lock = asyncio.Lock()
         self._changed = False
         self._closed = False
-        #: the tools as first listed, by name: (their definition, the Tether tool)
+        #: the tools as last listed, by name: (their definition, the Tether tool)
         self._known: dict[str, tuple[McpTool, Tool]] = {}
         self._current: tuple[Tool, ...] | None = None
+        self._definitions: dict[str, dict[str, Any]] = {}
 
     async def tools(self) -> tuple[Tool, ...]:
         """The server's tools: listed once, again after ``tools/list_changed``."""
@@ -355,18 +371,18 @@ class McpConnection:
             self._current = self._adopt(listed)
             return self._current
 
+    def definitions(self) -> dict[str, dict[str, Any]]:
+        """Each tool of the last listing (those offered), by name, as :func:`definition_of`."""
+        return dict(self._definitions)
+
     def _adopt(self, listed: list[McpTool]) -> tuple[Tool, ...]:
         out: list[Tool] = []
+        definitions: dict[str, dict[str, Any]] = {}
         for t in listed:
             known = self._known.get(t.name)
-            if known is not None:
-                if known[0] != t:
-                    log.warning(
-                        "MCP server %s changed the definition of tool %s; keeping the first one",
-                        self.spec.name,
-                        t.name,
-                    )
+            if known is not None and known[0] == t:  # unchanged: the same Tool object
                 out.append(known[1])
+                definitions[t.name] = definition_of(t)
                 continue
             try:
                 built = self.spec.build_tool(t, self)
@@ -375,10 +391,14 @@ class McpConnection:
                     "MCP server %s: tool %s is not offered: %s", self.spec.name, t.name, exc
                 )
                 continue
-            if self._current is not None:
-                log.warning("MCP server %s added tool %s", self.spec.name, t.name)
+            if known is not None:
+                log.info("MCP server %s changed the definition of tool %s", self.spec.name, t.name)
+            elif self._current is not None:
+                log.info("MCP server %s added tool %s", self.spec.name, t.name)
             self._known[t.name] = (t, built)
             out.append(built)
+            definitions[t.name] = definition_of(t)
+        self._definitions = definitions
         for unknown in sorted(set(self.spec.overrides) - set(self._known)):
             log.warning("MCP server %s: overrides name no tool %r", self.spec.name, unknown)
         return tuple(out)

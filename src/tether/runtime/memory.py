@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from tether.exceptions import SessionConflict, SessionNotFound
 from tether.runtime.lease import lease_conflict, lease_lost
+from tether.runtime.pins import InMemoryToolPins
 from tether.runtime.ports import SessionRecord
 from tether.spec.events import Event
 
@@ -81,6 +82,8 @@ class InMemoryStore:
     def __init__(self) -> None:
         self._sessions: dict[str, _Entry] = {}
         self._closed = False
+        #: pinned tool definitions of tool sources (``tether.runtime.pins``)
+        self.tool_pins = InMemoryToolPins()
 
     def _entry(self, session_id: str) -> _Entry:
         if self._closed:

@@ -172,8 +172,13 @@ class Runtime:
         #: the key of the boundary markers around untrusted content (see runtime.taint)
         self.spotlight_secret = secrets.token_bytes(16)
         self._svc = ServiceCache(models, self.spotlight_secret)
-        #: the agents' tool sources (MCP servers), opened on first use
-        self._toolsets = ToolSets()
+        #: the agents' tool sources (MCP servers), opened on first use; their tools are
+        #: pinned in the store's ``tool_pins`` when it keeps them, else in this process
+        self._toolsets = ToolSets(
+            pins=getattr(store, "tool_pins", None),
+            flagged=self._description_flagged,
+            clock=clock,
+        )
         #: sessions with a turn in progress in this runtime, and the tasks running them
         self._active: dict[str, asyncio.Task[Any] | None] = {}
         self._deps = DepsCache(max_sessions=max_session_deps, busy=self._active)
@@ -435,7 +440,8 @@ class Runtime:
         self._active[sid] = asyncio.current_task()
         self._idle.clear()
         try:
-            agent = await self._toolsets.agent_for(handle.agent)  # + its MCP servers' tools
+            # + its MCP servers' accepted tools; those newly quarantined are reported below
+            agent, quarantined = await self._toolsets.agent_for(handle.agent)
             svc = self._svc.for_agent(agent)
             self._turns += 1
             owner = f"{self.owner}:{self._turns}"
@@ -446,6 +452,8 @@ class Runtime:
                 self.observers, journal, "create" if creating else need, self.clock()
             )
             try:
+                for q in quarantined:  # after watch_turn: observers (alerts) hear it
+                    journal.emit(EventType.TOOL_DEFINITION_CHANGED, q.to_data())
                 principal = journal.state.principal.narrow(handle.principal)
                 handle.principal = principal
 
@@ -620,6 +628,10 @@ class Runtime:
 
             self._detector = InjectionDetector()
         return self._detector
+
+    def _description_flagged(self, text: str) -> bool:
+        """Whether a tool source's tool description reads as a prompt injection."""
+        return bool(text) and self.detector.scan(text, "tool").flagged
 
     def guard(
         self, text: str, source: str, policy: GuardPolicy, verdict: JudgeVerdict | None = None

@@ -90,6 +90,13 @@ Event types (``Event.type``) and their ``data``:
 ``output.reask``       ``errors``, ``attempt``, ``text``: the final answer did
                        not match the output schema; ``text`` (the runtime's
                        message to the model) joins the conversation
+``tool.definition_changed``
+                       ``server``, ``tool``, ``reason`` (``changed``, ``new``,
+                       ``injection``), ``old_hash`` (``None`` for a tool never
+                       accepted), ``new_hash``, ``diff`` (what differs in
+                       ``description``, ``inputSchema``, ``annotations``): a
+                       tool source's tool was quarantined, hidden from the
+                       model until an operator accepts it (an alert)
 =====================  ==========================================================
 """
 
@@ -152,6 +159,7 @@ class EventType(StrEnum):
     GUARD_FLAGGED = "guard.flagged"
     GUARD_JUDGED = "guard.judged"
     UNSUPPORTED_CLAIM = "answer.unsupported_claim"
+    TOOL_DEFINITION_CHANGED = "tool.definition_changed"
 
 
 class SessionStatus(StrEnum):

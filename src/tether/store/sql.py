@@ -20,6 +20,7 @@ than ``pool_timeout`` for a connection, so a stuck database surfaces as
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -44,6 +45,7 @@ from tether.store._engine import (
 )
 from tether.store._writers import COMMITTED, LEASE_LOST, Statements, Writer, make_writer
 from tether.store.errors import StoreTimeout, StoreUnavailable, lease_conflict, lease_lost
+from tether.store.pins import SQLToolPins
 from tether.store.tables import (
     EVENT_COLUMNS,
     SESSION_COLUMNS,
@@ -215,6 +217,11 @@ class SQLStore:
     def engine(self) -> AsyncEngine:
         """The SQLAlchemy engine (for diagnostics and tests)."""
         return self._engine
+
+    @functools.cached_property
+    def tool_pins(self) -> SQLToolPins:
+        """Pinned tool definitions of tool sources, in this database (``tether.store.pins``)."""
+        return SQLToolPins(self._engine, self._guard)
 
     @asynccontextmanager
     async def _guard(

@@ -40,6 +40,7 @@ __all__ = [
     "row_event",
     "row_record",
     "sessions",
+    "tool_pins",
 ]
 
 metadata = sa.MetaData()
@@ -273,4 +274,23 @@ agent_version_log = sa.Table(
     sa.Column("by", sa.String(255), nullable=True),
     sa.Column("detail", sa.Text, nullable=True),
     sa.Index("ix_agent_version_log_agent_at", "agent", "at"),
+)
+
+#: pinned tool definitions of tool sources (``tether.store.pins``), per agent version
+tool_pins = sa.Table(
+    "tool_pins",
+    metadata,
+    sa.Column("agent", sa.String(255), primary_key=True),
+    sa.Column("version", sa.String(255), primary_key=True),
+    sa.Column("server", sa.String(255), primary_key=True),
+    sa.Column("tool", sa.String(255), primary_key=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=True),
+    sa.Column("definition", sa.Text, nullable=True),
+    sa.Column("pending_hash", sa.String(64), nullable=True),
+    sa.Column("pending_definition", sa.Text, nullable=True),
+    sa.Column("reason", sa.String(32), nullable=True),
+    sa.Column("first_seen", sa.Double, nullable=False),
+    sa.Column("decided_by", sa.String(255), nullable=True),
+    sa.Column("decided_at", sa.Double, nullable=True),
 )

@@ -8,6 +8,13 @@
   showed it. Exits 0 when no tool has a finding, 1 when one has, 2 on a
   usage error (an unknown tool, an agent with ``deps`` but no
   ``test_deps``, a bad option).
+- ``tether tools pins AGENT``: the pinned definitions of the agent's MCP
+  tools (per version, server and tool): state, hash, and for a quarantined
+  tool why and what differs. ``--json`` prints them as one JSON array.
+- ``tether tools accept AGENT``: accept quarantined tools (all of the agent's,
+  or of one ``--version``, ``--server``, ``--tool``), recording who
+  (``TETHER_DEPLOYED_BY`` or the login name) and when; they are offered to
+  the model from the next turn. Exits 1 when nothing matched.
 
 Importing this module registers the commands on :data:`tether.surfaces.cli.app.app`.
 """
@@ -16,17 +23,33 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from tether.surfaces.cli.app import ModelOption, _agent, _fail, _run_async, app, out
+from tether.runtime.pins import PinState, ToolPin
+from tether.store.pins import SQLToolPins
+from tether.surfaces.cli.app import (
+    DbOption,
+    ModelOption,
+    _agent,
+    _fail,
+    _open_store,
+    _run_async,
+    app,
+    out,
+)
 from tether.surfaces.cli.render import visible
+from tether.surfaces.ops.deploy import deployer
 from tether.surfaces.toolcheck import Finding, ToolCheckReport, check_tools
 
-__all__ = ["tools_app", "tools_test"]
+__all__ = ["tools_accept", "tools_app", "tools_pins", "tools_test"]
+
+T = TypeVar("T")
 
 tools_app = typer.Typer(help="Check an agent's tools.", no_args_is_help=True)
 app.add_typer(tools_app, name="tools")
@@ -178,3 +201,102 @@ def _short(text: str) -> str:
     """``text`` on one line, escaped (control and bidi characters shown), cut to a few lines."""
     shown = visible(text, one_line=True)
     return shown if len(shown) <= _SHOWN_CHARS else shown[: _SHOWN_CHARS - 1] + "…"
+
+
+# --- pinned definitions -------------------------------------------------------------
+
+AgentName = Annotated[str, typer.Argument(metavar="AGENT", help="The agent's name.")]
+VersionOption = Annotated[
+    str | None, typer.Option("--version", "-v", help="Only this version (default: all).")
+]
+
+
+def _with_pins(db: str | None, work: Callable[[SQLToolPins], Awaitable[T]]) -> T:
+    async def go() -> T:
+        store = await _open_store(db)
+        try:
+            return await work(store.tool_pins)
+        finally:
+            await store.aclose()
+
+    return _run_async(go)
+
+
+@tools_app.command("pins")
+def tools_pins(
+    agent: AgentName,
+    version: VersionOption = None,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
+) -> None:
+    """List AGENT's pinned MCP tool definitions: state, hash, and what a quarantine is about."""
+    pins = _with_pins(db, lambda p: p.pins(agent, version))
+    if as_json:
+        sys.stdout.write(json.dumps([p.to_dict() for p in pins], ensure_ascii=True) + "\n")
+        return
+    if not pins:
+        out.print(f"no pinned tools for agent {visible(agent, one_line=True)}")
+        return
+    table = Table(title=f"{agent}: pinned tool definitions", title_justify="left")
+    for col in ("version", "server", "tool", "state", "hash", "decided"):
+        table.add_column(col)
+    for p in pins:
+        quarantined = p.state == PinState.QUARANTINED
+        state = f"quarantined ({p.reason})" if quarantined else "accepted"
+        decided = (
+            "-" if p.decided_at is None else f"{p.decided_by or 'first use'} {_when(p.decided_at)}"
+        )
+        table.add_row(
+            Text(visible(p.version, one_line=True)),
+            Text(visible(p.server, one_line=True)),
+            Text(visible(p.tool, one_line=True)),
+            Text(state, style="bold yellow" if quarantined else "green"),
+            (p.hash or "-")[:12],
+            Text(visible(decided, one_line=True)),
+        )
+    out.print(table)
+    for p in pins:
+        if p.state == PinState.QUARANTINED:
+            _print_quarantine(p)
+
+
+def _print_quarantine(p: ToolPin) -> None:
+    head = Text("! ", style="bold yellow")
+    head.append(visible(f"{p.version} {p.server}/{p.tool}", one_line=True), style="bold")
+    head.append(f" {p.reason}: {(p.hash or 'none')[:12]} -> {(p.pending_hash or '')[:12]}")
+    out.print(head, soft_wrap=True)
+    for part, change in p.to_dict().get("diff", {}).items():
+        shown = json.dumps(change, ensure_ascii=False, sort_keys=True)
+        out.print(Text(f"    {part}: {_short(shown)}", style="dim"), soft_wrap=True)
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(at))
+
+
+@tools_app.command("accept")
+def tools_accept(
+    agent: AgentName,
+    version: VersionOption = None,
+    server: Annotated[str | None, typer.Option("--server", help="Only this server's.")] = None,
+    tool: Annotated[str | None, typer.Option("--tool", "-t", help="Only this tool.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Accept AGENT's quarantined MCP tools: offered to the model from the next turn."""
+    by = deployer()
+    done = _with_pins(
+        db,
+        lambda p: p.accept(agent, version, server=server, tool=tool, by=by, at=time.time()),
+    )
+    if not done:
+        what = " ".join(
+            f"{k} {v}" for k, v in (("version", version), ("server", server), ("tool", tool)) if v
+        )
+        raise _fail(
+            f"nothing to accept: agent {agent}{' ' + what if what else ''} has no quarantined "
+            f"tool (see `tether tools pins {agent}`)",
+            1,
+        )
+    for p in done:
+        line = f"accepted {p.version} {p.server}/{p.tool} ({(p.hash or '')[:12]}) by {by}"
+        out.print(Text(visible(line, one_line=True), style="green"), soft_wrap=True)

@@ -8,7 +8,8 @@ JSON, signed with a shared secret and retried. An :class:`Alerter` sends each
 alert to all its sinks at once, skipping repeats of the same ``Alert.id``
 within a window, and is an observer of the runtime
 (``Runtime(observers=[alerter])``): it turns ``breaker.opened``,
-``budget.exhausted`` and ``operator.alert`` events into alerts and sends them
+``budget.exhausted``, ``operator.alert`` and ``tool.definition_changed``
+events into alerts and sends them
 in the background, never blocking or failing a turn.
 
 The rest are raised by whoever sees them: :meth:`Alerter.check_waiting` for
@@ -126,6 +127,8 @@ class AlertKind(StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"
     #: an ``operator.alert`` event: a tool call a person must check
     OPERATOR = "operator"
+    #: a ``tool.definition_changed`` event: a tool source's tool is quarantined
+    TOOL_CHANGED = "tool_changed"
 
 
 class Severity(StrEnum):
@@ -213,7 +216,7 @@ def _who(tag: SessionTag) -> dict[str, Any]:
 
 def alert_for_event(ev: Event, tag: SessionTag) -> Alert | None:
     """The alert an event calls for, if any: a breaker opened, a budget ran out, an
-    operator alert. Pure: nothing is sent."""
+    operator alert, a quarantined tool. Pure: nothing is sent."""
     where = f"session {ev.session_id} of agent {tag.agent} version {tag.version}"
     base: dict[str, Any] = {
         "time": ev.time,
@@ -260,6 +263,33 @@ def alert_for_event(ev: Event, tag: SessionTag) -> Alert | None:
             summary=f"A person must check tool {tool} in {where}: {reason}.",
             details={"tool": tool, "call_id": data.get("call_id"), "reason": reason, **_who(tag)},
             id=f"{AlertKind.OPERATOR}:{ev.session_id}:{data.get('call_id')}",
+            **base,
+        )
+    if ev.type == EventType.TOOL_DEFINITION_CHANGED:
+        server, tool, reason = data.get("server"), data.get("tool"), data.get("reason")
+        why = {
+            "changed": "its definition changed",
+            "new": "it is new",
+            "injection": "its description reads as a prompt injection",
+        }.get(str(reason), str(reason))
+        return Alert(
+            kind=AlertKind.TOOL_CHANGED,
+            severity=Severity.WARNING,
+            summary=f"Tool {tool} of server {server} is quarantined for agent {tag.agent} "
+            f"version {tag.version} ({why}): hidden from the model until accepted with "
+            f"`tether tools accept {tag.agent} --version {tag.version} --server {server} "
+            f"--tool {tool}` (first seen in {where}).",
+            details={
+                "server": server,
+                "tool": tool,
+                "reason": reason,
+                "old_hash": data.get("old_hash"),
+                "new_hash": data.get("new_hash"),
+                "diff": data.get("diff"),
+                **_who(tag),
+            },
+            id=f"{AlertKind.TOOL_CHANGED}:{tag.agent}:{tag.version}:{server}:{tool}:"
+            f"{data.get('new_hash')}",
             **base,
         )
     return None
