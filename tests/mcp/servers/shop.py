@@ -107,6 +107,15 @@ def failing(order_id: str) -> str:
     raise ToolError(f"order {order_id} does not exist")
 
 
+_STOCK = {"lamp": 3}
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
+def stock(sku: str) -> str:
+    """How many of an item are in stock (planted bug: a KeyError for an unknown sku)."""
+    return f"{_STOCK[sku]} in stock"
+
+
 @server.tool(annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
 def slow(seconds: float) -> str:
     """Sleep, then answer."""

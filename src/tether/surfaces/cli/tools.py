@@ -7,7 +7,10 @@
   rejected, findings), then each finding with the smallest arguments that
   showed it. Exits 0 when no tool has a finding, 1 when one has, 2 on a
   usage error (an unknown tool, an agent with ``deps`` but no
-  ``test_deps``, a bad option).
+  ``test_deps``, a bad option). The tools of the agent's MCP servers are
+  tested only with ``--mcp`` (their calls go to the real server, destructive
+  tools included: use it against a test server); without it they are
+  skipped with a note, and no server is started.
 - ``tether tools pins AGENT``: the pinned definitions of the agent's MCP
   tools (per version, server and tool): state, hash, and for a quarantined
   tool why and what differs. ``--json`` prints them as one JSON array.
@@ -91,6 +94,14 @@ def tools_test(
         typer.Option(min=0.001, help="At most this many seconds per call (default: the tool's)."),
     ] = None,
     model: ModelOption = None,
+    mcp: Annotated[
+        bool,
+        typer.Option(
+            "--mcp",
+            help="Also test the tools of AGENT's MCP servers: calls go to the real server, "
+            "destructive tools included; only against a test server.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Call AGENT's tools with generated arguments; report every bug; exit 1 on any."""
@@ -109,6 +120,7 @@ def tools_test(
             values=known,
             user=user,
             call_timeout=timeout,
+            mcp=mcp,
         )
     )
     if as_json:

@@ -7,10 +7,18 @@ of the agent's dependencies, ``Agent.test_deps``, built afresh for each tool
 (and again after a call hangs, since a hung call may hold them). The real
 ``deps`` are never built: an agent that has them but no ``test_deps`` is
 refused, since the calls include its writes.
+
+The tools of the agent's tool sources (MCP servers) are checked only with
+``mcp=True``: each source is opened (:func:`~tether.surfaces.toolsources.open_sources`)
+for the run and each call goes to its real server, destructive tools
+included, so do that against a test server. Their validation is the JSON
+Schema the server listed; they take no deps. Without ``mcp`` they are
+skipped, with a note saying so, and no server is started.
 """
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,6 +32,7 @@ from tether.spec.agent import Agent
 from tether.spec.jsonsafe import SessionVars, Unstorable, to_jsonable
 from tether.spec.principal import Principal
 from tether.spec.tools import Tool
+from tether.spec.toolsource import ToolSourceUnavailable
 from tether.surfaces.loader import describe_exception
 from tether.surfaces.toolcheck.calls import CallResult, DaemonThreads, Outcome, call_tool
 from tether.surfaces.toolcheck.inputs import ArgumentSchema, canonical
@@ -34,6 +43,7 @@ from tether.surfaces.toolcheck.report import (
     ToolCheckReport,
     ToolReport,
 )
+from tether.surfaces.toolsources import OPEN_TIMEOUT, open_sources, with_source_tools
 
 __all__ = ["MAX_HANGS", "check_tools"]
 
@@ -57,6 +67,8 @@ async def check_tools(
     values: Mapping[str, Sequence[Any]] | None = None,
     user: str | None = None,
     call_timeout: float | None = None,
+    mcp: bool = False,
+    open_timeout: float = OPEN_TIMEOUT,
 ) -> ToolCheckReport:
     """Call each of ``agent``'s tools with generated arguments; report every bug found.
 
@@ -74,17 +86,69 @@ async def check_tools(
       refusals.
     - ``call_timeout``: at most this many seconds per call (default: each tool's
       own ``timeout``).
+    - ``mcp``: also check the tools of the agent's tool sources, calling
+      their real servers (only against a test server); ``open_timeout``:
+      seconds to open each and list its tools.
 
     Raises :class:`~tether.exceptions.ConfigError` for an agent with
-    ``deps`` but no ``test_deps``, and
-    :class:`~tether.exceptions.AgentLoadError` when ``test_deps`` fails.
+    ``deps`` but no ``test_deps`` (when one of its own tools is checked),
+    :class:`~tether.exceptions.AgentLoadError` when ``test_deps`` fails, and
+    :class:`~tether.spec.toolsource.ToolSourceUnavailable` when ``mcp`` is
+    set and a tool source cannot be opened.
     """
     if examples < 1:
         raise ConfigError(f"examples must be at least 1, not {examples}")
     if call_timeout is not None and call_timeout <= 0:
         raise ConfigError(f"call_timeout must be positive, not {call_timeout}")
-    chosen = _chosen(agent, tools)
-    if agent.deps is not None and agent.test_deps is None:
+    async with contextlib.AsyncExitStack() as stack:
+        all_tools: Sequence[Tool] = agent.tools
+        from_sources: frozenset[str] = frozenset()
+        if mcp and agent.toolsets:
+            listed = await stack.enter_async_context(open_sources(agent, open_timeout=open_timeout))
+            for entry in listed:
+                if entry.error is not None:
+                    raise ToolSourceUnavailable(
+                        f"MCP server {entry.name!r} could not be opened ({entry.error}), so "
+                        "its tools cannot be tested; check its command or URL, or test "
+                        "without --mcp"
+                    )
+            all_tools = with_source_tools(agent, listed)
+            from_sources = frozenset(t.name for entry in listed for t in entry.tools)
+        report = await _check(
+            agent,
+            _chosen(agent, all_tools, tools, sources_listed=mcp),
+            from_sources,
+            examples=examples,
+            seed=seed,
+            vars=vars,
+            values=values,
+            user=user,
+            call_timeout=call_timeout,
+        )
+    if agent.toolsets and not mcp:
+        names = ", ".join(s.name for s in agent.toolsets)
+        report.notes.append(
+            f"the tools of MCP server(s) {names} were not tested: their calls would go to the "
+            "real server, destructive tools included; pass --mcp (mcp=True) to test them, "
+            "against a test server"
+        )
+    return report
+
+
+async def _check(
+    agent: Agent,
+    chosen: list[Tool],
+    from_sources: frozenset[str],
+    *,
+    examples: int,
+    seed: int,
+    vars: dict[str, Any] | None,
+    values: Mapping[str, Sequence[Any]] | None,
+    user: str | None,
+    call_timeout: float | None,
+) -> ToolCheckReport:
+    own = [t for t in chosen if t.name not in from_sources]
+    if own and agent.deps is not None and agent.test_deps is None:
         raise ConfigError(
             f"agent {agent.name!r} has deps but no test_deps: the tools would be called "
             "(writes included) on its real dependencies. Declare a throwaway copy, "
@@ -97,7 +161,7 @@ async def check_tools(
         raise ConfigError(f"session var {exc.key!r} cannot be stored: {exc}") from None
     report = ToolCheckReport(agent=agent.name, version=agent.version, seed=seed, examples=examples)
     threads = DaemonThreads()
-    checker = _Checker(agent, threads, start_vars, values or {}, user, call_timeout)
+    checker = _Checker(agent, threads, start_vars, values or {}, user, call_timeout, from_sources)
     for tool in chosen:
         report.tools.append(await checker.check(tool, examples, seed))
     if threads.running:
@@ -113,15 +177,25 @@ async def check_tools(
     return report
 
 
-def _chosen(agent: Agent, names: Sequence[str] | None) -> list[Tool]:
+def _chosen(
+    agent: Agent, tools: Sequence[Tool], names: Sequence[str] | None, *, sources_listed: bool
+) -> list[Tool]:
     if not names:
-        return list(agent.tools)
+        return list(tools)
+    by_name = {t.name: t for t in tools}
     out = []
     for name in dict.fromkeys(names):
-        tool = agent.tool(name)
+        tool = by_name.get(name)
         if tool is None:
-            known = ", ".join(t.name for t in agent.tools) or "none"
-            raise ConfigError(f"agent {agent.name!r} has no tool {name!r}; its tools: {known}")
+            known = ", ".join(by_name) or "none"
+            hint = (
+                " (the tools of its MCP servers are listed only with --mcp)"
+                if agent.toolsets and not sources_listed
+                else ""
+            )
+            raise ConfigError(
+                f"agent {agent.name!r} has no tool {name!r}; its tools: {known}{hint}"
+            )
         out.append(tool)
     return out
 
@@ -142,8 +216,11 @@ class _Checker:
         values: Mapping[str, Sequence[Any]],
         user: str | None,
         timeout: float | None,
+        from_sources: frozenset[str] = frozenset(),
     ) -> None:
         self.agent = agent
+        #: tools of tool sources: they take no deps, so none are built for them
+        self.from_sources = from_sources
         self.values = values
         self.threads = threads
         self.vars = vars
@@ -156,7 +233,7 @@ class _Checker:
     async def deps(self, tool: Tool) -> tuple[DepsCache, Any]:
         """Fresh test deps (and the cache that closes them), or ``None`` without a factory."""
         cache = DepsCache(max_sessions=1, busy=())
-        factory = self.agent.test_deps
+        factory = None if tool.name in self.from_sources else self.agent.test_deps
         self.builds += 1
         info = SessionInfo(
             session_id=f"tools-test-{tool.name}-{self.builds}",
