@@ -425,6 +425,12 @@ class VersionStore:
                 f"{' or '.join(str(e) for e in expect)}); nothing was changed: look again"
             )
 
+    async def _step_down(
+        self, conn: AsyncConnection, agent: str, version: str, to: VersionState, now: float
+    ) -> None:
+        """The active ``version`` stops taking new sessions (``previous`` or ``rolled_back``)."""
+        await self._set(conn, agent, version, (VersionState.ACTIVE,), state=to, deactivated_at=now)
+
     async def register(
         self,
         agent: str,
@@ -484,14 +490,7 @@ class VersionStore:
                     "without --canary first"
                 )
             if state == VersionState.ACTIVE and active is not None:
-                await self._set(
-                    conn,
-                    agent,
-                    active.version,
-                    (VersionState.ACTIVE,),
-                    state=VersionState.PREVIOUS,
-                    deactivated_at=now,
-                )
+                await self._step_down(conn, agent, active.version, VersionState.PREVIOUS, now)
             if existing is None:
                 await conn.execute(
                     agent_versions.insert().values(
@@ -536,14 +535,7 @@ class VersionStore:
             if canary is None:
                 raise VersionError(f"{agent} has no canary to promote")
             if active is not None:
-                await self._set(
-                    conn,
-                    agent,
-                    active.version,
-                    (VersionState.ACTIVE,),
-                    state=VersionState.PREVIOUS,
-                    deactivated_at=now,
-                )
+                await self._step_down(conn, agent, active.version, VersionState.PREVIOUS, now)
             await self._set(
                 conn,
                 agent,
@@ -612,14 +604,7 @@ class VersionStore:
                         "under a new label)"
                     )
                 back = max(candidates, key=lambda v: (v.deactivated_at or 0.0, v.created_at))
-                await self._set(
-                    conn,
-                    agent,
-                    active.version,
-                    (VersionState.ACTIVE,),
-                    state=VersionState.ROLLED_BACK,
-                    deactivated_at=now,
-                )
+                await self._step_down(conn, agent, active.version, VersionState.ROLLED_BACK, now)
                 await self._set(
                     conn,
                     agent,
